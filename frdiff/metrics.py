@@ -1,0 +1,57 @@
+"""Quality maths as pure functions of tensors: PSNR, SSIM, Frechet distance, accuracy.
+
+Images are float tensors in [0, 1], shape (N, C, H, W), unless a function says otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def psnr(images: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean over images of 10 log10(1 / MSE), capped at 100 dB for identical images."""
+    mse = (images.float() - reference.float()).pow(2).flatten(1).mean(1)
+    values = 10 * torch.log10(1.0 / mse.clamp(min=1e-10))
+    return float(values.clamp(max=100.0).mean())
+
+
+def ssim(images: torch.Tensor, reference: torch.Tensor) -> float:
+    """Mean SSIM (scikit-image, colour, 7x7 window) over images."""
+    from skimage.metrics import structural_similarity
+
+    a = images.float().permute(0, 2, 3, 1).cpu().numpy()
+    b = reference.float().permute(0, 2, 3, 1).cpu().numpy()
+    return float(np.mean([structural_similarity(x, y, channel_axis=-1, data_range=1.0)
+                          for x, y in zip(a, b)]))
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets (N, D)."""
+    from scipy import linalg
+
+    a = features_a.double().cpu().numpy()
+    b = features_b.double().cpu().numpy()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    if not np.isfinite(covmean).all():  # nearly singular product: regularise, as FID code does
+        eps = np.eye(cov_a.shape[0]) * 1e-6
+        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
+    covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+
+
+@torch.no_grad()
+def classify(classifier: torch.nn.Module, images: torch.Tensor, batch_size: int = 256):
+    """Logits and penultimate features of images in [0, 1]."""
+    logits, feats = [], []
+    for chunk in images.split(batch_size):
+        f = classifier.features(chunk.float() * 2 - 1)
+        feats.append(f)
+        logits.append(classifier.fc(f))
+    return torch.cat(logits), torch.cat(feats)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((logits.argmax(1) == labels).float().mean())

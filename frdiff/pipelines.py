@@ -1,0 +1,196 @@
+"""The embedded glyph pipeline and `load_pipeline`, the one way in for every model.
+
+`GlyphPipeline` follows `DiTPipeline`'s calling convention (class labels in, images out) for
+pixel-space class-conditional models: a `UNet2DModel` (`pipe.unet`) or a
+`DiTTransformer2DModel` (`pipe.transformer`). Classifier-free guidance runs as one batched
+model call per step with the batch ordered [uncond, cond].
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from typing import Sequence
+
+import torch
+from diffusers import (DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
+                       EulerDiscreteScheduler, ImagePipelineOutput, UNet2DModel)
+from diffusers.utils.torch_utils import randn_tensor
+
+ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+EMBEDDED_MODELS = {"glyph-unet": "glyph-unet", "glyph-dit": "glyph-dit"}
+DEFAULT_GUIDANCE_SCALE = 3.0
+MAX_BATCH = 1024
+SCHEDULERS = {  # name -> (class, config overrides); deterministic samplers only
+    "ddim": (DDIMScheduler, {}),
+    "dpmsolver": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "euler": (EulerDiscreteScheduler, {}),
+}
+
+
+class GlyphPipeline(DiffusionPipeline):
+    """Class-conditional pixel-space sampling with classifier-free guidance."""
+
+    _optional_components = ["unet", "transformer"]
+
+    def __init__(self, scheduler, unet=None, transformer=None, labels: str = ""):
+        super().__init__()
+        if (unet is None) == (transformer is None):
+            raise ValueError("GlyphPipeline needs exactly one of `unet` or `transformer`")
+        self.register_modules(unet=unet, transformer=transformer, scheduler=scheduler)
+        self.register_to_config(labels=labels)
+
+    @classmethod
+    def from_model(cls, model, scheduler, labels: str) -> "GlyphPipeline":
+        """Wrap a UNet2DModel or a DiT-style transformer (set to eval mode) with its scheduler."""
+        model.eval()
+        if isinstance(model, UNet2DModel):
+            return cls(scheduler=scheduler, unet=model, labels=labels)
+        return cls(scheduler=scheduler, transformer=model, labels=labels)
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        return self.unet if self.unet is not None else self.transformer
+
+    @property
+    def labels(self) -> str:
+        return self.config.labels
+
+    @property
+    def null_class(self) -> int:
+        return len(self.labels)
+
+    def label_ids(self, class_labels: Sequence[str | int] | str | int) -> list[int]:
+        """Characters or ids to ids; raises ValueError naming the valid labels."""
+        if isinstance(class_labels, (str, int)):
+            class_labels = [class_labels] if isinstance(class_labels, int) else list(class_labels)
+        ids = []
+        for label in class_labels:
+            if isinstance(label, str) and len(label) == 1 and label in self.labels:
+                ids.append(self.labels.index(label))
+            elif isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(self.labels):
+                ids.append(label)
+            else:
+                raise ValueError(f"unknown class label {label!r}; valid labels are "
+                                 f"{' '.join(self.labels)} or ids 0..{len(self.labels) - 1}")
+        return ids
+
+    def _model_output(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        t = t.expand(x.shape[0]) if t.ndim else t.repeat(x.shape[0])
+        if self.unet is not None:
+            return self.unet(x, t, class_labels=labels).sample
+        out = self.transformer(x, timestep=t, class_labels=labels).sample
+        return out[:, : x.shape[1]]  # drop a learned-variance half, if the model has one
+
+    def _check_call(self, ids: list[int], steps: int, resolution: int) -> None:
+        if not 1 <= len(ids) <= MAX_BATCH:
+            raise ValueError(f"batch size must be 1..{MAX_BATCH}, got {len(ids)}")
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"num_inference_steps must be an integer >= 1, got {steps!r}")
+        native = self.denoiser.config.sample_size
+        if resolution != native:
+            raise ValueError(f"this model generates {native}x{native} images; "
+                             f"resolution {resolution} is not supported")
+
+    @torch.no_grad()
+    def __call__(self, class_labels: Sequence[str | int] | str | int,
+                 num_inference_steps: int = 50, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
+                 generator: torch.Generator | list[torch.Generator] | None = None,
+                 latents: torch.Tensor | None = None, resolution: int | None = None,
+                 output_type: str = "pil", return_dict: bool = True):
+        """Generate one image per class label; output_type is "pil", "np" or "pt"."""
+        ids = self.label_ids(class_labels)
+        model = self.denoiser
+        resolution = resolution or model.config.sample_size
+        self._check_call(ids, num_inference_steps, resolution)
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
+        device, dtype = self._execution_device, model.dtype
+        shape = (len(ids), model.config.in_channels, resolution, resolution)
+        if latents is None:
+            latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+        labels = torch.tensor(ids, device=device)
+        use_cfg = guidance_scale > 1.0
+        if use_cfg:
+            labels = torch.cat([torch.full_like(labels, self.null_class), labels])
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        step_kwargs = _accepted_kwargs(self.scheduler.step, generator=generator)
+        for t in self.progress_bar(self.scheduler.timesteps):
+            x = torch.cat([latents, latents]) if use_cfg else latents
+            x = self.scheduler.scale_model_input(x, t)
+            out = self._model_output(x, t, labels)
+            if use_cfg:
+                uncond, cond = out.chunk(2)
+                out = uncond + guidance_scale * (cond - uncond)
+            latents = self.scheduler.step(out, t, latents, **step_kwargs).prev_sample
+        images = (latents.float() / 2 + 0.5).clamp(0, 1)
+        if output_type != "pt":
+            images = images.permute(0, 2, 3, 1).cpu().numpy()
+            if output_type == "pil":
+                images = self.numpy_to_pil(images)
+        self.maybe_free_model_hooks()
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+
+def _accepted_kwargs(fn, **kwargs) -> dict:
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def load_pipeline(name_or_path: str, device: str | torch.device | None = None,
+                  torch_dtype: torch.dtype | None = None) -> DiffusionPipeline:
+    """An embedded name ("glyph-unet", "glyph-dit"), a local folder, or a hub id."""
+    if name_or_path in EMBEDDED_MODELS:
+        path = os.path.join(ASSETS_DIR, EMBEDDED_MODELS[name_or_path])
+        if not os.path.isfile(os.path.join(path, "model_index.json")):
+            raise FileNotFoundError(f"embedded model {name_or_path!r} is missing from {path}; "
+                                    f"train and export it with `python -m frdiff train`")
+    elif os.path.isdir(name_or_path):
+        path = name_or_path
+    elif "/" not in name_or_path or name_or_path.startswith((".", os.sep)):
+        raise ValueError(f"unknown model {name_or_path!r}: embedded models are "
+                         f"{', '.join(EMBEDDED_MODELS)}; or give a local pipeline folder or a "
+                         f"hub id such as 'facebook/DiT-XL-2-256'")
+    else:
+        path = None
+    kwargs = {"torch_dtype": torch_dtype} if torch_dtype is not None else {}
+    try:
+        pipe = _from_pretrained(path, name_or_path, kwargs)
+    except (OSError, ValueError, RuntimeError) as err:
+        where = f"folder {path}" if path else f"hub id {name_or_path!r} (is the hub reachable?)"
+        raise OSError(f"could not load a pipeline from {where}: {err}") from err
+    return pipe.to(device) if device is not None else pipe
+
+
+def _from_pretrained(path: str | None, name: str, kwargs: dict) -> DiffusionPipeline:
+    if path is None:
+        return DiffusionPipeline.from_pretrained(name, **kwargs)
+    index_file = os.path.join(path, "model_index.json")
+    if not os.path.isfile(index_file):
+        raise OSError(f"{path} has no model_index.json (not a diffusers pipeline folder)")
+    with open(index_file) as f:
+        class_name = json.load(f).get("_class_name")
+    cls = GlyphPipeline if class_name == GlyphPipeline.__name__ else DiffusionPipeline
+    return cls.from_pretrained(path, **kwargs)
+
+
+def set_scheduler(pipe: DiffusionPipeline, name: str) -> DiffusionPipeline:
+    """Swap the pipeline's scheduler for `name` ("ddim", "dpmsolver", "euler"), same betas."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; choose from {', '.join(SCHEDULERS)}")
+    cls, overrides = SCHEDULERS[name]
+    pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
+    return pipe
+
+
+def load_classifier(path: str | None = None):
+    """The project's quality judge (assets/classifier), in eval mode."""
+    from .models import GlyphClassifier
+
+    path = path or os.path.join(ASSETS_DIR, "classifier")
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"no classifier at {path}; train it with "
+                                f"`python -m frdiff train --model classifier`")
+    return GlyphClassifier.from_pretrained(path).eval()

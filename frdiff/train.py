@@ -1,0 +1,167 @@
+"""Train the embedded glyph models: `python -m frdiff train --model glyph-unet ...`.
+
+Generators learn v-prediction with min-SNR loss weighting, label dropout to the null class
+(classifier-free guidance) and EMA weights; the classifier learns from fresh glyphs each step.
+Training resumes from `RUN_DIR/checkpoint.pt`; `--export` writes the EMA weights to `assets/`
+in diffusers `save_pretrained` layout.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data import GLYPH_CLASSES, GlyphStream, GlyphStyle
+from .models import NUM_CLASSES, GlyphClassifier, build_glyph_dit, build_glyph_unet, build_scheduler
+
+TRAINABLE = ("glyph-unet", "glyph-dit", "classifier")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    steps: int
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 200
+    ema_decay: float = 0.999
+    label_dropout: float = 0.1
+    min_snr_gamma: float = 5.0
+    seed: int = 0
+    checkpoint_every: int = 250
+
+
+def build_model(name: str) -> torch.nn.Module:
+    builders = {"glyph-unet": build_glyph_unet, "glyph-dit": build_glyph_dit,
+                "classifier": GlyphClassifier}
+    return builders[name]()
+
+
+def _disable_builtin_label_dropout(model: torch.nn.Module) -> None:
+    # diffusers' DiT drops labels inside every block independently in train mode; we drop
+    # them once, explicitly, for every model, so the null class means the same thing.
+    from diffusers.models.embeddings import LabelEmbedding
+
+    for module in model.modules():
+        if isinstance(module, LabelEmbedding):
+            module.dropout_prob = 0.0
+
+
+def _call_generator(model, x, t, labels):
+    return model(x, t, class_labels=labels).sample
+
+
+def diffusion_loss(model, images, labels, alphas_cumprod, cfg: TrainConfig, g: torch.Generator):
+    """v-prediction MSE with min-SNR-gamma weighting (Hang et al. 2023), CFG label dropout."""
+    n = images.shape[0]
+    t = torch.randint(0, len(alphas_cumprod), (n,), generator=g)
+    a = alphas_cumprod[t].view(n, 1, 1, 1)
+    noise = torch.randn(images.shape, generator=g)
+    noisy = a.sqrt() * images + (1 - a).sqrt() * noise
+    target = a.sqrt() * noise - (1 - a).sqrt() * images  # v
+    drop = torch.rand(n, generator=g) < cfg.label_dropout
+    labels = torch.where(drop, torch.full_like(labels, NUM_CLASSES), labels)
+    pred = _call_generator(model, noisy, t, labels)
+    snr = (a / (1 - a)).view(n)
+    weight = snr.clamp(max=cfg.min_snr_gamma) / (snr + 1)
+    return (weight * (pred - target).pow(2).mean((1, 2, 3))).mean()
+
+
+def classifier_loss(model, images, labels):
+    return F.cross_entropy(model(images), labels, label_smoothing=0.05)
+
+
+def _checkpoint_path(run_dir: str) -> str:
+    return os.path.join(run_dir, "checkpoint.pt")
+
+
+def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: bool = True):
+    """Train (or resume) one model; returns the run directory's checkpoint path."""
+    if threads:
+        torch.set_num_threads(threads)
+    os.makedirs(run_dir, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model)
+    _disable_builtin_label_dropout(model)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    stream = GlyphStream(cfg.batch_size, seed=cfg.seed, style=GlyphStyle())
+    noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    step, elapsed = 0, 0.0
+    path = _checkpoint_path(run_dir)
+    if os.path.exists(path):
+        state = torch.load(path, weights_only=False)
+        if state["config"] != asdict(cfg) | {"steps": state["config"]["steps"]}:
+            raise ValueError(f"{path} was made with another config: {state['config']}")
+        model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"]), stream.load_state_dict(state["stream"])
+        noise_gen.set_state(state["noise_gen"]), torch.set_rng_state(state["torch_rng"])
+        step, elapsed = state["step"], state["elapsed"]
+    alphas_cumprod = build_scheduler().alphas_cumprod
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=not progress)
+    t0 = time.perf_counter() - elapsed
+    while step < cfg.steps:
+        images, labels = next(stream)
+        if cfg.model == "classifier":
+            loss = classifier_loss(model, images, labels)
+        else:
+            loss = diffusion_loss(model, images, labels, alphas_cumprod, cfg, noise_gen)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            _save(path, cfg, model, ema, opt, stream, noise_gen, step, time.perf_counter() - t0)
+    bar.close()
+    return path
+
+
+@torch.no_grad()
+def _ema_update(ema, model, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def _save(path, cfg, model, ema, opt, stream, noise_gen, step, elapsed) -> None:
+    state = {"config": asdict(cfg), "model": model.state_dict(), "ema": ema.state_dict(),
+             "opt": opt.state_dict(), "stream": stream.state_dict(),
+             "noise_gen": noise_gen.get_state(), "torch_rng": torch.get_rng_state(),
+             "step": step, "elapsed": elapsed}
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)  # never leave a half-written checkpoint
+
+
+def export(run_dir: str, out_dir: str) -> dict:
+    """Write the EMA weights of a run to `out_dir` (diffusers layout) with a training note."""
+    from .pipelines import GlyphPipeline
+
+    state = torch.load(_checkpoint_path(run_dir), weights_only=False)
+    name = state["config"]["model"]
+    model = build_model(name)
+    model.load_state_dict(state["ema"])
+    model.eval()
+    if name == "classifier":
+        model.save_pretrained(out_dir)
+    else:
+        GlyphPipeline.from_model(model, build_scheduler(), labels=GLYPH_CLASSES).save_pretrained(out_dir)
+    info = {"model": name, "steps": state["step"], "wall_time_s": round(state["elapsed"], 1),
+            "config": state["config"], "threads": torch.get_num_threads()}
+    with open(os.path.join(out_dir, "training.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    return info

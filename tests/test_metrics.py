@@ -1,0 +1,35 @@
+import torch
+
+from frdiff.metrics import accuracy, frechet_distance, psnr, ssim
+
+
+def test_psnr_identical_and_known_value():
+    a = torch.rand(2, 3, 8, 8)
+    assert psnr(a, a) == 100.0
+    b = (a + 0.1).clamp(0, 1)
+    c = a.clone()
+    c += 0.1  # uniform error of 0.1 -> 20 dB
+    assert abs(psnr(c, a) - 20.0) < 1e-3
+    assert psnr(b, a) > 20.0 - 1e-3
+
+
+def test_ssim_identical_is_one_and_noise_lowers_it():
+    a = torch.rand(2, 3, 16, 16)
+    assert abs(ssim(a, a) - 1.0) < 1e-6
+    noisy = (a + 0.3 * torch.randn_like(a)).clamp(0, 1)
+    assert ssim(noisy, a) < 0.9
+
+
+def test_frechet_distance():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2000, 4, generator=g)
+    y = torch.randn(2000, 4, generator=g)
+    assert frechet_distance(x, x) < 1e-6
+    assert frechet_distance(x, y) < 0.05
+    # shifting the mean by 2 in every one of 4 dims adds 16
+    assert abs(frechet_distance(x, y + 2) - 16.0) < 0.5
+
+
+def test_accuracy():
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0]])
+    assert abs(accuracy(logits, torch.tensor([0, 1, 1])) - 2 / 3) < 1e-6

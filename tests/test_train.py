@@ -1,0 +1,44 @@
+import json
+
+import torch
+
+from frdiff import load_pipeline
+from frdiff.cli import main
+from frdiff.train import TrainConfig, export, train
+
+
+def _weights(run_dir):
+    return torch.load(f"{run_dir}/checkpoint.pt", weights_only=False)["model"]
+
+
+def test_resume_equals_uninterrupted_training(tmp_path):
+    straight = TrainConfig(model="classifier", steps=4, batch_size=8, checkpoint_every=2)
+    train(straight, str(tmp_path / "a"), progress=False)
+    first_half = TrainConfig(model="classifier", steps=2, batch_size=8, checkpoint_every=2)
+    train(first_half, str(tmp_path / "b"), progress=False)
+    train(straight, str(tmp_path / "b"), progress=False)  # resumes at step 2
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_another_config(tmp_path):
+    train(TrainConfig(model="classifier", steps=1, batch_size=4), str(tmp_path), progress=False)
+    try:
+        train(TrainConfig(model="classifier", steps=2, batch_size=8), str(tmp_path), progress=False)
+    except ValueError as err:
+        assert "another config" in str(err)
+    else:
+        raise AssertionError("resuming with another batch size must fail")
+
+
+def test_generator_trains_exports_and_loads(tmp_path, capsys):
+    run, out = tmp_path / "run", tmp_path / "glyph-unet"
+    rc = main(["train", "--model", "glyph-unet", "--steps", "2", "--batch", "4",
+               "--run-dir", str(run), "--export", str(out), "--json"])
+    assert rc == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["steps"] == 2 and info["out"] == str(out)
+    pipe = load_pipeline(str(out))
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe(["A"], num_inference_steps=2, output_type="pt").images
+    assert images.shape == (1, 3, 32, 32) and torch.isfinite(images).all()
