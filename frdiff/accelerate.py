@@ -1,0 +1,332 @@
+"""`frdiff.accelerate(pipe, policy, mixing)`: install feature reuse, restore on exit.
+
+Usage:
+    with frdiff.accelerate(pipe, policy=KeyframePolicy.uniform(50, 2), mixing=ScoreMixing()) as run:
+        images = pipe(class_labels=["A", "7"], num_inference_steps=50).images
+    print(run.stats)
+
+A bare model works too: `accelerate(model, policy, mixing, scheduler=scheduler)`; the
+hand-written loop calls `scheduler.set_timesteps(n)` once and `scheduler.step(...)` after every
+step, exactly as a pipeline does, and that is what advances frdiff's step clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .clock import StepClock, drive_clock
+from .cost import MacCounter
+from .mixing import Prediction, ScoreMixing, from_prediction, to_prediction
+from .policy import KeyframePolicy
+from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook
+from .targets import PolicyBlock, denoiser_of, find_blocks, sample_of
+
+
+@dataclass
+class RunStats:
+    """What an accelerated context did, summed over every pipeline call inside it."""
+
+    modules_reused: dict = field(default_factory=dict)  # FR units by kind, and skip blocks
+    network_calls: int = 0  # model forwards that ran (full or FR)
+    network_calls_skipped: int = 0  # lam = 0 steps: the keyframe prediction was reused
+    fr_calls: int = 0  # forwards with at least one block in F or S mode
+    baseline_macs: int = 0  # what the same calls cost without frdiff
+    executed_macs: int = 0
+    peak_cache_bytes: int = 0
+    cache_misses: int = 0  # reuse asked for but no cache (computed instead)
+
+    @property
+    def ideal_speedup(self) -> float:
+        return self.baseline_macs / self.executed_macs if self.executed_macs else float("nan")
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"ideal_speedup": self.ideal_speedup}
+
+
+def describe(pipe_or_model) -> str:
+    """A readable summary of what frdiff can reuse in a pipeline's (or a model's) denoiser."""
+    model = pipe_or_model if isinstance(pipe_or_model, torch.nn.Module) else denoiser_of(pipe_or_model)
+    lines = [f"{type(model).__name__}: policy blocks and their FR units"]
+    for b in find_blocks(model):
+        kinds = ", ".join(f"{u.name[len(b.name) + 1:]} ({u.kind})" for u in b.units) or "none"
+        lines.append(f"  {b.name:<22} {type(b.module).__name__:<24} {kinds}")
+    return "\n".join(lines)
+
+
+class Run:
+    """The state of one accelerate() context: clock, modes of the current step, caches."""
+
+    def __init__(self, model, scheduler, blocks: list[PolicyBlock], policy: KeyframePolicy,
+                 mixing: ScoreMixing, cache_dtype: torch.dtype | None):
+        self.model, self.scheduler, self.blocks = model, scheduler, blocks
+        self.policy, self.mixing, self.cache_dtype = policy, mixing, cache_dtype
+        self.clock = StepClock()
+        self.stats = RunStats()
+        self.modes: tuple[str, ...] = ()
+        self.capturing = None
+        self._cache: dict[tuple[int, int], object] = {}
+        self._cache_bytes: dict[tuple[int, int], int] = {}
+        self._branch = 0
+        self._keys: dict[int, Prediction] = {}
+        self._call_macs: dict[int, int] = {}  # full model MACs per branch (from the probe)
+        self._saved_macs: dict[tuple[str, int], int] = {}
+        self._unit_savings: dict[int, int] = {}  # id(unit or block) -> MACs it saves, per branch
+        self._signature = inspect.signature(model.forward)
+
+    # -- clock events ------------------------------------------------------------------
+    def on_start(self, num_steps: int) -> None:
+        if num_steps != self.policy.num_steps:
+            raise ValueError(f"the policy covers {self.policy.num_steps} steps but the sampler "
+                             f"runs {num_steps}; make the policy for num_inference_steps={num_steps}")
+        self.clear()
+        self.clock.start(num_steps)
+
+    def on_step(self) -> None:
+        self.clock.advance()
+        if self.clock.finished:
+            self.clear()  # the call is over: free every cache
+
+    def clear(self) -> None:
+        self._cache.clear()
+        self._cache_bytes.clear()
+        self._keys.clear()
+
+    # -- caches --------------------------------------------------------------------------
+    def store(self, owner, value) -> None:
+        key = (id(owner), self._branch)
+        value = _map_tensors(lambda t: t.detach().to(self.cache_dtype or t.dtype), value)
+        self._cache[key] = value
+        self._cache_bytes[key] = _nbytes(value)
+        total = sum(self._cache_bytes.values())
+        self.stats.peak_cache_bytes = max(self.stats.peak_cache_bytes, total)
+
+    def cached(self, owner):
+        value = self._cache.get((id(owner), self._branch))
+        if value is None:
+            self.stats.cache_misses += 1
+            return None
+        if self.cache_dtype is None:
+            return value
+        return _map_tensors(lambda t: t.to(self._compute_dtype), value)
+
+    # -- the model's forward -----------------------------------------------------------
+    def model_forward(self, original):
+        def forward(*args, **kwargs):
+            self._branch = branch = self.clock.next_call()
+            step = self.clock.step
+            self.modes = tuple(self.policy.mode(step, i) for i in range(len(self.blocks)))
+            keyframe = self.policy.is_keyframe(step)
+            lam = 1.0 if keyframe else self.mixing.lam(step, self.policy.num_steps)
+            if keyframe and branch not in self._call_macs:
+                with MacCounter(self.model) as counter:  # step 0 is a full keyframe: probe it
+                    out = original(*args, **kwargs)
+                self._record_costs(counter, branch)
+            elif lam > 0.0:
+                out = original(*args, **kwargs)
+            else:
+                out = None
+            self._account(step, branch, keyframe, lam)
+            return self._mix(out, args, kwargs, branch, keyframe, lam)
+        return forward
+
+    def _mix(self, out, args, kwargs, branch: int, keyframe: bool, lam: float):
+        if not self._mixing_used or (lam == 1.0 and not keyframe):
+            return out
+        x, alpha, sigma = self._point(args, kwargs)
+        kind = self.scheduler.config.prediction_type
+        if keyframe:  # store eps_key (and x0_key) for the following reuse steps
+            self._keys[branch] = to_prediction(sample_of(out).detach(), x, alpha, sigma, kind)
+            self._out_type = type(out)
+            return out
+        key = self._keys[branch]
+        pred = key if out is None else to_prediction(sample_of(out), x, alpha, sigma, kind).mix(key, lam)
+        sample = from_prediction(pred, alpha, sigma, kind).to(x.dtype)
+        if out is not None:
+            return _with_sample(out, sample)
+        return _build_output(self._out_type, sample)
+
+    def _point(self, args, kwargs):
+        """The model input x and its coefficients: x = alpha x0 + sigma eps."""
+        bound = self._signature.bind(*args, **kwargs).arguments
+        names = list(self._signature.parameters)
+        x = bound[names[0]]
+        t = torch.as_tensor(bound["timestep"], dtype=torch.float64).flatten().cpu()
+        ac = self.scheduler.alphas_cumprod.to(torch.float64).cpu()
+        lo = t.floor().long().clamp(0, len(ac) - 1)
+        hi = (lo + 1).clamp(max=len(ac) - 1)
+        a = torch.lerp(ac[lo], ac[hi], t - lo)  # interpolate for fractional timesteps
+        a = a.expand(x.shape[0]) if a.numel() == 1 else a
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+        alpha = a.sqrt().view(shape).to(x.device, torch.float32)
+        sigma = (1 - a).sqrt().view(shape).to(x.device, torch.float32)
+        return x.float(), alpha, sigma
+
+    # -- accounting ----------------------------------------------------------------------
+    def _record_costs(self, counter: MacCounter, branch: int) -> None:
+        self._call_macs[branch] = counter.total()
+        for b in self.blocks:
+            self._unit_savings[(id(b), branch)] = counter.total(b.module)
+            for u in b.units:
+                part = u.module.conv1 if u.kind == "resnet" else u.module
+                self._unit_savings[(id(u), branch)] = counter.total(part)
+
+    def _account(self, step: int, branch: int, keyframe: bool, lam: float) -> None:
+        s = self.stats
+        macs = self._call_macs.get(branch, self._call_macs.get(0, 0))
+        s.baseline_macs += macs
+        if lam == 0.0:
+            s.network_calls_skipped += 1
+            return
+        s.network_calls += 1
+        if keyframe:
+            s.executed_macs += macs
+            return
+        s.fr_calls += 1
+        s.executed_macs += macs - self._saved(branch)
+
+    def _saved(self, branch: int) -> int:
+        key = ("".join(self.modes), branch)
+        if key not in self._saved_macs:
+            b_ = branch if (id(self.blocks[0]), branch) in self._unit_savings else 0
+            saved = 0
+            for mode, b in zip(self.modes, self.blocks):
+                if mode == "S":
+                    saved += self._unit_savings[(id(b), b_)]
+                elif mode == "F":
+                    saved += sum(self._unit_savings[(id(u), b_)] for u in b.units)
+            self._saved_macs[key] = saved
+        return self._saved_macs[key]
+
+    @property
+    def _mixing_used(self) -> bool:
+        """Whether any step blends or reuses eps_key (else keyframes need not store it)."""
+        if not hasattr(self, "_uses_key"):
+            n = self.policy.num_steps
+            self._uses_key = self.mixing.enabled and any(
+                not self.policy.is_keyframe(i) and self.mixing.lam(i, n) < 1.0 for i in range(n))
+        return self._uses_key
+
+    @property
+    def _compute_dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+
+def _map_tensors(fn, value):
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, tuple):
+        return tuple(_map_tensors(fn, v) for v in value)
+    if isinstance(value, list):
+        return [_map_tensors(fn, v) for v in value]
+    return value
+
+
+def _nbytes(value) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
+def _with_sample(template, sample):
+    if isinstance(template, torch.Tensor):
+        return sample
+    if isinstance(template, tuple):
+        return (sample,) + tuple(template[1:])
+    return type(template)(sample=sample)
+
+
+def _build_output(out_type, sample):
+    if out_type is torch.Tensor:
+        return sample
+    if out_type is tuple:
+        return (sample,)
+    return out_type(sample=sample)
+
+
+@contextlib.contextmanager
+def accelerate(pipe_or_model, policy: KeyframePolicy, mixing: ScoreMixing | None = None,
+               scheduler=None, cache_dtype: torch.dtype | None = None):
+    """Install FRDiff on a pipeline's denoiser (or a bare model with `scheduler`)."""
+    if isinstance(pipe_or_model, torch.nn.Module):
+        model = pipe_or_model
+        if scheduler is None:
+            raise ValueError("a bare model needs the scheduler that drives its sampling loop")
+    else:
+        model = denoiser_of(pipe_or_model)
+        scheduler = scheduler or getattr(pipe_or_model, "scheduler", None)
+    run = _prepare(model, scheduler, policy, mixing, cache_dtype)
+    undo = []
+    try:
+        _install(run, undo)
+        yield run
+    finally:
+        for restore in reversed(undo):
+            restore()
+        run.clear()
+
+
+def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
+    """Validate everything before anything is touched."""
+    if not isinstance(policy, KeyframePolicy):
+        raise TypeError(f"policy must be a KeyframePolicy, got {type(policy).__name__}")
+    mixing = mixing if mixing is not None else ScoreMixing.off()
+    if not isinstance(mixing, ScoreMixing):
+        raise TypeError(f"mixing must be a ScoreMixing, got {type(mixing).__name__}")
+    if getattr(model, "_frdiff_run", None) is not None:
+        raise RuntimeError(f"this {type(model).__name__} is already accelerated by frdiff; "
+                           f"leave the first accelerate() context before entering another")
+    if scheduler is None or not hasattr(scheduler, "set_timesteps") or not hasattr(scheduler, "step"):
+        raise ValueError("accelerate() needs a diffusers scheduler (set_timesteps and step)")
+    if mixing.enabled and not hasattr(scheduler, "alphas_cumprod"):
+        raise ValueError(f"score mixing needs a scheduler with alphas_cumprod; "
+                         f"{type(scheduler).__name__} has none (use ScoreMixing.off())")
+    blocks = find_blocks(model)
+    if not any(b.units for b in blocks):
+        raise ValueError(f"{type(model).__name__} has no module frdiff can reuse "
+                         f"(supported: diffusers UNets with ResnetBlock2D/attention blocks, "
+                         f"adaLN DiT and PixArt transformers)")
+    policy.check_blocks([b.name for b in blocks])
+    return Run(model, scheduler, blocks, policy, mixing, cache_dtype)
+
+
+def _install(run: Run, undo: list) -> None:
+    """Replace forwards (each with its exact inverse pushed on `undo` first)."""
+    model, policy = run.model, run.policy
+    model._frdiff_run = run
+    undo.append(lambda: delattr(model, "_frdiff_run"))
+    undo.append(drive_clock(run.scheduler, run.on_start, run.on_step))
+    _replace_forward(model, run.model_forward(model.forward), undo)
+    counts: dict[str, int] = {}
+    for index, block in enumerate(run.blocks):
+        column = {policy.mode(s, index) for s in range(policy.num_steps)}
+        if "S" in column:
+            _replace_forward(block.module, block_forward(block, index, run, block.module.forward), undo)
+            counts["skip_blocks"] = counts.get("skip_blocks", 0) + 1
+        if "F" not in column:
+            continue
+        for unit in block.units:
+            _replace_forward(unit.module, UNIT_FORWARDS[unit.kind](unit, run, unit.module.forward), undo)
+            if unit.kind == "resnet":
+                handle = unit.module.conv1.register_forward_hook(conv1_capture_hook(unit, run))
+                undo.append(handle.remove)
+            counts[unit.kind] = counts.get(unit.kind, 0) + 1
+    run.stats.modules_reused = counts
+
+
+def _replace_forward(module: torch.nn.Module, new_forward, undo: list) -> None:
+    saved = module.__dict__.get("forward")  # an instance-level forward (e.g. offload hooks)
+
+    def restore() -> None:
+        if saved is None:
+            module.__dict__.pop("forward", None)
+        else:
+            module.forward = saved
+
+    undo.append(restore)
+    module.forward = new_forward

@@ -1,0 +1,143 @@
+"""Keyframe policies: at each step, what every reusable block does.
+
+A block's mode at a step is one of
+  K  keyframe: compute everything and refresh the block's caches,
+  F  feature reuse (FRDiff): reuse the cached expensive parts, recompute the rest,
+  S  skip: reuse the block's whole output from the last step it ran (DeepCache/FORA style).
+A step where every block is K is a *keyframe step*: score mixing stores eps_key there.
+Step 0 is always a keyframe step. Steps are counted from the noisiest, 0..num_steps-1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+MODES = ("K", "F", "S")
+_REUSE = {"fr": "F", "block": "S"}
+
+
+@dataclass(frozen=True)
+class KeyframePolicy:
+    """`schedule[i]` is one mode per block at step i (a single character covers all blocks)."""
+
+    schedule: tuple[str, ...]
+    blocks: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "schedule", tuple(self.schedule))
+        if self.blocks is not None:
+            object.__setattr__(self, "blocks", tuple(self.blocks))
+        if not self.schedule:
+            raise ValueError("a policy needs at least one step")
+        width = len(self.blocks) if self.blocks is not None else 1
+        for i, row in enumerate(self.schedule):
+            if not isinstance(row, str) or len(row) not in {1, width} or set(row) - set(MODES):
+                raise ValueError(f"step {i}: {row!r} is not {width} or 1 of the modes "
+                                 f"K (keyframe), F (feature reuse), S (skip block)")
+        if set(self.schedule[0]) != {"K"}:
+            raise ValueError("step 0 must be a keyframe for every block (its caches are empty)")
+        if self.blocks is not None and len(set(self.blocks)) != len(self.blocks):
+            raise ValueError("block names must be unique")
+
+    # -- constructors ------------------------------------------------------------------
+    @classmethod
+    def uniform(cls, num_steps: int, interval: int, reuse: str = "fr") -> "KeyframePolicy":
+        """A keyframe every `interval` steps; interval=1 computes every step in full."""
+        if not isinstance(interval, int) or interval < 1:
+            raise ValueError(f"interval must be an integer >= 1, got {interval!r}")
+        return cls.from_steps(num_steps, range(0, max(num_steps, 1), interval), reuse)
+
+    @classmethod
+    def from_steps(cls, num_steps: int, keyframes: Iterable[int], reuse: str = "fr") -> "KeyframePolicy":
+        """Keyframes at the given steps; between them every block reuses ("fr" or "block")."""
+        if not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
+        if reuse not in _REUSE:
+            raise ValueError(f"reuse must be one of {', '.join(_REUSE)}, got {reuse!r}")
+        keys = set(keyframes)
+        bad = sorted(k for k in keys if not (isinstance(k, int) and 0 <= k < num_steps))
+        if bad:
+            raise ValueError(f"keyframe steps {bad} are outside 0..{num_steps - 1}")
+        if 0 not in keys:
+            raise ValueError("step 0 must be a keyframe")
+        return cls(tuple("K" if i in keys else _REUSE[reuse] for i in range(num_steps)))
+
+    @classmethod
+    def per_block(cls, blocks: Sequence[str], columns: dict[str, str]) -> "KeyframePolicy":
+        """From one mode string per block, e.g. {"mid_block": "KSKS", ...}; all of equal length."""
+        missing = [b for b in blocks if b not in columns]
+        extra = [b for b in columns if b not in blocks]
+        if missing or extra:
+            raise ValueError(f"per-block policy: missing {missing}, unknown {extra}")
+        lengths = {len(columns[b]) for b in blocks}
+        if len(lengths) != 1:
+            raise ValueError("every block's mode string must cover the same number of steps")
+        n = lengths.pop()
+        return cls(tuple("".join(columns[b][i] for b in blocks) for i in range(n)), tuple(blocks))
+
+    # -- queries -----------------------------------------------------------------------
+    @property
+    def num_steps(self) -> int:
+        return len(self.schedule)
+
+    def mode(self, step: int, block_index: int) -> str:
+        row = self.schedule[step]
+        return row[0] if len(row) == 1 else row[block_index]
+
+    def is_keyframe(self, step: int) -> bool:
+        return set(self.schedule[step]) == {"K"}
+
+    @property
+    def keyframes(self) -> list[int]:
+        return [i for i in range(self.num_steps) if self.is_keyframe(i)]
+
+    def check_blocks(self, available: Sequence[str]) -> None:
+        """Raise ValueError if this per-block policy names blocks the model does not have."""
+        if self.blocks is None:
+            return
+        if tuple(available) != self.blocks:
+            unknown = [b for b in self.blocks if b not in available]
+            raise ValueError(f"policy blocks do not match the model: unknown {unknown}; the "
+                             f"model's reusable blocks are, in order: {', '.join(available)}")
+
+    # -- JSON --------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"schedule": list(self.schedule), "blocks": list(self.blocks) if self.blocks else None}
+
+    def to_json(self, path: str | None = None, **metadata) -> str:
+        text = json.dumps(self.to_dict() | ({"meta": metadata} if metadata else {}), indent=1)
+        if path:
+            with open(path, "w") as f:
+                f.write(text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "KeyframePolicy":
+        if not isinstance(data, dict) or "schedule" not in data:
+            raise ValueError("a policy JSON object needs a 'schedule' list")
+        return cls(tuple(data["schedule"]), tuple(data["blocks"]) if data.get("blocks") else None)
+
+    @classmethod
+    def from_json(cls, text_or_path: str) -> "KeyframePolicy":
+        text = text_or_path
+        if not text_or_path.lstrip().startswith("{"):
+            with open(text_or_path) as f:
+                text = f.read()
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def parse(cls, spec: str, num_steps: int) -> "KeyframePolicy":
+        """CLI form: "uniform:K", "uniform:K:block", or a JSON file."""
+        if spec.startswith("uniform:"):
+            parts = spec.split(":")
+            try:
+                interval = int(parts[1])
+            except (IndexError, ValueError):
+                raise ValueError(f"bad policy {spec!r}; expected uniform:K or a JSON file") from None
+            return cls.uniform(num_steps, interval, parts[2] if len(parts) > 2 else "fr")
+        return cls.from_json(spec)
+
+    def summary(self) -> str:
+        return " ".join(self.schedule) if self.blocks is None else "\n".join(self.schedule)

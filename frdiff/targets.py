@@ -1,0 +1,153 @@
+"""The only module that knows diffusers' class and module names.
+
+It finds, in a denoiser, the *policy blocks* (UNet down/mid/up blocks, DiT blocks: the units a
+policy addresses and that whole-block reuse can skip) and, inside each, the *FR units*:
+  resnet    ResnetBlock2D: cache conv1's output (after norm1, SiLU, resampling),
+  residual  Transformer2DModel in conditional UNets, residual self-attention in UNet2DModel:
+            cache the residual branch, output = current input + cached branch,
+  output    self-attention (attn1) of adaLN DiT / PixArt blocks: cache it before the gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.attention_processor import Attention
+from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
+
+ADALN_NORMS = ("ada_norm_zero", "ada_norm_single")
+
+
+@dataclass
+class FRUnit:
+    """One module whose expensive part is cached at keyframes and reused in between."""
+
+    name: str
+    module: torch.nn.Module
+    kind: str  # "resnet" | "residual" | "output"
+    block: int  # index of its policy block
+
+
+@dataclass
+class PolicyBlock:
+    name: str
+    module: torch.nn.Module
+    depth: int  # 0 = shallowest; larger = deeper in the UNet (DiT blocks: all 0)
+    units: list[FRUnit] = field(default_factory=list)
+
+
+def denoiser_of(pipe) -> torch.nn.Module:
+    """The network a pipeline calls each step (`unet` or `transformer`)."""
+    for attr in ("unet", "transformer"):
+        model = getattr(pipe, attr, None)
+        if isinstance(model, torch.nn.Module):
+            return model
+    raise ValueError(f"unsupported pipeline {type(pipe).__name__}: it has no `unet` or "
+                     f"`transformer` module to accelerate")
+
+
+def find_blocks(model: torch.nn.Module) -> list[PolicyBlock]:
+    """Policy blocks of a UNet (down, mid, up) or a transformer (its blocks), in call order."""
+    blocks: list[PolicyBlock] = []
+    if hasattr(model, "down_blocks") and hasattr(model, "up_blocks"):
+        levels = len(model.down_blocks)
+        blocks += [PolicyBlock(f"down_blocks.{i}", m, i) for i, m in enumerate(model.down_blocks)]
+        if getattr(model, "mid_block", None) is not None:
+            blocks.append(PolicyBlock("mid_block", model.mid_block, levels))
+        blocks += [PolicyBlock(f"up_blocks.{i}", m, levels - 1 - i)
+                   for i, m in enumerate(model.up_blocks)]
+    elif hasattr(model, "transformer_blocks"):
+        blocks = [PolicyBlock(f"transformer_blocks.{i}", m, 0)
+                  for i, m in enumerate(model.transformer_blocks)]
+    for index, block in enumerate(blocks):
+        block.units = list(_find_units(block.module, block.name, index))
+    return blocks
+
+
+def _find_units(root: torch.nn.Module, prefix: str, block: int):
+    """FR units under `root`, not descending into a unit (its insides are its own)."""
+    if isinstance(root, BasicTransformerBlock) and root.norm_type in ADALN_NORMS:
+        yield FRUnit(f"{prefix}.attn1", root.attn1, "output", block)
+        return
+    for name, child in root.named_children():
+        path = f"{prefix}.{name}"
+        if isinstance(child, ResnetBlock2D):
+            yield FRUnit(path, child, "resnet", block)
+        elif isinstance(child, Transformer2DModel) and child.is_input_continuous:
+            yield FRUnit(path, child, "residual", block)
+        elif isinstance(child, Attention) and child.residual_connection:
+            yield FRUnit(path, child, "residual", block)
+        else:
+            yield from _find_units(child, path, block)
+
+
+def resnet_tail(m: ResnetBlock2D, h: torch.Tensor, x: torch.Tensor, temb) -> torch.Tensor:
+    """ResnetBlock2D after conv1, given conv1's output h: fresh time embedding, norm2,
+    conv2, shortcut of the current input x and the residual sum (FRDiff section 2)."""
+    if m.upsample is not None:
+        x = m.upsample(x)
+    elif m.downsample is not None:
+        x = m.downsample(x)
+    if m.time_emb_proj is not None and temb is not None:
+        if not m.skip_time_act:
+            temb = m.nonlinearity(temb)
+        temb = m.time_emb_proj(temb)[:, :, None, None]
+    if m.time_embedding_norm == "default":
+        if temb is not None:
+            h = h + temb
+        h = m.norm2(h)
+    elif m.time_embedding_norm == "scale_shift":
+        scale, shift = torch.chunk(temb, 2, dim=1)
+        h = m.norm2(h) * (1 + scale) + shift
+    else:
+        h = m.norm2(h)
+    h = m.conv2(m.dropout(m.nonlinearity(h)))
+    if m.conv_shortcut is not None:
+        x = m.conv_shortcut(x)
+    return (x + h) / m.output_scale_factor
+
+
+def residual_scale(module: torch.nn.Module) -> float:
+    """Output = (branch + input) / scale for residual attention; 1 for Transformer2DModel."""
+    return float(getattr(module, "rescale_output_factor", 1.0)) if isinstance(module, Attention) else 1.0
+
+
+def uses_tuple_output(module: torch.nn.Module, kwargs: dict) -> bool:
+    """Whether this call returns `(sample,)` rather than an output object or a tensor."""
+    return isinstance(module, Transformer2DModel) and kwargs.get("return_dict", True) is False
+
+
+def wrap_sample(module: torch.nn.Module, sample: torch.Tensor, kwargs: dict):
+    """Package a tensor the way `module` returns it for this call."""
+    if not isinstance(module, Transformer2DModel):
+        return sample
+    if uses_tuple_output(module, kwargs):
+        return (sample,)
+    from diffusers.models.modeling_outputs import Transformer2DModelOutput
+
+    return Transformer2DModelOutput(sample=sample)
+
+
+def sample_of(output):
+    """The main tensor of a module or model output (tensor, tuple or output object)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, tuple):
+        return output[0]
+    return output.sample
+
+
+def with_sample(template, sample: torch.Tensor):
+    """An output shaped like `template` but holding `sample`."""
+    if isinstance(template, torch.Tensor):
+        return sample
+    if isinstance(template, tuple):
+        return (sample,) + tuple(template[1:])
+    return type(template)(sample=sample)
+
+
+def conv1_of(module: ResnetBlock2D) -> torch.nn.Module:
+    return module.conv1
