@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+import torch
+
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an embedded glyph model (resumable)")
@@ -34,7 +36,109 @@ def _run_train(args) -> dict:
     return result
 
 
-COMMANDS = {"train": (_add_train, _run_train)}
+def _add_model_args(p, steps_default: int = 50) -> None:
+    p.add_argument("--model", default="glyph-unet",
+                   help="glyph-unet, glyph-dit, or a local GlyphPipeline folder")
+    p.add_argument("--steps", type=int, default=steps_default, help="sampling steps")
+    p.add_argument("--scheduler", default="ddim", help="ddim, dpmsolver or euler")
+    p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the pipeline's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _load(args):
+    from .pipelines import load_pipeline, set_scheduler
+
+    pipe = set_scheduler(load_pipeline(args.model), args.scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _call_kwargs(args) -> dict:
+    return {} if args.guidance is None else {"guidance_scale": args.guidance}
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="class accuracy and Frechet distance of samples")
+    _add_model_args(p)
+    p.add_argument("--samples", type=int, default=512)
+    p.add_argument("--batch", type=int, default=64)
+
+
+def _run_evaluate(args) -> dict:
+    from .evaluate import evaluate
+    from .pipelines import load_classifier
+
+    pipe = _load(args)
+    result = evaluate(pipe, load_classifier(), args.samples, args.steps, args.seed,
+                      args.batch, progress=not args.json, **_call_kwargs(args))
+    return result | {"model": args.model, "scheduler": args.scheduler}
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="generate images (a PNG grid)")
+    _add_model_args(p)
+    p.add_argument("--labels", default=None, help="characters to draw (default: every class)")
+    p.add_argument("--rows", type=int, default=1, help="rows of samples per label")
+    p.add_argument("--out", default="samples.png")
+    p.add_argument("--policy", default=None, help="accelerate with uniform:K or a policy JSON")
+    p.add_argument("--mixing", choices=("on", "off"), default="on")
+
+
+def _run_sample(args) -> dict:
+    from .accelerate import accelerate
+    from .images import save_grid
+
+    pipe = _load(args)
+    labels = list(args.labels or pipe.labels) * args.rows
+    g = torch.Generator().manual_seed(args.seed)
+    call = lambda: pipe(labels, num_inference_steps=args.steps, generator=g,  # noqa: E731
+                        output_type="pt", **_call_kwargs(args)).images
+    stats = None
+    if args.policy:
+        with accelerate(pipe, _policy(args), _mixing(args)) as run:
+            images = call()
+        stats = run.stats.as_dict()
+    else:
+        images = call()
+    save_grid(images, args.out, ncol=len(labels) // args.rows)
+    return {"out": args.out, "labels": "".join(str(l) for l in labels), "stats": stats}
+
+
+def _policy(args):
+    from .policy import KeyframePolicy
+
+    return KeyframePolicy.parse(args.policy, args.steps)
+
+
+def _mixing(args):
+    from .mixing import ScoreMixing
+
+    return ScoreMixing() if args.mixing == "on" else ScoreMixing.off()
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="measured speedup and quality of a policy vs full compute")
+    _add_model_args(p)
+    p.add_argument("--batch", type=int, default=8, help="batch of the timed calls")
+    p.add_argument("--policy", required=True, help="uniform:K[:block] or a policy JSON file")
+    p.add_argument("--mixing", choices=("on", "off"), default="on")
+    p.add_argument("--samples", type=int, default=256, help="images for the quality figures")
+    p.add_argument("--repeats", type=int, default=5, help="interleaved timing pairs")
+
+
+def _run_bench(args) -> dict:
+    from .bench import bench
+    from .pipelines import load_classifier
+
+    pipe = _load(args)
+    result = bench(pipe, load_classifier(), _policy(args), _mixing(args), args.steps,
+                   args.batch, args.seed, args.samples, args.repeats)
+    return result | {"model": args.model, "scheduler": args.scheduler}
+
+
+COMMANDS = {"train": (_add_train, _run_train), "evaluate": (_add_evaluate, _run_evaluate),
+            "sample": (_add_sample, _run_sample), "bench": (_add_bench, _run_bench)}
 
 
 def main(argv: list[str] | None = None) -> int:

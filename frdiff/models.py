@@ -44,7 +44,7 @@ def build_scheduler() -> DDIMScheduler:
     """The training noise schedule, saved with each generator (v-prediction, cosine)."""
     return DDIMScheduler(
         num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
-        prediction_type="v_prediction", clip_sample=True, clip_sample_range=1.0,
+        prediction_type="v_prediction", clip_sample=False,
         set_alpha_to_one=True, timestep_spacing="trailing",
     )
 

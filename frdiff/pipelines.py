@@ -124,7 +124,7 @@ class GlyphPipeline(DiffusionPipeline):
             if use_cfg:
                 uncond, cond = out.chunk(2)
                 out = uncond + guidance_scale * (cond - uncond)
-            latents = self.scheduler.step(out, t, latents, **step_kwargs).prev_sample
+            latents = self.scheduler.step(out, t, latents, **step_kwargs).prev_sample.to(dtype)
         images = (latents.float() / 2 + 0.5).clamp(0, 1)
         if output_type != "pt":
             images = images.permute(0, 2, 3, 1).cpu().numpy()

@@ -142,7 +142,7 @@ def _save(path, cfg, model, ema, opt, stream, noise_gen, step, elapsed) -> None:
     state = {"config": asdict(cfg), "model": model.state_dict(), "ema": ema.state_dict(),
              "opt": opt.state_dict(), "stream": stream.state_dict(),
              "noise_gen": noise_gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "step": step, "elapsed": elapsed}
+             "step": step, "elapsed": elapsed, "threads": torch.get_num_threads()}
     torch.save(state, path + ".tmp")
     os.replace(path + ".tmp", path)  # never leave a half-written checkpoint
 
@@ -161,7 +161,7 @@ def export(run_dir: str, out_dir: str) -> dict:
     else:
         GlyphPipeline.from_model(model, build_scheduler(), labels=GLYPH_CLASSES).save_pretrained(out_dir)
     info = {"model": name, "steps": state["step"], "wall_time_s": round(state["elapsed"], 1),
-            "config": state["config"], "threads": torch.get_num_threads()}
+            "config": state["config"], "threads": state.get("threads")}
     with open(os.path.join(out_dir, "training.json"), "w") as f:
         json.dump(info, f, indent=2)
     return info

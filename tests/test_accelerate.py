@@ -1,0 +1,202 @@
+"""Hygiene and semantics of frdiff.accelerate on the glyph pipelines (tiny models)."""
+
+import pytest
+import torch
+
+from frdiff import KeyframePolicy, ScoreMixing, accelerate, set_scheduler
+from frdiff.models import build_scheduler
+from frdiff.pipelines import GlyphPipeline
+from conftest import LABELS, tiny_unet
+
+N = 10
+
+
+def run(pipe, steps=N, seed=0, labels=("A", "7", "K")):
+    g = torch.Generator().manual_seed(seed)
+    return pipe(list(labels), num_inference_steps=steps, generator=g, output_type="pt").images
+
+
+def no_instance_forwards(model):
+    return all("forward" not in m.__dict__ for m in model.modules())
+
+
+@pytest.mark.parametrize("mixing", [ScoreMixing(), ScoreMixing.off()])
+def test_all_keyframe_policy_is_bit_exact(tiny_pipe, mixing):
+    base = run(tiny_pipe)
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 1), mixing) as r:
+        out = run(tiny_pipe)
+    assert torch.equal(out, base)
+    assert r.stats.ideal_speedup == 1.0 and r.stats.network_calls == N
+
+
+@pytest.mark.parametrize("reuse", ["fr", "block"])
+def test_reuse_changes_output_saves_compute_and_restores(tiny_pipe, reuse):
+    base = run(tiny_pipe)
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 2, reuse), ScoreMixing.off()) as r:
+        out = run(tiny_pipe)
+    assert not torch.equal(out, base)
+    assert (out - base).abs().mean() < 0.2  # an approximation of the same sample
+    assert r.stats.ideal_speedup > 1.1 and r.stats.fr_calls == N // 2
+    assert no_instance_forwards(tiny_pipe.denoiser)
+    assert torch.equal(run(tiny_pipe), base)
+
+
+@pytest.mark.parametrize("exc", [ValueError, KeyboardInterrupt])
+def test_exception_restores_every_forward(tiny_pipe, exc):
+    base = run(tiny_pipe)
+    scheduler_dict = dict(tiny_pipe.scheduler.__dict__)
+    with pytest.raises(exc):
+        with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 2), ScoreMixing()):
+            run(tiny_pipe, steps=N)
+            raise exc()
+    assert no_instance_forwards(tiny_pipe.denoiser)
+    assert not hasattr(tiny_pipe.denoiser, "_frdiff_run")
+    assert "step" not in tiny_pipe.scheduler.__dict__ and "set_timesteps" not in tiny_pipe.scheduler.__dict__
+    assert set(tiny_pipe.scheduler.__dict__) == set(scheduler_dict)
+    assert torch.equal(run(tiny_pipe), base)
+
+
+def test_calls_are_independent_and_caches_freed(tiny_pipe):
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 3), ScoreMixing()) as r:
+        first = run(tiny_pipe)
+        assert r._cache == {} and r._keys == {}
+        run(tiny_pipe, seed=5)
+        again = run(tiny_pipe)
+    assert torch.equal(first, again)
+    assert r.stats.peak_cache_bytes > 0
+
+
+def test_second_accelerate_is_refused(tiny_pipe):
+    policy = KeyframePolicy.uniform(N, 2)
+    with accelerate(tiny_pipe, policy):
+        with pytest.raises(RuntimeError, match="already accelerated"):
+            with accelerate(tiny_pipe, policy):
+                pass
+        assert tiny_pipe.denoiser._frdiff_run is not None  # the first one is intact
+
+
+def test_two_pipelines_at_once_do_not_interfere():
+    def make():
+        p = GlyphPipeline.from_model(tiny_unet(), build_scheduler(), labels=LABELS)
+        p.set_progress_bar_config(disable=True)
+        return p
+
+    a, b = make(), make()
+    pa, pb = KeyframePolicy.uniform(N, 2), KeyframePolicy.uniform(N, 3, "block")
+    with accelerate(a, pa, ScoreMixing()):
+        alone_a = run(a)
+    with accelerate(b, pb, ScoreMixing.off()):
+        alone_b = run(b)
+    with accelerate(a, pa, ScoreMixing()), accelerate(b, pb, ScoreMixing.off()):
+        ya, yb = run(a), run(b)  # interleaved: each call between the other's
+    assert torch.equal(ya, alone_a) and torch.equal(yb, alone_b)
+
+
+def test_paper_example_call_counts(tiny_pipe):
+    """method.md: N = 50, interval 2, b = 0.5 -> 25 full, 14 FR, 11 with no evaluation."""
+    calls = []
+    first_layer = next(tiny_pipe.denoiser.children())  # conv_in / pos_embed: runs iff the net does
+    handle = first_layer.register_forward_pre_hook(lambda m, a: calls.append(1))
+    try:
+        with accelerate(tiny_pipe, KeyframePolicy.uniform(50, 2), ScoreMixing()) as r:
+            run(tiny_pipe, steps=50)
+    finally:
+        handle.remove()
+    s = r.stats
+    assert (s.network_calls - s.fr_calls, s.fr_calls, s.network_calls_skipped) == (25, 14, 11)
+    assert len(calls) == 39  # the network really is not called at the 11 skipped steps
+
+
+def test_fr_skips_the_expensive_part_only(tiny_pipe):
+    """ResnetBlock2D: conv1 not run at F steps, conv2 always; DiT: attn1 not run, ff always."""
+    model = tiny_pipe.denoiser
+    if tiny_pipe.unet is not None:
+        resnet = model.down_blocks[0].resnets[0]
+        skipped, kept = resnet.conv1, resnet.conv2
+    else:
+        block = model.transformer_blocks[0]
+        skipped, kept = block.attn1.to_q, block.ff  # attn1 itself is called, returns its cache
+    counts = {"skipped": 0, "kept": 0}
+    h1 = skipped.register_forward_pre_hook(lambda *a, **k: counts.__setitem__("skipped", counts["skipped"] + 1))
+    h2 = kept.register_forward_pre_hook(lambda *a, **k: counts.__setitem__("kept", counts["kept"] + 1))
+    try:
+        with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 2), ScoreMixing.off()):
+            run(tiny_pipe)
+    finally:
+        h1.remove(), h2.remove()
+    assert counts == {"skipped": N // 2, "kept": N}
+
+
+def test_lam_zero_phase_is_ddim_on_keyframe_timesteps(tiny_pipe):
+    """Holding eps_key between keyframes lands where one larger DDIM step would."""
+    tiny_pipe.scheduler = build_scheduler()  # DDIM, trailing: 10 steps contain the 5-step grid
+    reduced = run(tiny_pipe, steps=N // 2)
+    never_fr = ScoreMixing(slope=1e4, bias=1.0)  # lam = 0 at every non-keyframe
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 2), never_fr) as r:
+        out = run(tiny_pipe)
+    assert r.stats.network_calls == N // 2 and r.stats.network_calls_skipped == N // 2
+    torch.testing.assert_close(out, reduced, atol=1e-4, rtol=0)
+
+
+def test_pipeline_calling_the_model_once_per_branch():
+    """Two model calls per step (uncond, cond) keep separate caches: same result as batched."""
+    pipe = GlyphPipeline.from_model(tiny_unet(), build_scheduler(), labels=LABELS)
+    model, sched = pipe.unet, pipe.scheduler
+    labels = torch.tensor([8, 0])
+    null = torch.full_like(labels, len(LABELS))
+
+    def loop(two_calls: bool):
+        x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+        sched.set_timesteps(N)
+        for t in sched.timesteps:
+            if two_calls:
+                u, c = model(x, t, class_labels=null).sample, model(x, t, class_labels=labels).sample
+            else:
+                u, c = model(torch.cat([x, x]), t, class_labels=torch.cat([null, labels])).sample.chunk(2)
+            x = sched.step(u + 3.0 * (c - u), t, x).prev_sample
+        return x
+
+    policy = KeyframePolicy.uniform(N, 2)
+    with accelerate(model, policy, ScoreMixing(), scheduler=sched) as r2:
+        two = loop(True)
+    with accelerate(model, policy, ScoreMixing(), scheduler=sched) as r1:
+        one = loop(False)
+    assert r2.stats.network_calls == 2 * r1.stats.network_calls
+    torch.testing.assert_close(two, one, atol=1e-4, rtol=1e-4)
+    # and the bare-model loop matches the pipeline under the same policy
+    plain = loop(False)
+    assert not torch.equal(plain, one)
+
+
+@pytest.mark.parametrize("name", ["dpmsolver", "euler"])
+def test_other_schedulers(tiny_pipe, name):
+    set_scheduler(tiny_pipe, name)
+    base = run(tiny_pipe)
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 1), ScoreMixing()):
+        assert torch.equal(run(tiny_pipe), base)
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 2), ScoreMixing(bias=0.3)) as r:
+        out = run(tiny_pipe)
+    assert torch.isfinite(out).all() and (out - base).abs().mean() < 0.2
+    assert r.stats.network_calls_skipped > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_cache(tiny_pipe, dtype):
+    policy = KeyframePolicy.uniform(N, 2)
+    with accelerate(tiny_pipe, policy, ScoreMixing.off()) as full:
+        ref = run(tiny_pipe)
+    with accelerate(tiny_pipe, policy, ScoreMixing.off(), cache_dtype=dtype) as half:
+        out = run(tiny_pipe)
+    assert half.stats.peak_cache_bytes * 2 == full.stats.peak_cache_bytes
+    assert (out - ref).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_models(tiny_pipe, dtype):
+    tiny_pipe.to(dtype=dtype)
+    base = run(tiny_pipe)
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 1), ScoreMixing()):
+        assert torch.equal(run(tiny_pipe), base)
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 2), ScoreMixing()):
+        out = run(tiny_pipe)
+    assert torch.isfinite(out).all()
