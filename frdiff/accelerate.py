@@ -20,10 +20,11 @@ import torch
 
 from .clock import StepClock, drive_clock
 from .cost import MacCounter
-from .mixing import Prediction, ScoreMixing, from_prediction, to_prediction
+from .mixing import (Prediction, ScoreMixing, forecast_x0, from_prediction, output_for_x0,
+                     to_prediction, x0_of)
 from .policy import KeyframePolicy
 from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook
-from .targets import PolicyBlock, denoiser_of, find_blocks, sample_of
+from .targets import PolicyBlock, denoiser_of, find_blocks, is_data_prediction_solver, sample_of
 
 
 @dataclass
@@ -72,6 +73,8 @@ class Run:
         self._cache_bytes: dict[tuple[int, int], int] = {}
         self._branch = 0
         self._keys: dict[int, Prediction] = {}
+        self._x0_history: dict[int, list] = {}
+        self._data_space = is_data_prediction_solver(scheduler)
         self._call_macs: dict[int, int] = {}  # full model MACs per branch (from the probe)
         self._saved_macs: dict[tuple[str, int], int] = {}
         self._unit_savings: dict[int, int] = {}  # id(unit or block) -> MACs it saves, per branch
@@ -94,6 +97,7 @@ class Run:
         self._cache.clear()
         self._cache_bytes.clear()
         self._keys.clear()
+        self._x0_history.clear()
 
     # -- caches --------------------------------------------------------------------------
     def store(self, owner, value) -> None:
@@ -138,16 +142,41 @@ class Run:
             return out
         x, alpha, sigma = self._point(args, kwargs)
         kind = self.scheduler.config.prediction_type
+        if keyframe:
+            self._out_type = type(out)
+        mix = self._mix_x0 if self._data_space else self._mix_eps
+        sample = mix(out, x, alpha, sigma, branch, keyframe, lam, kind)
+        if keyframe:
+            return out
+        sample = sample.to(x.dtype if out is None else sample_of(out).dtype)
+        return _build_output(self._out_type, sample) if out is None else _with_sample(out, sample)
+
+    def _mix_eps(self, out, x, alpha, sigma, branch, keyframe, lam, kind):
+        """Hold eps_key (and x0_key): noise-prediction solvers such as DDIM and Euler."""
         if keyframe:  # store eps_key (and x0_key) for the following reuse steps
             self._keys[branch] = to_prediction(sample_of(out).detach(), x, alpha, sigma, kind)
-            self._out_type = type(out)
-            return out
+            return None
         key = self._keys[branch]
         pred = key if out is None else to_prediction(sample_of(out), x, alpha, sigma, kind).mix(key, lam)
-        sample = from_prediction(pred, alpha, sigma, kind).to(x.dtype)
+        return from_prediction(pred, alpha, sigma, kind)
+
+    def _mix_x0(self, out, x, alpha, sigma, branch, keyframe, lam, kind):
+        """Mix data predictions x0: DPM-Solver++ (see mixing.py for hold / extrapolate)."""
+        log_snr = float((alpha / sigma).flatten()[0].log())
+        extra = lambda o: o[:, x.shape[1]:] if o.shape[1] > x.shape[1] else None  # noqa: E731
+        history = self._x0_history.setdefault(branch, [])
+        if keyframe:
+            sample = sample_of(out).detach()
+            history.append((log_snr, x0_of(sample, x, alpha, sigma, kind), extra(sample)))
+            del history[:-2]
+            return None
+        x0 = forecast_x0([(l, v) for l, v, _ in history], log_snr, self.mixing.multistep)
+        extras = history[-1][2]
         if out is not None:
-            return _with_sample(out, sample)
-        return _build_output(self._out_type, sample)
+            x0 = torch.lerp(x0, x0_of(sample_of(out), x, alpha, sigma, kind), lam)
+            extras = extra(sample_of(out))
+        sample = output_for_x0(x0, x, alpha, sigma, kind)
+        return sample if extras is None else torch.cat([sample, extras], 1)
 
     def _point(self, args, kwargs):
         """The model input x and its coefficients: x = alpha x0 + sigma eps."""

@@ -8,6 +8,13 @@ Where lam = 0 the network is not called and the keyframe prediction is reused.
 for an eps-prediction model the output is eps_key itself (the paper, exactly); a v-prediction
 model gets v = alpha_t eps_key - sigma_t x0_key, which is what DDIM would see on the same
 trajectory. Holding eps makes the lam = 0 phase of deterministic DDIM one larger DDIM step.
+
+Data-prediction multistep solvers (DPM-Solver++) are our extension (FRDiff left them open):
+they integrate x0(lambda), lambda = log(alpha / sigma), from a history of x0 predictions. There
+frdiff mixes in x0 space, and a reuse step gets the keyframe's x0 either held (`hold`: the
+step becomes a first-order DPM-Solver++ = DDIM step) or `extrapolate`d linearly in lambda
+from the last two keyframes, so the solver's history stays the piecewise-linear x0(lambda)
+that its second-order update assumes.
 """
 
 from __future__ import annotations
@@ -26,12 +33,15 @@ class ScoreMixing:
     slope: float = 30.0
     bias: float = 0.5
     enabled: bool = True
+    multistep: str = "extrapolate"  # reuse steps of DPM-Solver++: "hold" or "extrapolate"
 
     def __post_init__(self):
         if not (0.0 < self.slope <= 1e4):
             raise ValueError(f"slope must be in (0, 1e4], got {self.slope}")
         if not (0.0 <= self.bias <= 1.0):
             raise ValueError(f"bias must be in [0, 1], got {self.bias}")
+        if self.multistep not in ("hold", "extrapolate"):
+            raise ValueError(f"multistep must be 'hold' or 'extrapolate', got {self.multistep!r}")
 
     @classmethod
     def off(cls) -> "ScoreMixing":
@@ -86,3 +96,33 @@ def from_prediction(p: Prediction, alpha: torch.Tensor, sigma: torch.Tensor,
     else:
         out = alpha * p.eps - sigma * p.x0
     return out if p.extra is None else torch.cat([out, p.extra], 1)
+
+
+def x0_of(output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
+          prediction_type: str) -> torch.Tensor:
+    """The data prediction x0 implied by a model output (first x.shape[1] channels)."""
+    out = output[:, : x.shape[1]]
+    if prediction_type == "epsilon":
+        return (x - sigma * out) / alpha
+    if prediction_type == "v_prediction":
+        return alpha * x - sigma * out
+    return out
+
+
+def output_for_x0(x0: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
+                  prediction_type: str) -> torch.Tensor:
+    """The model output from which a solver at x recovers exactly x0."""
+    if prediction_type == "epsilon":
+        return (x - alpha * x0) / sigma
+    if prediction_type == "v_prediction":
+        return (alpha * x - x0) / sigma
+    return x0
+
+
+def forecast_x0(history: list[tuple[float, torch.Tensor]], lam_now: float, mode: str) -> torch.Tensor:
+    """x0 at log-SNR lam_now from the keyframes' (lambda, x0): held, or linear in lambda."""
+    lam_k, x0_k = history[-1]
+    if mode == "hold" or len(history) < 2:
+        return x0_k
+    lam_j, x0_j = history[-2]
+    return x0_k + (lam_now - lam_k) / (lam_k - lam_j) * (x0_k - x0_j)

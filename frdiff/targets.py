@@ -151,3 +151,8 @@ def with_sample(template, sample: torch.Tensor):
 
 def conv1_of(module: ResnetBlock2D) -> torch.nn.Module:
     return module.conv1
+
+
+def is_data_prediction_solver(scheduler) -> bool:
+    """Multistep solvers that integrate data predictions x0 (DPM-Solver++ and its SDE form)."""
+    return getattr(scheduler.config, "algorithm_type", "") in ("dpmsolver++", "sde-dpmsolver++")

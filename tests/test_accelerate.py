@@ -200,3 +200,36 @@ def test_half_precision_models(tiny_pipe, dtype):
     with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 2), ScoreMixing()):
         out = run(tiny_pipe)
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("mode", ["hold", "extrapolate"])
+def test_dpmsolver_reuse_steps_hold_or_extrapolate_x0(tiny_pipe, mode):
+    """DPM-Solver++ sees at a reuse step exactly the keyframe's x0 (hold) or its linear
+    extrapolation in log-SNR from the last two keyframes."""
+    set_scheduler(tiny_pipe, "dpmsolver")
+    sched = tiny_pipe.scheduler
+    seen, convert = [], sched.convert_model_output
+
+    def recording(*args, **kwargs):
+        x0 = convert(*args, **kwargs)
+        seen.append(x0.clone())
+        return x0
+
+    sched.convert_model_output = recording
+    never_fr = ScoreMixing(slope=1e4, bias=1.0, multistep=mode)
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 2), never_fr):
+        run(tiny_pipe)
+    del sched.convert_model_output
+    # each step's log-SNR from the scheduler's own sigmas
+    alphas, sigmas = [], []
+    for s in sched.sigmas[:N]:
+        a, sg = sched._sigma_to_alpha_sigma_t(s)
+        alphas.append(a), sigmas.append(sg)
+    lam = [float(torch.log(a / sg)) for a, sg in zip(alphas, sigmas)]
+    assert len(seen) == N
+    torch.testing.assert_close(seen[1], seen[0], atol=1e-4, rtol=1e-4)  # one keyframe: held
+    if mode == "hold":
+        torch.testing.assert_close(seen[3], seen[2], atol=1e-4, rtol=1e-4)
+    else:
+        slope = (seen[2] - seen[0]) / (lam[2] - lam[0])
+        torch.testing.assert_close(seen[3], seen[2] + (lam[3] - lam[2]) * slope, atol=1e-3, rtol=1e-3)
