@@ -58,6 +58,12 @@ def describe(pipe_or_model) -> str:
     return "\n".join(lines)
 
 
+def block_depths(pipe_or_model) -> dict[str, int]:
+    """Policy block names in call order, with their depth (0 = outermost UNet level)."""
+    model = pipe_or_model if isinstance(pipe_or_model, torch.nn.Module) else denoiser_of(pipe_or_model)
+    return {b.name: b.depth for b in find_blocks(model)}
+
+
 class Run:
     """The state of one accelerate() context: clock, modes of the current step, caches."""
 

@@ -81,7 +81,7 @@ def _add_sample(sub) -> None:
     p.add_argument("--labels", default=None, help="characters to draw (default: every class)")
     p.add_argument("--rows", type=int, default=1, help="rows of samples per label")
     p.add_argument("--out", default="samples.png")
-    p.add_argument("--policy", default=None, help="accelerate with uniform:K or a policy JSON")
+    p.add_argument("--policy", default=None, help="accelerate with uniform:K, deep:K or a policy JSON")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
 
 
@@ -96,7 +96,7 @@ def _run_sample(args) -> dict:
                         output_type="pt", **_call_kwargs(args)).images
     stats = None
     if args.policy:
-        with accelerate(pipe, _policy(args), _mixing(args)) as run:
+        with accelerate(pipe, _policy(args, pipe), _mixing(args)) as run:
             images = call()
         stats = run.stats.as_dict()
     else:
@@ -105,10 +105,11 @@ def _run_sample(args) -> dict:
     return {"out": args.out, "labels": "".join(str(l) for l in labels), "stats": stats}
 
 
-def _policy(args):
+def _policy(args, pipe):
+    from .accelerate import block_depths
     from .policy import KeyframePolicy
 
-    return KeyframePolicy.parse(args.policy, args.steps)
+    return KeyframePolicy.parse(args.policy, args.steps, block_depths(pipe))
 
 
 def _mixing(args):
@@ -121,7 +122,7 @@ def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measured speedup and quality of a policy vs full compute")
     _add_model_args(p)
     p.add_argument("--batch", type=int, default=8, help="batch of the timed calls")
-    p.add_argument("--policy", required=True, help="uniform:K[:block] or a policy JSON file")
+    p.add_argument("--policy", required=True, help="uniform:K[:block], deep:K[:LEVELS[:F]] or a policy JSON file")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
     p.add_argument("--samples", type=int, default=256, help="images for the quality figures")
     p.add_argument("--repeats", type=int, default=5, help="interleaved timing pairs")
@@ -132,7 +133,7 @@ def _run_bench(args) -> dict:
     from .pipelines import load_classifier
 
     pipe = _load(args)
-    result = bench(pipe, load_classifier(), _policy(args), _mixing(args), args.steps,
+    result = bench(pipe, load_classifier(), _policy(args, pipe), _mixing(args), args.steps,
                    args.batch, args.seed, args.samples, args.repeats)
     return result | {"model": args.model, "scheduler": args.scheduler}
 

@@ -65,6 +65,21 @@ class KeyframePolicy:
         return cls(tuple("K" if i in keys else _REUSE[reuse] for i in range(num_steps)))
 
     @classmethod
+    def deep_skip(cls, depths: dict[str, int], num_steps: int, interval: int,
+                  keep_levels: int = 1, shallow: str = "K") -> "KeyframePolicy":
+        """Whole-block reuse from the deepest level outward (DeepCache's granularity): between
+        keyframes, blocks at depth >= keep_levels are skipped (S); the shallower ones compute
+        (shallow="K") or use FR (shallow="F"). `depths` maps block names to depth (0 = outermost)."""
+        if shallow not in ("K", "F"):
+            raise ValueError(f"shallow must be 'K' or 'F', got {shallow!r}")
+        if keep_levels < 0:
+            raise ValueError(f"keep_levels must be >= 0, got {keep_levels}")
+        keys = set(cls.uniform(num_steps, interval).keyframes)
+        reuse = "".join("S" if d >= keep_levels else shallow for d in depths.values())
+        return cls(tuple("K" * len(depths) if i in keys else reuse for i in range(num_steps)),
+                   tuple(depths))
+
+    @classmethod
     def per_block(cls, blocks: Sequence[str], columns: dict[str, str]) -> "KeyframePolicy":
         """From one mode string per block, e.g. {"mid_block": "KSKS", ...}; all of equal length."""
         missing = [b for b in blocks if b not in columns]
@@ -128,8 +143,18 @@ class KeyframePolicy:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def parse(cls, spec: str, num_steps: int) -> "KeyframePolicy":
-        """CLI form: "uniform:K", "uniform:K:block", or a JSON file."""
+    def parse(cls, spec: str, num_steps: int, depths: dict[str, int] | None = None) -> "KeyframePolicy":
+        """CLI form: "uniform:K", "uniform:K:block", "deep:K[:LEVELS[:F]]" (needs the model's
+        block depths), or a JSON file."""
+        if spec.startswith("deep:"):
+            parts = spec.split(":")
+            if depths is None:
+                raise ValueError("a deep:K policy needs the model's blocks")
+            try:
+                interval, keep = int(parts[1]), int(parts[2]) if len(parts) > 2 else 1
+            except (IndexError, ValueError):
+                raise ValueError(f"bad policy {spec!r}; expected deep:K[:LEVELS[:F]]") from None
+            return cls.deep_skip(depths, num_steps, interval, keep, parts[3] if len(parts) > 3 else "K")
         if spec.startswith("uniform:"):
             parts = spec.split(":")
             try:

@@ -35,7 +35,7 @@ class FRUnit:
 class PolicyBlock:
     name: str
     module: torch.nn.Module
-    depth: int  # 0 = shallowest; larger = deeper in the UNet (DiT blocks: all 0)
+    depth: int  # 0 = outermost UNet level / first and last transformer block
     units: list[FRUnit] = field(default_factory=list)
 
 
@@ -60,7 +60,8 @@ def find_blocks(model: torch.nn.Module) -> list[PolicyBlock]:
         blocks += [PolicyBlock(f"up_blocks.{i}", m, levels - 1 - i)
                    for i, m in enumerate(model.up_blocks)]
     elif hasattr(model, "transformer_blocks"):
-        blocks = [PolicyBlock(f"transformer_blocks.{i}", m, 0)
+        n = len(model.transformer_blocks)  # depth: distance from the nearer end of the stack
+        blocks = [PolicyBlock(f"transformer_blocks.{i}", m, min(i, n - 1 - i))
                   for i, m in enumerate(model.transformer_blocks)]
     for index, block in enumerate(blocks):
         block.units = list(_find_units(block.module, block.name, index))

@@ -233,3 +233,23 @@ def test_dpmsolver_reuse_steps_hold_or_extrapolate_x0(tiny_pipe, mode):
     else:
         slope = (seen[2] - seen[0]) / (lam[2] - lam[0])
         torch.testing.assert_close(seen[3], seen[2] + (lam[3] - lam[2]) * slope, atol=1e-3, rtol=1e-3)
+
+
+def test_deep_skip_policy_is_deepcache_granularity(tiny_pipe):
+    from frdiff import block_depths
+
+    depths = block_depths(tiny_pipe)
+    keep = 1 if tiny_pipe.unet is not None else 0  # the tiny DiT has only the two end blocks
+    policy = KeyframePolicy.parse(f"deep:2:{keep}", N, depths)
+    assert KeyframePolicy.deep_skip(depths, N, 2, keep_levels=keep) == policy
+    if tiny_pipe.unet is not None:
+        # 2-level tiny UNet: down_blocks.0 and up_blocks.1 (depth 0) compute, the rest skip
+        assert policy.schedule[1] == "KSSSK" and policy.schedule[0] == "KKKKK"
+    base = run(tiny_pipe)
+    with accelerate(tiny_pipe, policy, ScoreMixing.off()) as r:
+        out = run(tiny_pipe)
+    assert r.stats.ideal_speedup > 1.2 and (out - base).abs().mean() < 0.2
+    mixed = KeyframePolicy.deep_skip(depths, N, 2, keep_levels=keep, shallow="F")
+    with accelerate(tiny_pipe, mixed, ScoreMixing.off()) as r2:
+        run(tiny_pipe)
+    assert r2.stats.ideal_speedup >= r.stats.ideal_speedup
