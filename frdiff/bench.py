@@ -67,11 +67,14 @@ def measure_speed(pipe, policy: KeyframePolicy, mixing: ScoreMixing, labels: lis
 
 
 def measure_quality(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing,
-                    samples: int, steps: int, seed: int, batch_size: int = 64) -> dict:
+                    samples: int, steps: int, seed: int, batch_size: int = 64,
+                    baseline: torch.Tensor | None = None) -> dict:
     """PSNR/SSIM of accelerated vs full-compute images from the same noise, and the
-    classifier's accuracy and Frechet distance for both."""
+    classifier's accuracy and Frechet distance for both. `baseline` may hold the
+    full-compute images of an earlier call with the same samples, steps and seed."""
     labels = balanced_labels(samples, len(pipe.labels))
-    base = generate(pipe, labels, steps, seed, batch_size, progress=False)
+    base = baseline if baseline is not None else generate(pipe, labels, steps, seed, batch_size,
+                                                          progress=False)
     with accelerate(pipe, policy=policy, mixing=mixing) as run:
         acc = generate(pipe, labels, steps, seed, batch_size, progress=False)
     target = torch.tensor(labels)
@@ -82,7 +85,7 @@ def measure_quality(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixin
             "baseline_class_accuracy": accuracy(base_logits, target),
             "fd_to_baseline": frechet_distance(acc_feats, base_feats),
             "ideal_speedup": run.stats.ideal_speedup, "stats": run.stats.as_dict(),
-            "samples": samples}
+            "samples": samples, "baseline_images": base}
 
 
 def bench(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing, steps: int,
@@ -90,6 +93,7 @@ def bench(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing, steps: 
     labels = [(seed + i) % len(pipe.labels) for i in range(batch)]
     speed = measure_speed(pipe, policy, mixing, labels, steps, seed, repeats)
     quality = measure_quality(pipe, classifier, policy, mixing, samples, steps, seed + 1000)
+    quality.pop("baseline_images")
     return speed | quality | {"steps": steps, "batch": batch, "seed": seed,
                               "policy": policy.to_dict(), "mixing": mixing.enabled,
                               "machine": machine()}

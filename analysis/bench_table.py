@@ -1,0 +1,74 @@
+"""Speed and quality of frdiff policies on the embedded models (the README's core table).
+
+    python -m analysis.bench_table --model glyph-unet [--samples 128] [--repeats 5]
+
+For each policy: measured speedup (median of interleaved baseline/accelerated pairs, batch 8,
+50 DDIM steps), the ideal (MAC-counted) speedup, PSNR/SSIM against the full-compute images
+from the same noise and labels, and class accuracy. Writes analysis/results/bench-MODEL.json
+and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import torch
+
+from frdiff import ScoreMixing, block_depths, load_pipeline, set_scheduler
+from frdiff.bench import machine, measure_quality, measure_speed
+from frdiff.pipelines import load_classifier
+from frdiff.policy import KeyframePolicy
+
+CONFIGS = [  # (label, policy spec, mixing on)
+    ("all keyframes (hook overhead)", "uniform:1", True),
+    ("FR, interval 2", "uniform:2", False),
+    ("FRDiff (FR + mixing), interval 2", "uniform:2", True),
+    ("FRDiff (FR + mixing), interval 3", "uniform:3", True),
+    ("whole-block skip, interval 2 (DeepCache granularity)", "deep:2", False),
+    ("whole-block skip, interval 3", "deep:3", False),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="glyph-unet")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--samples", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    pipe = set_scheduler(load_pipeline(args.model), "ddim")
+    clf, depths = load_classifier(), block_depths(pipe)
+    labels = [i % len(pipe.labels) for i in range(args.batch)]
+    rows, baseline = [], None
+    for name, spec, mix in CONFIGS:
+        policy = KeyframePolicy.parse(spec, args.steps, depths)
+        mixing = ScoreMixing() if mix else ScoreMixing.off()
+        speed = measure_speed(pipe, policy, mixing, labels, args.steps, args.seed, args.repeats)
+        q = measure_quality(pipe, clf, policy, mixing, args.samples, args.steps, args.seed + 1000,
+                            baseline=baseline)
+        baseline = q.pop("baseline_images")
+        rows.append({"config": name, "policy": spec, "mixing": mix} | speed | q)
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "stats"}), flush=True)
+    out = {"model": args.model, "steps": args.steps, "batch": args.batch,
+           "samples": args.samples, "machine": machine(), "rows": rows}
+    os.makedirs("analysis/results", exist_ok=True)
+    with open(f"analysis/results/bench-{args.model}.json", "w") as f:
+        json.dump(out, f, indent=1)
+    print(f"\n{args.model}, DDIM {args.steps} steps, batch {args.batch}, "
+          f"{args.samples} samples for quality; {out['machine']['cpu']}, "
+          f"{out['machine']['threads']} threads\n")
+    print("| policy | mixing | measured speedup | ideal speedup | PSNR (dB) | SSIM | class acc. (baseline) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['config']} (`{r['policy']}`) | {'on' if r['mixing'] else 'off'} | "
+              f"{r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | "
+              f"{r['ssim']:.3f} | {r['class_accuracy']:.3f} ({r['baseline_class_accuracy']:.3f}) |")
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()
