@@ -1,0 +1,1 @@
+"""The frdiff Gradio app: layout and callbacks only; all diffusion maths lives in frdiff."""
