@@ -1,0 +1,75 @@
+"""The embedded models' figures for the README: quality, classifier accuracy, sampling time.
+
+    python -m analysis.models_report [--samples 512] [--grids]
+
+For glyph-unet and glyph-dit at 50 DDIM steps and the default guidance scale:
+`class_accuracy` and `fd` on balanced samples (as `python -m frdiff evaluate`), and the
+median wall time of 50-step sampling at batch 8 over 5 runs after a warm-up. Also the
+classifier's accuracy on fresh real glyphs. Writes analysis/results/models.json; with
+--grids, also the sample grids assets/samples-MODEL.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+
+from frdiff import load_pipeline
+from frdiff.bench import machine
+from frdiff.evaluate import classifier_accuracy, evaluate
+from frdiff.images import save_grid
+from frdiff.pipelines import load_classifier
+
+MODELS = ("glyph-unet", "glyph-dit")
+
+
+def sampling_seconds(pipe, steps: int = 50, batch: int = 8, runs: int = 5) -> float:
+    labels = list(range(batch))
+    call = lambda: pipe(labels, num_inference_steps=steps, output_type="pt",  # noqa: E731
+                        generator=torch.Generator().manual_seed(0))
+    call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--samples", type=int, default=512)
+    ap.add_argument("--grids", action="store_true")
+    args = ap.parse_args()
+    clf = load_classifier()
+    report = {"machine": machine(), "classifier_accuracy_real": classifier_accuracy(clf, 4000),
+              "models": {}}
+    print(json.dumps({"classifier_accuracy_real": report["classifier_accuracy_real"]}), flush=True)
+    for name in MODELS:
+        pipe = load_pipeline(name)
+        pipe.set_progress_bar_config(disable=True)
+        row = evaluate(pipe, clf, args.samples, 50, seed=0, progress=False)
+        row["sampling_s_50steps_batch8"] = sampling_seconds(pipe)
+        with open(os.path.join("assets", name, "training.json")) as f:
+            training = json.load(f)
+        row["training_steps"], row["training_wall_s"] = training["steps"], training["wall_time_s"]
+        row["parameters"] = sum(p.numel() for p in pipe.denoiser.parameters())
+        report["models"][name] = row
+        print(json.dumps({name: row}), flush=True)
+        if args.grids:
+            labels = list(pipe.labels) * 3
+            images = pipe(labels, num_inference_steps=50, output_type="pt",
+                          generator=torch.Generator().manual_seed(1)).images
+            save_grid(images, f"assets/samples-{name}.png", ncol=len(pipe.labels), scale=2)
+    os.makedirs("analysis/results", exist_ok=True)
+    with open("analysis/results/models.json", "w") as f:
+        json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
