@@ -94,10 +94,11 @@ class Run:
         self.clear()
         self.clock.start(num_steps)
 
-    def on_step(self) -> None:
+    def on_step(self, output=None):
         self.clock.advance()
         if self.clock.finished:
             self.clear()  # the call is over: free every cache
+        return output
 
     def clear(self) -> None:
         self._cache.clear()

@@ -138,7 +138,36 @@ def _run_bench(args) -> dict:
     return result | {"model": args.model, "scheduler": args.scheduler}
 
 
-COMMANDS = {"train": (_add_train, _run_train), "evaluate": (_add_evaluate, _run_evaluate),
+def _add_tune(sub) -> None:
+    p = sub.add_parser("tune", help="learn a keyframe policy to a speed target (Auto-FR)")
+    _add_model_args(p)
+    p.add_argument("--target-speedup", type=float, required=True)
+    p.add_argument("--per-block", action="store_true", help="gates per step x block")
+    p.add_argument("--iterations", type=int, default=40)
+    p.add_argument("--mixing", choices=("on", "off"), default="on")
+    p.add_argument("--out", required=True, help="policy JSON file to write")
+
+
+def _run_tune(args) -> dict:
+    import os
+
+    from .autofr import tune
+
+    pipe = _load(args)
+    result = tune(pipe, args.steps, args.target_speedup, per_block=args.per_block,
+                  iterations=args.iterations, seed=args.seed, progress=not args.json,
+                  mixing=_mixing(args))
+    meta = {"model": args.model, "scheduler": args.scheduler, "steps": args.steps,
+            "target_speedup": args.target_speedup, "per_block": args.per_block,
+            "iterations": args.iterations, "seed": args.seed, "mixing": args.mixing,
+            "final_loss": result.final_loss, "ideal_speedup": result.ideal_speedup}
+    tmp = args.out + ".partial"
+    result.policy.to_json(tmp, **meta)
+    os.replace(tmp, args.out)  # an interrupted run leaves no policy file behind
+    return meta | {"out": args.out}
+
+
+COMMANDS = {"tune": (_add_tune, _run_tune), "train": (_add_train, _run_train), "evaluate": (_add_evaluate, _run_evaluate),
             "sample": (_add_sample, _run_sample), "bench": (_add_bench, _run_bench)}
 
 
@@ -150,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = COMMANDS[args.command][1](args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):

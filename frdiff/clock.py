@@ -43,9 +43,9 @@ class StepClock:
         return self.num_steps is not None and self.step >= self.num_steps
 
 
-def drive_clock(scheduler, on_start: Callable[[int], None], on_step: Callable[[], None]):
-    """Patch `scheduler` so set_timesteps calls on_start(n) and step() calls on_step();
-    returns a function that restores the scheduler exactly."""
+def drive_clock(scheduler, on_start: Callable[[int], None], on_step: Callable[[object], object]):
+    """Patch `scheduler` so set_timesteps calls on_start(n) and step() returns
+    on_step(its output); returns a function that restores the scheduler exactly."""
     saved = {name: scheduler.__dict__.get(name) for name in ("set_timesteps", "step")}
     set_timesteps, step = scheduler.set_timesteps, scheduler.step
 
@@ -55,9 +55,7 @@ def drive_clock(scheduler, on_start: Callable[[int], None], on_step: Callable[[]
         return out
 
     def step_and_advance(*args, **kwargs):
-        out = step(*args, **kwargs)
-        on_step()
-        return out
+        return on_step(step(*args, **kwargs))
 
     scheduler.set_timesteps = set_timesteps_and_start
     scheduler.step = step_and_advance

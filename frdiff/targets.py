@@ -85,6 +85,16 @@ def _find_units(root: torch.nn.Module, prefix: str, block: int):
             yield from _find_units(child, path, block)
 
 
+def resnet_head(m: ResnetBlock2D, x: torch.Tensor) -> torch.Tensor:
+    """ResnetBlock2D up to conv1: norm1, SiLU, resampling, conv1 (the part FR caches)."""
+    h = m.nonlinearity(m.norm1(x))
+    if m.upsample is not None:
+        h = m.upsample(h)
+    elif m.downsample is not None:
+        h = m.downsample(h)
+    return m.conv1(h)
+
+
 def resnet_tail(m: ResnetBlock2D, h: torch.Tensor, x: torch.Tensor, temb) -> torch.Tensor:
     """ResnetBlock2D after conv1, given conv1's output h: fresh time embedding, norm2,
     conv2, shortcut of the current input x and the residual sum (FRDiff section 2)."""

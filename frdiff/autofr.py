@@ -1,0 +1,404 @@
+"""Auto-FR: learn a keyframe policy to a speed budget (FRDiff section 4, extended).
+
+Gates: one logit per step (shared by all blocks), or per step x block with `per_block=True`,
+where a block that is not a keyframe also chooses between FR (fine reuse) and skipping the
+whole block. Forward uses the binarised gate, backward the sigmoid's gradient (straight-
+through). While tuning, every block computes and each cache becomes
+`k * current + (1 - k) * cache`, so gradients flow through the difference.
+
+Loss: distance of the gated sampler's latents to the full-compute reference from the same
+noise and labels, plus lambda * (counted MACs / budget - 1); lambda follows dual ascent, so
+the tuner optimises compute rather than keyframe count and no penalty weight is hand-tuned.
+Back-propagation is truncated every `segment` steps (the distance to the reference latents
+at each segment end is the loss there), so memory stays bounded for any step count. The
+learned gates are then projected greedily onto the budget: the returned policy's ideal
+speedup is always >= target_speedup.
+
+The pipeline runs its own, unmodified sampling loop (its `__call__` without no_grad).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from .clock import StepClock, drive_clock
+from .cost import MacCounter
+from .mixing import ScoreMixing, from_prediction, to_prediction
+from .policy import KeyframePolicy
+from .targets import (PolicyBlock, denoiser_of, find_blocks, resnet_head, resnet_tail,
+                      residual_scale, sample_of, wrap_sample)
+
+
+@dataclass
+class Costs:
+    """MACs of one model call: in total, per block, and what FR saves in each block."""
+
+    total: float
+    block: list[float]
+    fr_saving: list[float]
+
+    def per_step(self, k: torch.Tensor, z: torch.Tensor, lam: list[float]) -> torch.Tensor:
+        """Counted MACs of every step for gates k (keyframe) and z (skip), both (N, B)."""
+        block, saving = torch.tensor(self.block), torch.tensor(self.fr_saving)
+        fixed = self.total - float(block.sum())
+        gated = fixed + (k * block + (1 - k) * (1 - z) * (block - saving)).sum(1)
+        k_step = k.prod(1)
+        no_call = torch.tensor([l == 0.0 for l in lam], dtype=k.dtype)
+        return no_call * k_step * self.total + (1 - no_call) * gated
+
+    def speedup(self, policy: KeyframePolicy, mixing: ScoreMixing) -> float:
+        k, z = policy_gates(policy, len(self.block))
+        lam = lambdas(policy.num_steps, mixing)
+        return policy.num_steps * self.total / float(self.per_step(k, z, lam).sum())
+
+
+def lambdas(num_steps: int, mixing: ScoreMixing) -> list[float]:
+    return [mixing.lam(i, num_steps) for i in range(num_steps)]
+
+
+def policy_gates(policy: KeyframePolicy, num_blocks: int):
+    k = torch.tensor([[policy.mode(s, b) == "K" for b in range(num_blocks)]
+                      for s in range(policy.num_steps)], dtype=torch.float32)
+    z = torch.tensor([[policy.mode(s, b) == "S" for b in range(num_blocks)]
+                      for s in range(policy.num_steps)], dtype=torch.float32)
+    return k, z
+
+
+def _straight_through(logits: torch.Tensor) -> torch.Tensor:
+    p = torch.sigmoid(logits)
+    return (p > 0.5).float() + p - p.detach()
+
+
+class GatedRun:
+    """Differentiable stand-in for accelerate's Run while tuning."""
+
+    def __init__(self, blocks: list[PolicyBlock], mixing: ScoreMixing, prediction_type: str,
+                 scheduler):
+        self.blocks, self.mixing, self.kind, self.scheduler = blocks, mixing, prediction_type, scheduler
+        self.clock = StepClock()
+        self.k = self.z = None  # (N, B) gates of the current pass
+        self.cache: dict = {}
+        self.key: dict = {}
+        self.on_segment_end = None
+
+    def k_now(self, b):
+        return self.k[self.clock.step, b]
+
+    def skip_now(self, b):
+        return (1 - self.k[self.clock.step, b]) * self.z[self.clock.step, b]
+
+    def gate(self, owner, current):
+        """cache = k * current + (1 - k) * cache (k = 1 at the first use)."""
+        key = (id(owner), self.branch)
+        k = self.k_now(owner.block if hasattr(owner, "block") else self.blocks.index(owner))
+        old = self.cache.get(key)
+        new = current if old is None else _blend(current, old, k)
+        self.cache[key] = new
+        return new
+
+    def detach(self) -> None:
+        self.cache = {k: _map(lambda t: t.detach(), v) for k, v in self.cache.items()}
+        self.key = {k: type(v)(*[None if t is None else t.detach() for t in
+                                 (v.eps, v.x0, v.extra)]) for k, v in self.key.items()}
+
+
+def _blend(current, old, k):
+    if isinstance(current, torch.Tensor):
+        return k * current + (1 - k) * old
+    return tuple(_blend(c, o, k) for c, o in zip(current, old))
+
+
+def _map(fn, value):
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_map(fn, v) for v in value)
+    return value
+
+
+def _gated_unit_forward(unit, run: GatedRun, original):
+    m = unit.module
+    if unit.kind == "resnet":
+        def forward(x, temb=None, *args, **kwargs):
+            return resnet_tail(m, run.gate(unit, resnet_head(m, x)), x, temb)
+    elif unit.kind == "residual":
+        scale = residual_scale(m)
+
+        def forward(*args, **kwargs):
+            x = args[0] if args else kwargs["hidden_states"]
+            branch = sample_of(original(*args, **kwargs)) - x / scale
+            return wrap_sample(m, x / scale + run.gate(unit, branch), kwargs)
+    else:
+        def forward(*args, **kwargs):
+            return run.gate(unit, original(*args, **kwargs))
+    return forward
+
+
+def _gated_block_forward(block: PolicyBlock, index: int, run: GatedRun, original):
+    def forward(*args, **kwargs):
+        out = original(*args, **kwargs)
+        key = (id(block), run.branch)
+        old = run.cache.get(key)
+        if old is not None:
+            out = _blend(old, out, run.skip_now(index))
+        run.cache[key] = out
+        return out
+    return forward
+
+
+def _probe_costs(pipe, model, blocks, call) -> Costs:
+    """Count MACs of one real model call of the pipeline's own loop (1 step, no grad)."""
+    counter = MacCounter(model)
+    seen = []
+
+    def first_call_only(module, args, kwargs):
+        if not seen:
+            seen.append(1)
+            counter.__enter__()
+
+    def stop(module, args, kwargs, out):
+        counter.__exit__()
+
+    h1 = model.register_forward_pre_hook(first_call_only, with_kwargs=True)
+    h2 = model.register_forward_hook(stop, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            call(1)
+    finally:
+        h1.remove(), h2.remove(), counter.__exit__()
+    saving = []
+    for b in blocks:
+        parts = [u.module.conv1 if u.kind == "resnet" else u.module for u in b.units]
+        saving.append(float(sum(counter.total(p) for p in parts)))
+    return Costs(float(counter.total()), [float(counter.total(b.module)) for b in blocks], saving)
+
+
+def _detach_state(obj) -> None:
+    """Cut the graph held by a scheduler's multistep history (truncated back-propagation)."""
+    for name, value in list(vars(obj).items()):
+        if isinstance(value, torch.Tensor) and value.requires_grad:
+            setattr(obj, name, value.detach())
+        elif isinstance(value, list) and any(isinstance(v, torch.Tensor) for v in value):
+            setattr(obj, name, [v.detach() if isinstance(v, torch.Tensor) else v for v in value])
+
+
+def _sample_of_step(out):
+    return out[0] if isinstance(out, tuple) else out.prev_sample
+
+
+def _with_step_sample(out, sample):
+    if isinstance(out, tuple):
+        return (sample,) + tuple(out[1:])
+    out.prev_sample = sample
+    return out
+
+
+def _default_call(pipe, batch_size: int, seed: int):
+    """A sampler call for GlyphPipeline-style pipelines (random labels, fixed noise)."""
+    if not hasattr(pipe, "labels"):
+        raise ValueError("pass call_kwargs for this pipeline (e.g. prompt_embeds or class_labels)")
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, len(pipe.labels), (batch_size,), generator=g).tolist()
+    return {"class_labels": labels, "output_type": "pt"}
+
+
+def max_speedup(costs: Costs, num_steps: int, mixing: ScoreMixing) -> float:
+    """The most any policy can save: every non-initial step skips every block."""
+    n, b = num_steps, len(costs.block)
+    k = torch.zeros(n, b)
+    k[0] = 1
+    z = torch.ones(n, b)
+    return n * costs.total / float(costs.per_step(k, z, lambdas(n, mixing)).sum())
+
+
+def project(probs_k: torch.Tensor, probs_z: torch.Tensor, costs: Costs, mixing: ScoreMixing,
+            target: float, blocks: list[str] | None) -> KeyframePolicy:
+    """Round the gates, then flip the least wanted keyframes until the budget holds and
+    add back the most wanted ones while it still holds (greedy, by gate probability)."""
+    n = probs_k.shape[0]
+    lam = lambdas(n, mixing)
+    budget = n * costs.total / target
+    k = (probs_k > 0.5).float()
+    k[0] = 1.0
+    z = (probs_z > 0.5).float()
+    total = lambda kk: float(costs.per_step(kk, z, lam).sum())  # noqa: E731
+    order = sorted(((float(probs_k[s, b]), s, b) for s in range(1, n) for b in range(k.shape[1])))
+    for p, s, b in order:  # least wanted first
+        if total(k) <= budget:
+            break
+        k[s, b] = 0.0
+    for p, s, b in reversed(order):  # most wanted first
+        if k[s, b] == 0.0:
+            k[s, b] = 1.0
+            if total(k) > budget:
+                k[s, b] = 0.0
+    rows = []
+    for s in range(n):
+        row = "".join("K" if k[s, j] else ("S" if z[s, j] else "F") for j in range(k.shape[1]))
+        rows.append(row)
+    return KeyframePolicy(tuple(rows), tuple(blocks) if blocks else None)
+
+
+@dataclass
+class TuneResult:
+    policy: KeyframePolicy
+    ideal_speedup: float
+    final_loss: float
+    losses: list[float]
+
+
+def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool = False,
+         iterations: int = 40, seed: int = 0, progress: bool = True,
+         mixing: ScoreMixing | None = None, batch_size: int = 2, lr: float = 0.1,
+         segment: int = 10, call_kwargs: dict | None = None) -> TuneResult:
+    """Learn a policy whose ideal speedup is >= target_speedup (see the module docstring)."""
+    mixing = mixing if mixing is not None else ScoreMixing()
+    if not (isinstance(target_speedup, (int, float)) and math.isfinite(target_speedup)
+            and target_speedup > 0):
+        raise ValueError(f"target_speedup must be a positive number, got {target_speedup!r}")
+    model, n = denoiser_of(pipe), num_inference_steps
+    blocks = find_blocks(model)
+    if not any(b.units for b in blocks):
+        raise ValueError(f"{type(model).__name__} has no module frdiff can reuse")
+    pipe.set_progress_bar_config(disable=True)
+    raw_call = type(pipe).__call__.__wrapped__  # the pipeline's loop, without no_grad
+
+    def call(steps: int, it: int = 0):
+        kwargs = call_kwargs if call_kwargs is not None else _default_call(pipe, batch_size, seed + it)
+        g = torch.Generator().manual_seed(seed + it)
+        return raw_call(pipe, num_inference_steps=steps, generator=g, **kwargs)
+
+    costs = _probe_costs(pipe, model, blocks, call)
+    ceiling = max_speedup(costs, n, mixing)
+    if target_speedup > ceiling:
+        raise ValueError(f"target {target_speedup}x is unreachable: skipping everything "
+                         f"reusable gives at most {ceiling:.2f}x for {n} steps")
+    width = len(blocks) if per_block else 1
+    logits_k = torch.full((n, width), 1.0, requires_grad=True)
+    logits_z = torch.full((n, width), -1.0, requires_grad=per_block)
+    opt = torch.optim.Adam([logits_k, logits_z] if per_block else [logits_k], lr=lr)
+    lam = lambdas(n, mixing)
+    budget, dual, losses = n * costs.total / target_speedup, 1.0, []
+    model.requires_grad_(False)
+    bar = tqdm(range(iterations), desc="auto-fr", disable=not progress)
+    try:
+        for it in bar:
+            reference = _reference_latents(pipe, call, n, it)
+            k = _straight_through(logits_k)
+            k = torch.cat([torch.ones(1, width), k[1:]])  # step 0 is always a keyframe
+            z = _straight_through(logits_z) if per_block else torch.zeros(n, width)
+            kb, zb = k.expand(n, len(blocks)), z.expand(n, len(blocks))
+            distance = _gated_pass(pipe, blocks, mixing, call, it, kb, zb, reference, segment)
+            cost = costs.per_step(kb, zb, lam).sum() / budget
+            (dual * cost).backward()
+            if not math.isfinite(distance) or not torch.isfinite(logits_k.grad).all():
+                raise FloatingPointError(f"non-finite loss or gradient at iteration {it}")
+            opt.step()
+            opt.zero_grad()
+            dual = max(0.0, dual + 0.5 * (float(cost.detach()) - 1.0))  # dual ascent on the budget
+            losses.append(distance)
+            bar.set_postfix(dist=f"{distance:.2e}", cost=f"{float(cost.detach()):.2f}", dual=f"{dual:.2f}")
+    finally:
+        model.requires_grad_(True)
+        bar.close()
+    with torch.no_grad():
+        probs_k = torch.sigmoid(logits_k).expand(n, len(blocks) if per_block else 1)
+        probs_z = torch.sigmoid(logits_z) if per_block else torch.zeros(n, 1)
+    names = [b.name for b in blocks] if per_block else None
+    policy = project(probs_k, probs_z, costs, mixing, target_speedup, names)
+    return TuneResult(policy, costs.speedup(policy, mixing), losses[-1] if losses else float("nan"), losses)
+
+
+def _reference_latents(pipe, call, n: int, it: int) -> list[torch.Tensor]:
+    """Latents after every step of the full-compute sampler."""
+    latents = []
+
+    def record(out):
+        latents.append(_sample_of_step(out).detach().clone())
+        return out
+
+    restore = drive_clock(pipe.scheduler, lambda steps: None, record)
+    try:
+        with torch.no_grad():
+            call(n, it)
+    finally:
+        restore()
+    return latents
+
+
+def _gated_pass(pipe, blocks, mixing, call, it, k, z, reference, segment) -> float:
+    """One differentiable sampling pass; back-propagates every `segment` steps."""
+    model = denoiser_of(pipe)
+    run = GatedRun(blocks, mixing, pipe.scheduler.config.prediction_type, pipe.scheduler)
+    run.k, run.z = k, z
+    distance = [0.0]
+    scale = float(torch.stack(reference).pow(2).mean()) + 1e-8
+
+    def on_step(out):
+        s = run.clock.step
+        run.clock.advance()
+        if (s + 1) % segment and s + 1 < len(reference):
+            return out
+        x = _sample_of_step(out)
+        loss = (x.float() - reference[s]).pow(2).mean() / scale
+        if loss.requires_grad:  # the gates' small graph is shared by every segment
+            loss.backward(retain_graph=True)
+        distance[0] += float(loss.detach())
+        run.detach()
+        _detach_state(pipe.scheduler)
+        return _with_step_sample(out, x.detach())
+
+    undo = [drive_clock(pipe.scheduler, run.clock.start, on_step)]
+    try:
+        _install_gated(model, blocks, run, undo)
+        with torch.enable_grad():
+            call(len(reference), it)
+    finally:
+        for restore in reversed(undo):
+            restore()
+    return distance[0]
+
+
+def _install_gated(model, blocks, run: GatedRun, undo: list) -> None:
+    from .accelerate import _replace_forward
+
+    original = model.forward
+
+    def model_forward(*args, **kwargs):
+        run.branch = run.clock.next_call()
+        out = original(*args, **kwargs)
+        return _gated_mix(run, out, args, kwargs)
+
+    _replace_forward(model, model_forward, undo)
+    for index, block in enumerate(blocks):
+        _replace_forward(block.module, _gated_block_forward(block, index, run, block.module.forward), undo)
+        for unit in block.units:
+            _replace_forward(unit.module, _gated_unit_forward(unit, run, unit.module.forward), undo)
+    run.signature = __import__("inspect").signature(original)
+
+
+def _gated_mix(run: GatedRun, out, args, kwargs):
+    """Score mixing with a soft keyframe: w = k + (1 - k) lam weighs this step's output."""
+    s = run.clock.step
+    lam = run.mixing.lam(s, run.clock.num_steps)
+    if not run.mixing.enabled:
+        return out
+    bound = run.signature.bind(*args, **kwargs).arguments
+    x = bound[next(iter(run.signature.parameters))]
+    t = torch.as_tensor(bound["timestep"]).flatten()[0]
+    ac = run.scheduler.alphas_cumprod[int(t.round())]
+    alpha, sigma = ac.sqrt().float(), (1 - ac).sqrt().float()
+    pred = to_prediction(sample_of(out), x, alpha, sigma, run.kind)
+    key = run.key.get(run.branch)
+    k_step = run.k[s].prod()
+    run.key[run.branch] = pred if key is None else pred.mix(key, k_step)
+    if key is None:
+        return out
+    mixed = pred.mix(key, k_step + (1 - k_step) * lam)
+    sample = from_prediction(mixed, alpha, sigma, run.kind)
+    return type(out)(sample=sample) if not isinstance(out, (tuple, torch.Tensor)) else (
+        sample if isinstance(out, torch.Tensor) else (sample,) + tuple(out[1:]))
