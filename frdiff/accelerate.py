@@ -24,7 +24,8 @@ from .mixing import (Prediction, ScoreMixing, forecast_x0, from_prediction, outp
                      to_prediction, x0_of)
 from .policy import KeyframePolicy
 from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook
-from .targets import PolicyBlock, denoiser_of, find_blocks, is_data_prediction_solver, sample_of
+from .targets import (PolicyBlock, build_output, denoiser_of, find_blocks,
+                      is_data_prediction_solver, map_tensors, sample_of, with_sample)
 
 
 @dataclass
@@ -83,8 +84,11 @@ class Run:
         self._data_space = is_data_prediction_solver(scheduler)
         self._call_macs: dict[int, int] = {}  # full model MACs per branch (from the probe)
         self._saved_macs: dict[tuple[str, int], int] = {}
-        self._unit_savings: dict[int, int] = {}  # id(unit or block) -> MACs it saves, per branch
+        self._unit_savings: dict[tuple[int, int], int] = {}  # (id(unit/block), branch) -> MACs saved
         self._signature = inspect.signature(model.forward)
+        n = policy.num_steps  # does any step blend or reuse eps_key? (else keyframes skip storing it)
+        self._mixing_used = mixing.enabled and any(
+            not policy.is_keyframe(i) and mixing.lam(i, n) < 1.0 for i in range(n))
 
     # -- clock events ------------------------------------------------------------------
     def on_start(self, num_steps: int) -> None:
@@ -109,7 +113,7 @@ class Run:
     # -- caches --------------------------------------------------------------------------
     def store(self, owner, value) -> None:
         key = (id(owner), self._branch)
-        value = _map_tensors(lambda t: t.detach().to(self.cache_dtype or t.dtype), value)
+        value = map_tensors(lambda t: t.detach().to(self.cache_dtype or t.dtype), value)
         self._cache[key] = value
         self._cache_bytes[key] = _nbytes(value)
         total = sum(self._cache_bytes.values())
@@ -122,7 +126,7 @@ class Run:
             return None
         if self.cache_dtype is None:
             return value
-        return _map_tensors(lambda t: t.to(self._compute_dtype), value)
+        return map_tensors(lambda t: t.to(self._compute_dtype), value)
 
     # -- the model's forward -----------------------------------------------------------
     def model_forward(self, original):
@@ -156,7 +160,7 @@ class Run:
         if keyframe:
             return out
         sample = sample.to(x.dtype if out is None else sample_of(out).dtype)
-        return _build_output(self._out_type, sample) if out is None else _with_sample(out, sample)
+        return build_output(self._out_type, sample) if out is None else with_sample(out, sample)
 
     def _mix_eps(self, out, x, alpha, sigma, branch, keyframe, lam, kind):
         """Hold eps_key (and x0_key): noise-prediction solvers such as DDIM and Euler."""
@@ -238,27 +242,8 @@ class Run:
         return self._saved_macs[key]
 
     @property
-    def _mixing_used(self) -> bool:
-        """Whether any step blends or reuses eps_key (else keyframes need not store it)."""
-        if not hasattr(self, "_uses_key"):
-            n = self.policy.num_steps
-            self._uses_key = self.mixing.enabled and any(
-                not self.policy.is_keyframe(i) and self.mixing.lam(i, n) < 1.0 for i in range(n))
-        return self._uses_key
-
-    @property
     def _compute_dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
-
-
-def _map_tensors(fn, value):
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, tuple):
-        return tuple(_map_tensors(fn, v) for v in value)
-    if isinstance(value, list):
-        return [_map_tensors(fn, v) for v in value]
-    return value
 
 
 def _nbytes(value) -> int:
@@ -267,22 +252,6 @@ def _nbytes(value) -> int:
     if isinstance(value, (tuple, list)):
         return sum(_nbytes(v) for v in value)
     return 0
-
-
-def _with_sample(template, sample):
-    if isinstance(template, torch.Tensor):
-        return sample
-    if isinstance(template, tuple):
-        return (sample,) + tuple(template[1:])
-    return type(template)(sample=sample)
-
-
-def _build_output(out_type, sample):
-    if out_type is torch.Tensor:
-        return sample
-    if out_type is tuple:
-        return (sample,)
-    return out_type(sample=sample)
 
 
 @contextlib.contextmanager

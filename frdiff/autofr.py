@@ -29,8 +29,8 @@ from .clock import StepClock, drive_clock
 from .cost import MacCounter
 from .mixing import ScoreMixing, from_prediction, to_prediction
 from .policy import KeyframePolicy
-from .targets import (PolicyBlock, denoiser_of, find_blocks, resnet_head, resnet_tail,
-                      residual_scale, sample_of, wrap_sample)
+from .targets import (PolicyBlock, denoiser_of, find_blocks, map_tensors, resnet_head,
+                      resnet_tail, residual_scale, sample_of, with_sample, wrap_sample)
 
 
 @dataclass
@@ -101,7 +101,7 @@ class GatedRun:
         return new
 
     def detach(self) -> None:
-        self.cache = {k: _map(lambda t: t.detach(), v) for k, v in self.cache.items()}
+        self.cache = {k: map_tensors(lambda t: t.detach(), v) for k, v in self.cache.items()}
         self.key = {k: type(v)(*[None if t is None else t.detach() for t in
                                  (v.eps, v.x0, v.extra)]) for k, v in self.key.items()}
 
@@ -110,14 +110,6 @@ def _blend(current, old, k):
     if isinstance(current, torch.Tensor):
         return k * current + (1 - k) * old
     return tuple(_blend(c, o, k) for c, o in zip(current, old))
-
-
-def _map(fn, value):
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_map(fn, v) for v in value)
-    return value
 
 
 def _gated_unit_forward(unit, run: GatedRun, original):
@@ -399,6 +391,4 @@ def _gated_mix(run: GatedRun, out, args, kwargs):
     if key is None:
         return out
     mixed = pred.mix(key, k_step + (1 - k_step) * lam)
-    sample = from_prediction(mixed, alpha, sigma, run.kind)
-    return type(out)(sample=sample) if not isinstance(out, (tuple, torch.Tensor)) else (
-        sample if isinstance(out, torch.Tensor) else (sample,) + tuple(out[1:]))
+    return with_sample(out, from_prediction(mixed, alpha, sigma, run.kind))

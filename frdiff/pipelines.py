@@ -161,6 +161,8 @@ def load_pipeline(name_or_path: str, device: str | torch.device | None = None,
     except (OSError, ValueError, RuntimeError) as err:
         where = f"folder {path}" if path else f"hub id {name_or_path!r} (is the hub reachable?)"
         raise OSError(f"could not load a pipeline from {where}: {err}") from err
+    if name_or_path in EMBEDDED_MODELS and pipe.unet is not None:
+        pipe.unet.to(memory_format=torch.channels_last)  # ~20% faster convolutions on CPU
     return pipe.to(device) if device is not None else pipe
 
 

@@ -160,8 +160,22 @@ def with_sample(template, sample: torch.Tensor):
     return type(template)(sample=sample)
 
 
-def conv1_of(module: ResnetBlock2D) -> torch.nn.Module:
-    return module.conv1
+def build_output(out_type: type, sample: torch.Tensor):
+    """A model output of type `out_type` (tensor, tuple or output class) holding `sample`."""
+    if out_type is torch.Tensor:
+        return sample
+    if out_type is tuple:
+        return (sample,)
+    return out_type(sample=sample)
+
+
+def map_tensors(fn, value):
+    """Apply fn to every tensor of a (nested) tuple/list output."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(map_tensors(fn, v) for v in value)
+    return value
 
 
 def is_data_prediction_solver(scheduler) -> bool:
