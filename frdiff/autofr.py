@@ -19,6 +19,7 @@ The pipeline runs its own, unmodified sampling loop (its `__call__` without no_g
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -83,7 +84,8 @@ class GatedRun:
         self.k = self.z = None  # (N, B) gates of the current pass
         self.cache: dict = {}
         self.key: dict = {}
-        self.on_segment_end = None
+        self.branch = 0
+        self.signature = None
 
     def k_now(self, b):
         return self.k[self.clock.step, b]
@@ -370,7 +372,7 @@ def _install_gated(model, blocks, run: GatedRun, undo: list) -> None:
         _replace_forward(block.module, _gated_block_forward(block, index, run, block.module.forward), undo)
         for unit in block.units:
             _replace_forward(unit.module, _gated_unit_forward(unit, run, unit.module.forward), undo)
-    run.signature = __import__("inspect").signature(original)
+    run.signature = inspect.signature(original)
 
 
 def _gated_mix(run: GatedRun, out, args, kwargs):

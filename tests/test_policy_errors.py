@@ -100,8 +100,7 @@ def test_model_called_without_the_clock(tiny_pipe):
 def test_ddim_pipeline_unet2d(tmp_path):
     from conftest import tiny_unet
 
-    unet = tiny_unet()
-    unet.config.num_class_embeds  # class-conditional model, DDIMPipeline passes no labels
+    unet = tiny_unet()  # class-conditional; DDIMPipeline passes no labels, so drop them
     model = type(unet)(**{**unet.config, "num_class_embeds": None})
     pipe = DDIMPipeline(unet=model, scheduler=build_scheduler())
     pipe.set_progress_bar_config(disable=True)
