@@ -57,19 +57,24 @@ def residual_forward(unit: FRUnit, run, original):
     return forward
 
 
-def output_forward(unit: FRUnit, run, original):
-    """adaLN DiT self-attention: reuse its output before the gate; gate and MLP stay fresh."""
+def _cached_output_forward(owner, block_index: int, reuse_mode: str, run, original):
+    """In `reuse_mode`, return the owner's output from the last time it ran; else run it."""
 
     def forward(*args, **kwargs):
-        if run.modes[unit.block] == "F":
-            cached = run.cached(unit)
+        if run.modes[block_index] == reuse_mode:
+            cached = run.cached(owner)
             if cached is not None:
                 return cached
         out = original(*args, **kwargs)
-        run.store(unit, out)
+        run.store(owner, out)
         return out
 
     return forward
+
+
+def output_forward(unit: FRUnit, run, original):
+    """adaLN DiT self-attention: reuse its output before the gate; gate and MLP stay fresh."""
+    return _cached_output_forward(unit, unit.block, "F", run, original)
 
 
 UNIT_FORWARDS = {"resnet": resnet_forward, "residual": residual_forward, "output": output_forward}
@@ -77,14 +82,4 @@ UNIT_FORWARDS = {"resnet": resnet_forward, "residual": residual_forward, "output
 
 def block_forward(block: PolicyBlock, index: int, run, original):
     """Whole-block reuse: at S return the block's output from the last step it ran."""
-
-    def forward(*args, **kwargs):
-        if run.modes[index] == "S":
-            cached = run.cached(block)
-            if cached is not None:
-                return cached
-        out = original(*args, **kwargs)
-        run.store(block, out)
-        return out
-
-    return forward
+    return _cached_output_forward(block, index, "S", run, original)
