@@ -24,8 +24,9 @@ from .mixing import (Prediction, ScoreMixing, forecast_x0, from_prediction, outp
                      to_prediction, x0_of)
 from .policy import KeyframePolicy
 from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook
-from .targets import (PolicyBlock, build_output, denoiser_of, find_blocks,
-                      is_data_prediction_solver, map_tensors, sample_of, with_sample)
+from .targets import (PolicyBlock, build_output, denoiser_of, expensive_part, find_blocks,
+                      is_data_prediction_solver, map_tensors, model_point, sample_of,
+                      with_sample)
 
 
 @dataclass
@@ -191,19 +192,7 @@ class Run:
 
     def _point(self, args, kwargs):
         """The model input x and its coefficients: x = alpha x0 + sigma eps."""
-        bound = self._signature.bind(*args, **kwargs).arguments
-        names = list(self._signature.parameters)
-        x = bound[names[0]]
-        t = torch.as_tensor(bound["timestep"], dtype=torch.float64).flatten().cpu()
-        ac = self.scheduler.alphas_cumprod.to(torch.float64).cpu()
-        lo = t.floor().long().clamp(0, len(ac) - 1)
-        hi = (lo + 1).clamp(max=len(ac) - 1)
-        a = torch.lerp(ac[lo], ac[hi], t - lo)  # interpolate for fractional timesteps
-        a = a.expand(x.shape[0]) if a.numel() == 1 else a
-        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-        alpha = a.sqrt().view(shape).to(x.device, torch.float32)
-        sigma = (1 - a).sqrt().view(shape).to(x.device, torch.float32)
-        return x.float(), alpha, sigma
+        return model_point(self._signature, self.scheduler, args, kwargs)
 
     # -- accounting ----------------------------------------------------------------------
     def _record_costs(self, counter: MacCounter, branch: int) -> None:
@@ -211,8 +200,7 @@ class Run:
         for b in self.blocks:
             self._unit_savings[(id(b), branch)] = counter.total(b.module)
             for u in b.units:
-                part = u.module.conv1 if u.kind == "resnet" else u.module
-                self._unit_savings[(id(u), branch)] = counter.total(part)
+                self._unit_savings[(id(u), branch)] = counter.total(expensive_part(u))
 
     def _account(self, step: int, branch: int, keyframe: bool, lam: float) -> None:
         s = self.stats

@@ -30,8 +30,9 @@ from .clock import StepClock, drive_clock
 from .cost import MacCounter
 from .mixing import ScoreMixing, from_prediction, to_prediction
 from .policy import KeyframePolicy
-from .targets import (PolicyBlock, denoiser_of, find_blocks, map_tensors, resnet_head,
-                      resnet_tail, residual_scale, sample_of, with_sample, wrap_sample)
+from .targets import (PolicyBlock, denoiser_of, expensive_part, find_blocks, map_tensors,
+                      model_point, resnet_head, resnet_tail, residual_scale, sample_of,
+                      with_sample, wrap_sample)
 
 
 @dataclass
@@ -166,8 +167,7 @@ def _probe_costs(pipe, model, blocks, call) -> Costs:
         h1.remove(), h2.remove(), counter.__exit__()
     saving = []
     for b in blocks:
-        parts = [u.module.conv1 if u.kind == "resnet" else u.module for u in b.units]
-        saving.append(float(sum(counter.total(p) for p in parts)))
+        saving.append(float(sum(counter.total(expensive_part(u)) for u in b.units)))
     return Costs(float(counter.total()), [float(counter.total(b.module)) for b in blocks], saving)
 
 
@@ -381,11 +381,7 @@ def _gated_mix(run: GatedRun, out, args, kwargs):
     lam = run.mixing.lam(s, run.clock.num_steps)
     if not run.mixing.enabled:
         return out
-    bound = run.signature.bind(*args, **kwargs).arguments
-    x = bound[next(iter(run.signature.parameters))]
-    t = torch.as_tensor(bound["timestep"]).flatten()[0]
-    ac = run.scheduler.alphas_cumprod[int(t.round())]
-    alpha, sigma = ac.sqrt().float(), (1 - ac).sqrt().float()
+    x, alpha, sigma = model_point(run.signature, run.scheduler, args, kwargs)
     pred = to_prediction(sample_of(out), x, alpha, sigma, run.kind)
     key = run.key.get(run.branch)
     k_step = run.k[s].prod()

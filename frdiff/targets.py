@@ -181,3 +181,25 @@ def map_tensors(fn, value):
 def is_data_prediction_solver(scheduler) -> bool:
     """Multistep solvers that integrate data predictions x0 (DPM-Solver++ and its SDE form)."""
     return getattr(scheduler.config, "algorithm_type", "") in ("dpmsolver++", "sde-dpmsolver++")
+
+
+def expensive_part(unit: FRUnit) -> torch.nn.Module:
+    """The module whose compute an FR unit saves at a reuse step (for cost accounting)."""
+    return unit.module.conv1 if unit.kind == "resnet" else unit.module
+
+
+def model_point(signature, scheduler, args: tuple, kwargs: dict):
+    """From a denoiser call: its input x (float) and alpha, sigma with x = alpha x0 + sigma eps,
+    alphas_cumprod interpolated at fractional timesteps."""
+    bound = signature.bind(*args, **kwargs).arguments
+    x = bound[next(iter(signature.parameters))]
+    t = torch.as_tensor(bound["timestep"], dtype=torch.float64).flatten().cpu()
+    ac = scheduler.alphas_cumprod.to(torch.float64).cpu()
+    lo = t.floor().long().clamp(0, len(ac) - 1)
+    hi = (lo + 1).clamp(max=len(ac) - 1)
+    a = torch.lerp(ac[lo], ac[hi], t - lo)
+    a = a.expand(x.shape[0]) if a.numel() == 1 else a
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    alpha = a.sqrt().view(shape).to(x.device, torch.float32)
+    sigma = (1 - a).sqrt().view(shape).to(x.device, torch.float32)
+    return x.float(), alpha, sigma
