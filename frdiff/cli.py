@@ -18,6 +18,8 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/MODEL)")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="warm start from exported weights (e.g. assets/glyph-dit); fresh optimiser")
     p.add_argument("--export", default=None, metavar="DIR",
                    help="after training, write the EMA weights here (e.g. assets/glyph-unet)")
     p.add_argument("--json", action="store_true")
@@ -28,7 +30,7 @@ def _run_train(args) -> dict:
 
     run_dir = args.run_dir or f"runs/{args.model}"
     cfg = TrainConfig(model=args.model, steps=args.steps, batch_size=args.batch, lr=args.lr,
-                      seed=args.seed)
+                      seed=args.seed, init_from=args.init_from)
     train(cfg, run_dir, threads=args.threads, progress=not args.json)
     result = {"run_dir": run_dir}
     if args.export:

@@ -36,6 +36,7 @@ class TrainConfig:
     min_snr_gamma: float = 5.0
     seed: int = 0
     checkpoint_every: int = 250
+    init_from: str | None = None  # warm start: exported weights (model and EMA), fresh optimiser
 
 
 def build_model(name: str) -> torch.nn.Module:
@@ -96,14 +97,21 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
     noise_gen = torch.Generator().manual_seed(cfg.seed + 1)
     step, elapsed = 0, 0.0
     path = _checkpoint_path(run_dir)
+    init_steps = 0
+    if cfg.init_from and not os.path.exists(path):
+        weights = _load_exported(cfg.model, cfg.init_from).state_dict()
+        model.load_state_dict(weights), ema.load_state_dict(weights)
+        init_steps = _init_steps(cfg.init_from)
     if os.path.exists(path):
         state = torch.load(path, weights_only=False)
-        if state["config"] != asdict(cfg) | {"steps": state["config"]["steps"]}:
+        saved = {"init_from": None} | state["config"]  # checkpoints from before warm starts
+        if saved != asdict(cfg) | {"steps": saved["steps"]}:
             raise ValueError(f"{path} was made with another config: {state['config']}")
         model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"]), stream.load_state_dict(state["stream"])
         noise_gen.set_state(state["noise_gen"]), torch.set_rng_state(state["torch_rng"])
         step, elapsed = state["step"], state["elapsed"]
+        init_steps = state.get("init_steps", 0)
     alphas_cumprod = build_scheduler().alphas_cumprod
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=not progress)
@@ -125,9 +133,36 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _save(path, cfg, model, ema, opt, stream, noise_gen, step, time.perf_counter() - t0)
+            _save(path, cfg, model, ema, opt, stream, noise_gen, step, time.perf_counter() - t0,
+                  init_steps)
     bar.close()
     return path
+
+
+def _load_exported(name: str, folder: str) -> torch.nn.Module:
+    """The model of an exported folder (`assets/glyph-dit`...), checked to be `name`'s architecture."""
+    sub = {"glyph-unet": "unet", "glyph-dit": "transformer"}.get(name)
+    path = os.path.join(folder, sub) if sub else folder
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--init-from {folder}: no {name} weights at {path}")
+    model = build_model(name)
+    loaded = type(model).from_pretrained(path) if sub else GlyphClassifier.from_pretrained(path)
+    def arch(config):
+        # through JSON, so tuples and lists compare equal, as they are on disk
+        return json.loads(json.dumps({k: v for k, v in config.items() if not k.startswith("_")}))
+
+    if arch(loaded.config) != arch(model.config):
+        raise ValueError(f"--init-from {folder}: its config differs from {name}'s architecture")
+    return loaded
+
+
+def _init_steps(folder: str | None) -> int:
+    """Optimiser steps already behind an exported folder (0 when unknown or none)."""
+    note = os.path.join(folder or "", "training.json")
+    if not folder or not os.path.exists(note):
+        return 0
+    with open(note) as f:
+        return int(json.load(f).get("steps", 0))
 
 
 @torch.no_grad()
@@ -138,11 +173,12 @@ def _ema_update(ema, model, decay: float) -> None:
         e.copy_(b)
 
 
-def _save(path, cfg, model, ema, opt, stream, noise_gen, step, elapsed) -> None:
+def _save(path, cfg, model, ema, opt, stream, noise_gen, step, elapsed, init_steps=0) -> None:
     state = {"config": asdict(cfg), "model": model.state_dict(), "ema": ema.state_dict(),
              "opt": opt.state_dict(), "stream": stream.state_dict(),
              "noise_gen": noise_gen.get_state(), "torch_rng": torch.get_rng_state(),
-             "step": step, "elapsed": elapsed, "threads": torch.get_num_threads()}
+             "step": step, "elapsed": elapsed, "threads": torch.get_num_threads(),
+             "init_steps": init_steps}
     torch.save(state, path + ".tmp")
     os.replace(path + ".tmp", path)  # never leave a half-written checkpoint
 
@@ -162,6 +198,11 @@ def export(run_dir: str, out_dir: str) -> dict:
         GlyphPipeline.from_model(model, build_scheduler(), labels=GLYPH_CLASSES).save_pretrained(out_dir)
     info = {"model": name, "steps": state["step"], "wall_time_s": round(state["elapsed"], 1),
             "config": state["config"], "threads": state.get("threads")}
+    init = state["config"].get("init_from")
+    if init:
+        # the warm start's own history: total steps = the earlier run's + this run's
+        info["init_steps"] = state.get("init_steps", 0)
+        info["total_steps"] = info["init_steps"] + state["step"]
     with open(os.path.join(out_dir, "training.json"), "w") as f:
         json.dump(info, f, indent=2)
     return info

@@ -42,3 +42,31 @@ def test_generator_trains_exports_and_loads(tmp_path, capsys):
     pipe.set_progress_bar_config(disable=True)
     images = pipe(["A"], num_inference_steps=2, output_type="pt").images
     assert images.shape == (1, 3, 32, 32) and torch.isfinite(images).all()
+
+
+def test_warm_start_continues_from_exported_weights(tmp_path, capsys):
+    first, out = tmp_path / "first", tmp_path / "export"
+    assert main(["train", "--model", "glyph-unet", "--steps", "2", "--batch", "4",
+                 "--run-dir", str(first), "--export", str(out), "--json"]) == 0
+    capsys.readouterr()
+    exported = load_pipeline(str(out)).unet.state_dict()
+    cfg = TrainConfig(model="glyph-unet", steps=1, batch_size=4, init_from=str(out), lr=0.0)
+    train(cfg, str(tmp_path / "second"), progress=False)
+    state = torch.load(tmp_path / "second" / "checkpoint.pt", weights_only=False)
+    # lr 0: the step leaves the warm-started weights unchanged, so they must be the export's
+    assert all(torch.equal(state["model"][k], exported[k]) for k in exported)
+    assert state["init_steps"] == 2
+    info = export(str(tmp_path / "second"), str(tmp_path / "export2"))
+    assert info["total_steps"] == 3 and info["init_steps"] == 2
+
+
+def test_warm_start_refuses_another_architecture(tmp_path):
+    export_dir = tmp_path / "unet"
+    load_pipeline("glyph-unet").save_pretrained(str(export_dir))
+    cfg = TrainConfig(model="glyph-dit", steps=1, batch_size=4, init_from=str(export_dir))
+    try:
+        train(cfg, str(tmp_path / "run"), progress=False)
+    except FileNotFoundError as err:
+        assert "no glyph-dit weights" in str(err)
+    else:
+        raise AssertionError("a UNet folder cannot warm-start the DiT")
