@@ -8,16 +8,21 @@ Usage:
 A bare model works too: `accelerate(model, policy, mixing, scheduler=scheduler)`; the
 hand-written loop calls `scheduler.set_timesteps(n)` once and `scheduler.step(...)` after every
 step, exactly as a pipeline does, and that is what advances frdiff's step clock.
+
+The policy is a `KeyframePolicy` (modes fixed per step) or an `AdaptivePolicy` (the first
+model call of each step decides, after the probe block, whether the step is a keyframe).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from .adaptive import AdaptivePolicy, AdaptiveState, relative_change
 from .clock import StepClock, drive_clock
 from .cost import MacCounter
 from .mixing import (Prediction, ScoreMixing, forecast_x0, from_prediction, output_for_x0,
@@ -41,13 +46,22 @@ class RunStats:
     executed_macs: int = 0
     peak_cache_bytes: int = 0
     cache_misses: int = 0  # reuse asked for but no cache (computed instead)
+    probe_calls: int = 0  # adaptive lam = 0 steps: the network stopped after the probe block
+    keyframe_steps: list = field(default_factory=list)  # per sampling run, its keyframe steps
 
     @property
     def ideal_speedup(self) -> float:
         return self.baseline_macs / self.executed_macs if self.executed_macs else float("nan")
 
+    @property
+    def mean_keyframes(self) -> float:
+        """Keyframe steps per sampling run (adaptive policies choose them per input)."""
+        runs = self.keyframe_steps
+        return sum(map(len, runs)) / len(runs) if runs else float("nan")
+
     def as_dict(self) -> dict:
-        return asdict(self) | {"ideal_speedup": self.ideal_speedup}
+        return asdict(self) | {"ideal_speedup": self.ideal_speedup,
+                               "mean_keyframes": self.mean_keyframes}
 
 
 def describe(pipe_or_model) -> str:
@@ -66,16 +80,23 @@ def block_depths(pipe_or_model) -> dict[str, int]:
     return {b.name: b.depth for b in find_blocks(model)}
 
 
+class _StopAfterProbe(Exception):
+    """The probe chose a reuse step at lam = 0: the rest of the network is not needed."""
+
+
 class Run:
     """The state of one accelerate() context: clock, modes of the current step, caches."""
 
-    def __init__(self, model, scheduler, blocks: list[PolicyBlock], policy: KeyframePolicy,
-                 mixing: ScoreMixing, cache_dtype: torch.dtype | None):
+    def __init__(self, model, scheduler, blocks: list[PolicyBlock],
+                 policy: KeyframePolicy | AdaptivePolicy, mixing: ScoreMixing,
+                 cache_dtype: torch.dtype | None):
         self.model, self.scheduler, self.blocks = model, scheduler, blocks
         self.policy, self.mixing, self.cache_dtype = policy, mixing, cache_dtype
         self.clock = StepClock()
         self.stats = RunStats()
         self.modes: tuple[str, ...] = ()
+        self.keyframe: bool | None = True  # is the current step a keyframe (None: probe decides)
+        self.adaptive = AdaptiveState(policy) if isinstance(policy, AdaptivePolicy) else None
         self.capturing = None
         self._cache: dict[tuple[int, int], object] = {}
         self._cache_bytes: dict[tuple[int, int], int] = {}
@@ -84,12 +105,15 @@ class Run:
         self._x0_history: dict[int, list] = {}
         self._data_space = is_data_prediction_solver(scheduler)
         self._call_macs: dict[int, int] = {}  # full model MACs per branch (from the probe)
+        self._probe_macs: dict[int, int] = {}  # adaptive: MACs up to the end of the probe block
+        self._counter: MacCounter | None = None
         self._saved_macs: dict[tuple[str, int], int] = {}
         self._unit_savings: dict[tuple[int, int], int] = {}  # (id(unit/block), branch) -> MACs saved
         self._signature = inspect.signature(model.forward)
         n = policy.num_steps  # does any step blend or reuse eps_key? (else keyframes skip storing it)
+        known = policy.forced_keyframe if self.adaptive else policy.is_keyframe
         self._mixing_used = mixing.enabled and any(
-            not policy.is_keyframe(i) and mixing.lam(i, n) < 1.0 for i in range(n))
+            not known(i) and mixing.lam(i, n) < 1.0 for i in range(n))
 
     # -- clock events ------------------------------------------------------------------
     def on_start(self, num_steps: int) -> None:
@@ -98,6 +122,7 @@ class Run:
                              f"runs {num_steps}; make the policy for num_inference_steps={num_steps}")
         self.clear()
         self.clock.start(num_steps)
+        self.stats.keyframe_steps.append([])
 
     def on_step(self, output=None):
         self.clock.advance()
@@ -110,6 +135,8 @@ class Run:
         self._cache_bytes.clear()
         self._keys.clear()
         self._x0_history.clear()
+        if self.adaptive is not None:
+            self.adaptive.reset()
 
     # -- caches --------------------------------------------------------------------------
     def store(self, owner, value) -> None:
@@ -134,20 +161,68 @@ class Run:
         def forward(*args, **kwargs):
             self._branch = branch = self.clock.next_call()
             step = self.clock.step
-            self.modes = tuple(self.policy.mode(step, i) for i in range(len(self.blocks)))
-            keyframe = self.policy.is_keyframe(step)
-            lam = 1.0 if keyframe else self.mixing.lam(step, self.policy.num_steps)
-            if keyframe and branch not in self._call_macs:
-                with MacCounter(self.model) as counter:  # step 0 is a full keyframe: probe it
+            if branch == 0:  # every CFG branch of a step follows its first call's decision
+                self._plan(step)
+            reuse_lam = self.mixing.lam(step, self.policy.num_steps)
+            probe_only = False
+            if self.keyframe and branch not in self._call_macs:
+                out = self._counted(original, branch, args, kwargs)
+            elif self.keyframe is not False or reuse_lam > 0.0:  # None: the probe decides
+                try:
                     out = original(*args, **kwargs)
-                self._record_costs(counter, branch)
-            elif lam > 0.0:
-                out = original(*args, **kwargs)
+                except _StopAfterProbe:
+                    out, probe_only = None, True
             else:
                 out = None
-            self._account(step, branch, keyframe, lam)
+            if self.keyframe is None:
+                raise RuntimeError(f"frdiff: the probe block {self.blocks[0].name} did not run "
+                                   f"in this model call; an adaptive policy cannot decide")
+            keyframe = self.keyframe
+            lam = 1.0 if keyframe else reuse_lam
+            if branch == 0 and keyframe:
+                self.stats.keyframe_steps[-1].append(step)
+            self._account(step, branch, keyframe, lam, probe_only)
             return self._mix(out, args, kwargs, branch, keyframe, lam)
         return forward
+
+    def _counted(self, original, branch: int, args, kwargs):
+        """Step 0 is a full keyframe: count the MACs of the call (and of its modules)."""
+        try:
+            with MacCounter(self.model) as self._counter:
+                out = original(*args, **kwargs)
+            self._record_costs(self._counter, branch)
+        finally:
+            self._counter = None
+        return out
+
+    def _plan(self, step: int) -> None:
+        """The step's keyframe status and block modes (adaptive: the probe completes them)."""
+        if self.adaptive is None:
+            self.keyframe = self.policy.is_keyframe(step)
+            self.modes = tuple(self.policy.mode(step, i) for i in range(len(self.blocks)))
+            return
+        self.keyframe = True if self.adaptive.forced(step) else None
+        self.modes = ("K",) * len(self.blocks)
+
+    def probe_hook(self, module, args, output) -> None:
+        """After the probe block (adaptive): decide the step at its first call, keep p_key."""
+        if self._branch != 0:
+            return
+        probe = sample_of(output)
+        if self._counter is not None:  # the first full call: cost of the network up to here
+            self._probe_macs[0] = self._counter.total()
+        if self.keyframe is None:
+            key = self.cached(self.adaptive)
+            change = math.inf if key is None else relative_change(probe, key)
+            self.keyframe = self.adaptive.decide(change)
+            if not self.keyframe:
+                self.modes = ("K",) + (self.policy.reuse_mode,) * (len(self.blocks) - 1)
+                if self.mixing.lam(self.clock.step, self.policy.num_steps) == 0.0:
+                    raise _StopAfterProbe  # the keyframe prediction is the output
+                return
+        else:
+            self.adaptive.keyframe()
+        self.store(self.adaptive, probe)  # p_key: the probe at this keyframe
 
     def _mix(self, out, args, kwargs, branch: int, keyframe: bool, lam: float):
         if not self._mixing_used or (lam == 1.0 and not keyframe):
@@ -202,12 +277,16 @@ class Run:
             for u in b.units:
                 self._unit_savings[(id(u), branch)] = counter.total(expensive_part(u))
 
-    def _account(self, step: int, branch: int, keyframe: bool, lam: float) -> None:
+    def _account(self, step: int, branch: int, keyframe: bool, lam: float,
+                 probe_only: bool = False) -> None:
         s = self.stats
         macs = self._call_macs.get(branch, self._call_macs.get(0, 0))
         s.baseline_macs += macs
         if lam == 0.0:
             s.network_calls_skipped += 1
+            if probe_only:
+                s.probe_calls += 1
+                s.executed_macs += self._probe_macs.get(branch, 0)
             return
         s.network_calls += 1
         if keyframe:
@@ -243,8 +322,9 @@ def _nbytes(value) -> int:
 
 
 @contextlib.contextmanager
-def accelerate(pipe_or_model, policy: KeyframePolicy, mixing: ScoreMixing | None = None,
-               scheduler=None, cache_dtype: torch.dtype | None = None):
+def accelerate(pipe_or_model, policy: KeyframePolicy | AdaptivePolicy,
+               mixing: ScoreMixing | None = None, scheduler=None,
+               cache_dtype: torch.dtype | None = None):
     """Install FRDiff on a pipeline's denoiser (or a bare model with `scheduler`)."""
     if isinstance(pipe_or_model, torch.nn.Module):
         model = pipe_or_model
@@ -266,8 +346,9 @@ def accelerate(pipe_or_model, policy: KeyframePolicy, mixing: ScoreMixing | None
 
 def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
     """Validate everything before anything is touched."""
-    if not isinstance(policy, KeyframePolicy):
-        raise TypeError(f"policy must be a KeyframePolicy, got {type(policy).__name__}")
+    if not isinstance(policy, (KeyframePolicy, AdaptivePolicy)):
+        raise TypeError(f"policy must be a KeyframePolicy or an AdaptivePolicy, "
+                        f"got {type(policy).__name__}")
     mixing = mixing if mixing is not None else ScoreMixing.off()
     if not isinstance(mixing, ScoreMixing):
         raise TypeError(f"mixing must be a ScoreMixing, got {type(mixing).__name__}")
@@ -295,9 +376,12 @@ def _install(run: Run, undo: list) -> None:
     undo.append(lambda: delattr(model, "_frdiff_run"))
     undo.append(drive_clock(run.scheduler, run.on_start, run.on_step))
     _replace_forward(model, run.model_forward(model.forward), undo)
+    if run.adaptive is not None:
+        handle = run.blocks[0].module.register_forward_hook(run.probe_hook)
+        undo.append(handle.remove)
     counts: dict[str, int] = {}
     for index, block in enumerate(run.blocks):
-        column = {policy.mode(s, index) for s in range(policy.num_steps)}
+        column = policy.block_modes(index)
         if "S" in column:
             _replace_forward(block.module, block_forward(block, index, run, block.module.forward), undo)
             counts["skip_blocks"] = counts.get("skip_blocks", 0) + 1

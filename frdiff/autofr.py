@@ -4,15 +4,25 @@ Gates: one logit per step (shared by all blocks), or per step x block with `per_
 where a block that is not a keyframe also chooses between FR (fine reuse) and skipping the
 whole block. Forward uses the binarised gate, backward the sigmoid's gradient (straight-
 through). While tuning, every block computes and each cache becomes
-`k * current + (1 - k) * cache`, so gradients flow through the difference.
+`k * current + (1 - k) * cache`, so gradients flow through the difference. Where score mixing
+has lam = 0 a non-keyframe step makes no network call, so such a step is one gate for all
+blocks (`step_gated`).
 
-Loss: distance of the gated sampler's latents to the full-compute reference from the same
-noise and labels, plus lambda * (counted MACs / budget - 1); lambda follows dual ascent, so
-the tuner optimises compute rather than keyframe count and no penalty weight is hand-tuned.
-Back-propagation is truncated every `segment` steps (the distance to the reference latents
-at each segment end is the loss there), so memory stays bounded for any step count. The
-learned gates are then projected greedily onto the budget: the returned policy's ideal
-speedup is always >= target_speedup.
+The search, in three parts:
+1. Start: structured policies that meet the target (FR between evenly spread keyframes;
+   with `per_block`, also whole-block skip from the deepest level outward with the shallow
+   blocks computing or using FR), each with as many keyframes as the budget affords. The one
+   whose real accelerated sampler lands closest to the full-compute output on held-out
+   tuning batches is the start.
+2. Gradient: loss = distance of the gated sampler's final latents to the full-compute ones
+   (same noise and labels), relative to the start's, plus dual * (counted MACs / budget - 1).
+   The dual variable follows dual ascent, so the tuner trades counted compute, not keyframe
+   count, and no penalty weight is hand-tuned. With `segment`, back-propagation is truncated
+   every `segment` steps, so memory stays bounded for any step count.
+3. Projection and selection: every few iterations the gates are projected greedily onto the
+   budget (the policy's ideal speedup is always >= target_speedup) and scored like the
+   starts; the best policy seen is returned. It is never worse than the start on the
+   held-out batches; `TuneResult` says where it came from.
 
 The pipeline runs its own, unmodified sampling loop (its `__call__` without no_grad).
 """
@@ -209,51 +219,123 @@ def max_speedup(costs: Costs, num_steps: int, mixing: ScoreMixing) -> float:
     return n * costs.total / float(costs.per_step(k, z, lambdas(n, mixing)).sum())
 
 
+def step_gated(k: torch.Tensor, lam: list[float]) -> torch.Tensor:
+    """Where lam = 0 a non-keyframe step makes no network call at all, so no block can
+    refresh its cache there: such a step is a keyframe for every block or for none, and
+    column 0 of `k` decides. Elsewhere each block has its own gate."""
+    no_call = torch.tensor([l == 0.0 for l in lam])[:, None]
+    return torch.where(no_call, k[:, :1].expand_as(k), k)
+
+
 def project(probs_k: torch.Tensor, probs_z: torch.Tensor, costs: Costs, mixing: ScoreMixing,
             target: float, blocks: list[str] | None) -> KeyframePolicy:
-    """Round the gates, then flip the least wanted keyframes until the budget holds and
-    add back the most wanted ones while it still holds (greedy, by gate probability)."""
-    n = probs_k.shape[0]
+    """Round the gates, then drop the least wanted keyframes until the budget holds and add
+    back the most wanted ones while it still holds (greedy, by gate probability). A step
+    where lam = 0 is one unit (all blocks or none, see `step_gated`)."""
+    n, width = probs_k.shape[0], len(costs.block)
     lam = lambdas(n, mixing)
     budget = n * costs.total / target
+    probs_k = step_gated(probs_k.expand(n, width), lam)
     k = (probs_k > 0.5).float()
     k[0] = 1.0
-    z = (probs_z > 0.5).float()
-    total = lambda kk: float(costs.per_step(kk, z, lam).sum())  # noqa: E731
-    order = sorted(((float(probs_k[s, b]), s, b) for s in range(1, n) for b in range(k.shape[1])))
+    z = (probs_z.expand(n, width) > 0.5).float()
+    total = lambda: float(costs.per_step(k, z, lam).sum())  # noqa: E731
+    units = []  # (probability, step, block or None for the whole step)
+    for s in range(1, n):
+        if lam[s] == 0.0:
+            units.append((float(probs_k[s, 0]), s, None))
+        else:
+            units.extend((float(probs_k[s, b]), s, b) for b in range(width))
+
+    def put(s, b, value):
+        if b is None:
+            k[s, :] = value
+        else:
+            k[s, b] = value
+
+    order = sorted(units, key=lambda u: u[0])
     for p, s, b in order:  # least wanted first
-        if total(k) <= budget:
+        if total() <= budget:
             break
-        k[s, b] = 0.0
+        put(s, b, 0.0)
     for p, s, b in reversed(order):  # most wanted first
-        if k[s, b] == 0.0:
-            k[s, b] = 1.0
-            if total(k) > budget:
-                k[s, b] = 0.0
-    rows = []
-    for s in range(n):
-        row = "".join("K" if k[s, j] else ("S" if z[s, j] else "F") for j in range(k.shape[1]))
-        rows.append(row)
+        if (k[s] if b is None else k[s, b]).min() == 0.0:
+            put(s, b, 1.0)
+            if total() > budget:
+                put(s, b, 0.0)
+    return gates_policy(k, z, blocks)
+
+
+def gates_policy(k: torch.Tensor, z: torch.Tensor, blocks: list[str] | None) -> KeyframePolicy:
+    """Binary gates (N, B) to a policy: K where k, else S where z, else F."""
+    rows = ["".join("K" if k[s, j] else ("S" if z[s, j] else "F") for j in range(k.shape[1]))
+            for s in range(k.shape[0])]
+    if blocks is None:
+        rows = [row[0] for row in rows]
     return KeyframePolicy(tuple(rows), tuple(blocks) if blocks else None)
+
+
+def spread(num_steps: int, count: int) -> list[int]:
+    """`count` keyframes as evenly spread as integers allow, step 0 first (a fractional
+    uniform interval)."""
+    return sorted({round(i * num_steps / count) for i in range(count)})
+
+
+def candidates(costs: Costs, n: int, mixing: ScoreMixing, target: float,
+               depths: dict[str, int] | None) -> dict[str, KeyframePolicy]:
+    """Structured starting points that meet the target: for each non-keyframe template (FR
+    everywhere; whole-block skip from the deepest level outward, shallow blocks computing or
+    using FR), the most keyframes it can afford, spread evenly."""
+    templates = {"fr": None}
+    if depths:
+        names, deepest = list(depths), max(depths.values())
+        for keep in range(1, deepest + 1):
+            for shallow in ("K", "F"):
+                templates[f"skip>={keep}/{shallow}"] = "".join(
+                    "S" if d >= keep else shallow for d in depths.values())
+    found = {}
+    for name, row in templates.items():
+        for count in range(n, 0, -1):
+            keys = set(spread(n, count))
+            if row is None:
+                policy = KeyframePolicy.from_steps(n, keys)
+            else:
+                policy = KeyframePolicy(tuple("K" * len(names) if i in keys else row
+                                              for i in range(n)), tuple(names))
+            if costs.speedup(policy, mixing) >= target:
+                found[f"{name} x{count}"] = policy
+                break
+    return found
 
 
 @dataclass
 class TuneResult:
+    """The tuned policy and how it was found. `final_loss` is the selection loss of the
+    returned policy (mean squared error of the final latents to the full-compute ones,
+    relative to their power, on held-out tuning batches); `start` names the structured
+    starting point and `start_loss` its selection loss."""
+
     policy: KeyframePolicy
     ideal_speedup: float
     final_loss: float
     losses: list[float]
+    start: str = ""
+    start_loss: float = float("nan")
+    selected_at: int = 0  # gradient iteration of the returned policy (0: the start itself)
 
 
 def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool = False,
-         iterations: int = 40, seed: int = 0, progress: bool = True,
-         mixing: ScoreMixing | None = None, batch_size: int = 2, lr: float = 0.1,
-         segment: int = 10, call_kwargs: dict | None = None) -> TuneResult:
+         iterations: int = 30, seed: int = 0, progress: bool = True,
+         mixing: ScoreMixing | None = None, batch_size: int = 2, lr: float = 0.15,
+         segment: int | None = None, call_kwargs: dict | None = None,
+         tuning_batches: int = 4, selection_batches: int = 2, checks: int = 4) -> TuneResult:
     """Learn a policy whose ideal speedup is >= target_speedup (see the module docstring)."""
     mixing = mixing if mixing is not None else ScoreMixing()
     if not (isinstance(target_speedup, (int, float)) and math.isfinite(target_speedup)
             and target_speedup > 0):
         raise ValueError(f"target_speedup must be a positive number, got {target_speedup!r}")
+    if iterations < 0 or tuning_batches < 1 or selection_batches < 1:
+        raise ValueError("iterations must be >= 0 and tuning/selection batches >= 1")
     model, n = denoiser_of(pipe), num_inference_steps
     blocks = find_blocks(model)
     if not any(b.units for b in blocks):
@@ -261,9 +343,9 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
     pipe.set_progress_bar_config(disable=True)
     raw_call = type(pipe).__call__.__wrapped__  # the pipeline's loop, without no_grad
 
-    def call(steps: int, it: int = 0):
-        kwargs = call_kwargs if call_kwargs is not None else _default_call(pipe, batch_size, seed + it)
-        g = torch.Generator().manual_seed(seed + it)
+    def call(steps: int, batch: int = 0):
+        kwargs = call_kwargs if call_kwargs is not None else _default_call(pipe, batch_size, seed + batch)
+        g = torch.Generator().manual_seed(seed + batch)
         return raw_call(pipe, num_inference_steps=steps, generator=g, **kwargs)
 
     costs = _probe_costs(pipe, model, blocks, call)
@@ -272,39 +354,92 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
         raise ValueError(f"target {target_speedup}x is unreachable: skipping everything "
                          f"reusable gives at most {ceiling:.2f}x for {n} steps")
     width = len(blocks) if per_block else 1
-    logits_k = torch.full((n, width), 1.0, requires_grad=True)
-    logits_z = torch.full((n, width), -1.0, requires_grad=per_block)
-    opt = torch.optim.Adam([logits_k, logits_z] if per_block else [logits_k], lr=lr)
+    names = [b.name for b in blocks] if per_block else None
     lam = lambdas(n, mixing)
-    budget, dual, losses = n * costs.total / target_speedup, 1.0, []
+    bar = tqdm(total=iterations + 1, desc="auto-fr", disable=not progress)
+    # held-out batches (for choosing between policies) and tuning batches (for gradients)
+    held_out = [1000 + i for i in range(selection_batches)]
+    references = {b: _reference_latents(pipe, call, n, b)
+                  for b in list(range(tuning_batches)) + held_out}
+
+    def selection_loss(policy: KeyframePolicy) -> float:
+        return _policy_loss(pipe, call, policy, mixing, n, {b: references[b][-1] for b in held_out})
+
+    depths = {b.name: b.depth for b in blocks} if per_block else None
+    starts = {name: (p, selection_loss(p))
+              for name, p in candidates(costs, n, mixing, target_speedup, depths).items()}
+    if not starts:  # no template reaches the target: start from the projected all-reuse gates
+        p = project(torch.zeros(n, width), torch.zeros(n, width), costs, mixing, target_speedup, names)
+        starts["projected"] = (p, selection_loss(p))
+    start = min(starts, key=lambda name: starts[name][1])
+    best_policy, best_loss = starts[start]
+    result = TuneResult(best_policy, costs.speedup(best_policy, mixing), best_loss, [], start, best_loss)
+    bar.update(1)
+    bar.set_postfix(start=start, loss=f"{best_loss:.2e}")
+
+    k0, z0 = policy_gates(best_policy, len(blocks))
+    logits_k = (3.0 * k0[:, :width] - 1.5).clone().requires_grad_(True)
+    logits_z = (3.0 * z0[:, :width] - 1.5).clone().requires_grad_(per_block)
+    opt = torch.optim.Adam([logits_k, logits_z] if per_block else [logits_k], lr=lr)
+    budget, dual, scale = n * costs.total / target_speedup, 0.0, None
+    check_every = max(1, iterations // max(checks, 1))
     model.requires_grad_(False)
-    bar = tqdm(range(iterations), desc="auto-fr", disable=not progress)
     try:
-        for it in bar:
-            reference = _reference_latents(pipe, call, n, it)
+        for it in range(iterations):
+            batch = it % tuning_batches
             k = _straight_through(logits_k)
             k = torch.cat([torch.ones(1, width), k[1:]])  # step 0 is always a keyframe
             z = _straight_through(logits_z) if per_block else torch.zeros(n, width)
-            kb, zb = k.expand(n, len(blocks)), z.expand(n, len(blocks))
-            distance = _gated_pass(pipe, blocks, mixing, call, it, kb, zb, reference, segment)
+            kb = step_gated(k.expand(n, len(blocks)), lam)
+            zb = z.expand(n, len(blocks))
+            distance = _gated_pass(pipe, blocks, mixing, call, batch, kb, zb, references[batch],
+                                   segment, 1.0 / scale if scale else 1.0)
+            if scale is None:  # losses are relative to the start policy's on the first batch
+                scale = max(distance, 1e-6)
+                _rescale_grads([logits_k, logits_z], 1.0 / scale)
+            distance /= scale
             cost = costs.per_step(kb, zb, lam).sum() / budget
             (dual * cost).backward()
             if not math.isfinite(distance) or not torch.isfinite(logits_k.grad).all():
                 raise FloatingPointError(f"non-finite loss or gradient at iteration {it}")
             opt.step()
             opt.zero_grad()
-            dual = max(0.0, dual + 0.5 * (float(cost.detach()) - 1.0))  # dual ascent on the budget
-            losses.append(distance)
-            bar.set_postfix(dist=f"{distance:.2e}", cost=f"{float(cost.detach()):.2f}", dual=f"{dual:.2f}")
+            dual = max(0.0, dual + (float(cost.detach()) - 1.0))  # dual ascent on the budget
+            result.losses.append(distance)
+            if (it + 1) % check_every == 0 or it + 1 == iterations:
+                with torch.no_grad():
+                    policy = project(torch.sigmoid(logits_k), torch.sigmoid(logits_z) if per_block
+                                     else torch.zeros(n, width), costs, mixing, target_speedup, names)
+                loss = selection_loss(policy)
+                if loss < result.final_loss:
+                    result.policy, result.final_loss, result.selected_at = policy, loss, it + 1
+            bar.update(1)
+            bar.set_postfix(dist=f"{distance:.3f}", cost=f"{float(cost.detach()):.2f}",
+                            dual=f"{dual:.2f}", best=f"{result.final_loss:.2e}")
     finally:
         model.requires_grad_(True)
         bar.close()
-    with torch.no_grad():
-        probs_k = torch.sigmoid(logits_k).expand(n, len(blocks) if per_block else 1)
-        probs_z = torch.sigmoid(logits_z) if per_block else torch.zeros(n, 1)
-    names = [b.name for b in blocks] if per_block else None
-    policy = project(probs_k, probs_z, costs, mixing, target_speedup, names)
-    return TuneResult(policy, costs.speedup(policy, mixing), losses[-1] if losses else float("nan"), losses)
+    result.ideal_speedup = costs.speedup(result.policy, mixing)
+    return result
+
+
+def _rescale_grads(params, factor: float) -> None:
+    for p in params:
+        if p.grad is not None:
+            p.grad.mul_(factor)
+
+
+def _policy_loss(pipe, call, policy: KeyframePolicy, mixing: ScoreMixing, n: int,
+                 references: dict[int, torch.Tensor]) -> float:
+    """Relative MSE of the final latents of the real accelerated sampler to the reference."""
+    from .accelerate import accelerate
+
+    total = 0.0
+    with accelerate(pipe, policy, mixing):
+        for batch, ref in references.items():
+            final = _reference_latents(pipe, call, n, batch)[-1]
+            total += float((final.float() - ref).pow(2).mean() / (ref.pow(2).mean() + 1e-12))
+    return total / len(references)
 
 
 def _reference_latents(pipe, call, n: int, it: int) -> list[torch.Tensor]:
@@ -324,23 +459,26 @@ def _reference_latents(pipe, call, n: int, it: int) -> list[torch.Tensor]:
     return latents
 
 
-def _gated_pass(pipe, blocks, mixing, call, it, k, z, reference, segment) -> float:
-    """One differentiable sampling pass; back-propagates every `segment` steps."""
+def _gated_pass(pipe, blocks, mixing, call, batch, k, z, reference, segment, weight=1.0) -> float:
+    """One differentiable sampling pass. The loss is the distance of the final latents to
+    the reference; with `segment`, back-propagation is truncated every `segment` steps
+    (the distance at each segment end is added), so memory stays bounded for long runs."""
     model = denoiser_of(pipe)
     run = GatedRun(blocks, mixing, pipe.scheduler.config.prediction_type, pipe.scheduler)
     run.k, run.z = k, z
     distance = [0.0]
-    scale = float(torch.stack(reference).pow(2).mean()) + 1e-8
+    n = len(reference)
+    scale = float(reference[-1].pow(2).mean()) + 1e-8
 
     def on_step(out):
         s = run.clock.step
         run.clock.advance()
-        if (s + 1) % segment and s + 1 < len(reference):
+        if s + 1 < n and (segment is None or (s + 1) % segment):
             return out
         x = _sample_of_step(out)
         loss = (x.float() - reference[s]).pow(2).mean() / scale
         if loss.requires_grad:  # the gates' small graph is shared by every segment
-            loss.backward(retain_graph=True)
+            (weight * loss).backward(retain_graph=True)
         distance[0] += float(loss.detach())
         run.detach()
         _detach_state(pipe.scheduler)
@@ -350,7 +488,7 @@ def _gated_pass(pipe, blocks, mixing, call, it, k, z, reference, segment) -> flo
     try:
         _install_gated(model, blocks, run, undo)
         with torch.enable_grad():
-            call(len(reference), it)
+            call(n, batch)
     finally:
         for restore in reversed(undo):
             restore()

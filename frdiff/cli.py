@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 import torch
 
@@ -83,7 +84,8 @@ def _add_sample(sub) -> None:
     p.add_argument("--labels", default=None, help="characters to draw (default: every class)")
     p.add_argument("--rows", type=int, default=1, help="rows of samples per label")
     p.add_argument("--out", default="samples.png")
-    p.add_argument("--policy", default=None, help="accelerate with uniform:K, deep:K or a policy JSON")
+    p.add_argument("--policy", default=None,
+                   help="accelerate with uniform:K, deep:K, adaptive:THRESHOLD[:fr|skip] or a policy JSON")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
 
 
@@ -124,7 +126,9 @@ def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measured speedup and quality of a policy vs full compute")
     _add_model_args(p)
     p.add_argument("--batch", type=int, default=8, help="batch of the timed calls")
-    p.add_argument("--policy", required=True, help="uniform:K[:block], deep:K[:LEVELS[:F]] or a policy JSON file")
+    p.add_argument("--policy", required=True,
+                   help="uniform:K[:block], deep:K[:LEVELS[:F]], adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]] "
+                        "(keyframes chosen at run time by a probe) or a policy JSON file")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
     p.add_argument("--samples", type=int, default=256, help="images for the quality figures")
     p.add_argument("--repeats", type=int, default=5, help="interleaved timing pairs")
@@ -145,7 +149,7 @@ def _add_tune(sub) -> None:
     _add_model_args(p)
     p.add_argument("--target-speedup", type=float, required=True)
     p.add_argument("--per-block", action="store_true", help="gates per step x block")
-    p.add_argument("--iterations", type=int, default=40)
+    p.add_argument("--iterations", type=int, default=30, help="gradient iterations")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
     p.add_argument("--out", required=True, help="policy JSON file to write")
 
@@ -156,13 +160,16 @@ def _run_tune(args) -> dict:
     from .autofr import tune
 
     pipe = _load(args)
+    t0 = time.perf_counter()
     result = tune(pipe, args.steps, args.target_speedup, per_block=args.per_block,
                   iterations=args.iterations, seed=args.seed, progress=not args.json,
                   mixing=_mixing(args))
     meta = {"model": args.model, "scheduler": args.scheduler, "steps": args.steps,
             "target_speedup": args.target_speedup, "per_block": args.per_block,
             "iterations": args.iterations, "seed": args.seed, "mixing": args.mixing,
-            "final_loss": result.final_loss, "ideal_speedup": result.ideal_speedup}
+            "final_loss": result.final_loss, "ideal_speedup": result.ideal_speedup,
+            "start": result.start, "start_loss": result.start_loss,
+            "selected_at": result.selected_at, "tuning_s": round(time.perf_counter() - t0, 1)}
     tmp = args.out + ".partial"
     result.policy.to_json(tmp, **meta)
     os.replace(tmp, args.out)  # an interrupted run leaves no policy file behind

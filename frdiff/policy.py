@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .adaptive import AdaptivePolicy
+
 MODES = ("K", "F", "S")
 _REUSE = {"fr": "F", "block": "S"}
 
@@ -104,6 +106,10 @@ class KeyframePolicy:
     def is_keyframe(self, step: int) -> bool:
         return set(self.schedule[step]) == {"K"}
 
+    def block_modes(self, block_index: int) -> set[str]:
+        """The modes a block takes over the run (what accelerate() must install for it)."""
+        return {self.mode(s, block_index) for s in range(self.num_steps)}
+
     @property
     def keyframes(self) -> list[int]:
         return [i for i in range(self.num_steps) if self.is_keyframe(i)]
@@ -143,9 +149,13 @@ class KeyframePolicy:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def parse(cls, spec: str, num_steps: int, depths: dict[str, int] | None = None) -> "KeyframePolicy":
+    def parse(cls, spec: str, num_steps: int,
+              depths: dict[str, int] | None = None) -> "KeyframePolicy | AdaptivePolicy":
         """CLI form: "uniform:K", "uniform:K:block", "deep:K[:LEVELS[:F]]" (needs the model's
-        block depths), or a JSON file."""
+        block depths), "adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]]" (an AdaptivePolicy), or a
+        JSON file."""
+        if spec.startswith("adaptive:"):
+            return _parse_adaptive(spec, num_steps)
         if spec.startswith("deep:"):
             parts = spec.split(":")
             if depths is None:
@@ -166,3 +176,17 @@ class KeyframePolicy:
 
     def summary(self) -> str:
         return " ".join(self.schedule) if self.blocks is None else "\n".join(self.schedule)
+
+
+def _parse_adaptive(spec: str, num_steps: int) -> AdaptivePolicy:
+    """Parse "adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]]", e.g. "adaptive:0.1", "adaptive:0.2:skip:4"."""
+    parts = spec.split(":")
+    try:
+        if not 2 <= len(parts) <= 4:
+            raise ValueError
+        threshold = float(parts[1])
+        max_reuse = int(parts[3]) if len(parts) > 3 else None
+    except ValueError:
+        raise ValueError(f"bad policy {spec!r}; expected adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]], "
+                         f"e.g. adaptive:0.1") from None
+    return AdaptivePolicy(num_steps, threshold, parts[2] if len(parts) > 2 else "fr", max_reuse)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from frdiff import ScoreMixing, accelerate
-from frdiff.autofr import tune
+from frdiff import KeyframePolicy
+from frdiff.autofr import Costs, candidates, lambdas, project, spread, step_gated, tune
 from frdiff.cli import main
 
 N = 8
@@ -18,6 +19,8 @@ def test_tuned_policy_meets_target_and_runs(tiny_pipe, per_block):
     assert result.ideal_speedup >= 1.5 and len(result.losses) == 3
     assert result.policy.num_steps == N and result.policy.is_keyframe(0)
     assert (result.policy.blocks is not None) == per_block
+    # the returned policy is the best one the held-out batches saw, never worse than the start
+    assert result.final_loss <= result.start_loss and result.start
     with accelerate(tiny_pipe, result.policy, ScoreMixing()) as run:
         tiny_pipe(["A"], num_inference_steps=N, output_type="pt")
     # the tuner's cost model is the one accelerate measures
@@ -27,8 +30,64 @@ def test_tuned_policy_meets_target_and_runs(tiny_pipe, per_block):
 
 def test_all_keyframe_gated_pass_reproduces_the_reference(tiny_pipe):
     """Gates at 1 everywhere: the differentiable sampler is the full-compute one."""
-    result = tune(tiny_pipe, N, 1.01, iterations=1, progress=False, segment=3)
-    assert result.losses[0] < 1e-8
+    from frdiff.autofr import _default_call, _gated_pass, _reference_latents
+    from frdiff.targets import find_blocks
+
+    raw = type(tiny_pipe).__call__.__wrapped__
+
+    def call(steps, batch=0):
+        return raw(tiny_pipe, num_inference_steps=steps, generator=torch.Generator().manual_seed(batch),
+                   **_default_call(tiny_pipe, 2, batch))
+
+    blocks = find_blocks(tiny_pipe.denoiser)
+    reference = _reference_latents(tiny_pipe, call, N, 0)
+    ones, zeros = torch.ones(N, len(blocks)), torch.zeros(N, len(blocks))
+    assert _gated_pass(tiny_pipe, blocks, ScoreMixing(), call, 0, ones, zeros, reference, None) < 1e-10
+    skipping = ones.clone()
+    skipping[1:] = 0.0
+    assert _gated_pass(tiny_pipe, blocks, ScoreMixing(), call, 0, skipping, zeros, reference, 3) > 1e-4
+
+
+def test_target_one_keeps_every_keyframe(tiny_pipe):
+    result = tune(tiny_pipe, N, 1.0, iterations=0, progress=False)
+    assert result.policy.keyframes == list(range(N)) and result.final_loss == 0.0
+
+
+def test_no_call_steps_are_all_or_nothing():
+    lam = [0.0, 0.0, 0.5, 1.0]
+    k = torch.tensor([[1.0, 1.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    gated = step_gated(k, lam)
+    assert gated[1].tolist() == [0.0, 0.0]  # lam = 0: column 0 decides for the whole step
+    assert gated[2].tolist() == [0.0, 1.0] and gated[3].tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("target", [1.3, 2.0])
+def test_projection_meets_the_budget_and_cannot_add_a_keyframe(target):
+    n, width = 12, 3
+    costs = Costs(total=10.0, block=[3.0, 2.0, 1.0], fr_saving=[2.0, 1.0, 0.5])
+    mixing = ScoreMixing()
+    torch.manual_seed(0)
+    policy = project(torch.rand(n, width), torch.rand(n, width), costs, mixing, target, ["a", "b", "c"])
+    assert costs.speedup(policy, mixing) >= target and policy.is_keyframe(0)
+    lam = lambdas(n, mixing)
+    for s in range(1, n):
+        for b in range(width):
+            if policy.mode(s, b) != "K":
+                rows = list(policy.schedule)
+                rows[s] = "KKK" if lam[s] == 0.0 else rows[s][:b] + "K" + rows[s][b + 1:]
+                richer = KeyframePolicy(tuple(rows), policy.blocks)
+                assert costs.speedup(richer, mixing) < target  # greedy fill left no room
+
+
+def test_candidates_meet_the_target_and_include_block_skips():
+    costs = Costs(total=10.0, block=[3.0, 2.0, 3.0], fr_saving=[2.0, 1.0, 2.0])
+    depths = {"down": 0, "mid": 1, "up": 0}
+    found = candidates(costs, 20, ScoreMixing(), 1.8, depths)
+    assert any(name.startswith("fr") for name in found)
+    assert any(name.startswith("skip>=1") for name in found)
+    for policy in found.values():
+        assert costs.speedup(policy, ScoreMixing()) >= 1.8
+    assert spread(10, 4) == [0, 2, 5, 8] and spread(6, 6) == list(range(6))
 
 
 @pytest.mark.parametrize("target, match", [(0.0, "positive"), (-1.0, "positive"),
