@@ -288,11 +288,16 @@ def candidates(costs: Costs, n: int, mixing: ScoreMixing, target: float,
     using FR), the most keyframes it can afford, spread evenly."""
     templates = {"fr": None}
     if depths:
-        names, deepest = list(depths), max(depths.values())
+        names, levels = list(depths), list(depths.values())
+        deepest = max(levels)
+        middle = levels.index(deepest)  # blocks after it are on the way out (UNet up blocks)
         for keep in range(1, deepest + 1):
             for shallow in ("K", "F"):
                 templates[f"skip>={keep}/{shallow}"] = "".join(
-                    "S" if d >= keep else shallow for d in depths.values())
+                    "S" if d >= keep else shallow for d in levels)
+                # DeepCache's shape: only the outgoing shallow blocks run between keyframes
+                templates[f"skip>={keep}/out-{shallow}"] = "".join(
+                    shallow if d < keep and i > middle else "S" for i, d in enumerate(levels))
     found = {}
     for name, row in templates.items():
         for count in range(n, 0, -1):

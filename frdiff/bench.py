@@ -43,6 +43,14 @@ def _timed(fn) -> float:
 def measure_speed(pipe, policy: KeyframePolicy, mixing: ScoreMixing, labels: list[int],
                   steps: int, seed: int, repeats: int = 5, warmup: int = 1) -> dict:
     """Median of per-pair time ratios, baseline / accelerated, interleaved in one process."""
+    return measure_speed_with(pipe, lambda: accelerate(pipe, policy=policy, mixing=mixing),
+                              labels, steps, seed, repeats, warmup)
+
+
+def measure_speed_with(pipe, make_context, labels: list[int], steps: int, seed: int,
+                       repeats: int = 5, warmup: int = 1) -> dict:
+    """`measure_speed` for any accelerator: `make_context()` returns a fresh context manager
+    that accelerates `pipe` while it is entered (frdiff's `accelerate`, DeepCache, ...)."""
     pipe.set_progress_bar_config(disable=True)
 
     def baseline():
@@ -50,9 +58,15 @@ def measure_speed(pipe, policy: KeyframePolicy, mixing: ScoreMixing, labels: lis
              output_type="pt")
 
     def accelerated():
-        with accelerate(pipe, policy=policy, mixing=mixing):
+        with make_context():
             baseline()
 
+    return interleaved_speedup(baseline, accelerated, repeats, warmup)
+
+
+def interleaved_speedup(baseline, accelerated, repeats: int = 5, warmup: int = 1) -> dict:
+    """Time two zero-arg callables after `warmup` rounds of both, in pairs A B, B A, ...;
+    speedup is the median of the per-pair ratios baseline / accelerated."""
     for _ in range(warmup):
         baseline(), accelerated()
     base_t, acc_t = [], []

@@ -1,0 +1,219 @@
+"""DeepCache (the PyPI package, `DeepCacheSDHelper`) against frdiff policies on glyph-unet.
+
+    python -m analysis.deepcache [--samples N] [--repeats R] [--batch 8] [--steps 50]
+        [--intervals 2,3,4,5] [--branch-ids 0,1,3] [--policy SPEC ...] [--mixing on|off]
+        [--out analysis/results/deepcache]
+
+Every row is measured like `python -m frdiff bench`: speed is the median of per-pair time
+ratios, full-compute / accelerated calls interleaved in one process after a warm-up (batch
+`--batch`, 50 DDIM steps); quality is PSNR/SSIM against the full-compute images from the same
+noise and labels, and the project classifier's accuracy on `--samples` images. Writes OUT.json
+and OUT.md.
+
+What DeepCacheSDHelper needs on our `UNet2DModel` (0.1.1, used unmodified): its wrapped UNet
+forward reads the step from `timesteps.index(args[1].item())`, i.e. it wants one scalar
+timestep as the second positional argument, as SD pipelines pass it. The glyph pipeline passes
+one timestep per sample (batch >= 2 with classifier-free guidance), so `.item()` raises. The
+adapter below puts one more forward outside DeepCache's: it hands DeepCache the (all equal)
+timestep as a 0-d tensor, which UNet2DModel broadcasts back, so nothing else changes. Its block
+wrappers need no change (UNet2DModel's blocks have the `resnets`, `attentions`, `downsamplers`,
+`upsamplers` and `mid_block` it walks). `disable()` leaves a bound-method `forward` on every
+module it wrapped; the adapter restores each module's instance `forward` exactly.
+
+DeepCache's branch id b means (block b // 3, layer b % 3): between full steps, down-path layers
+from there inward, the mid block and the matching up-path layers return cached outputs. The
+`% 3` assumes SD's 2 resnets per block; glyph-unet has 1 (layer 0 = the resnet, layer 1 = the
+downsampler), so the distinct branches are 0, 1, 3, 4, 6, 7, 9, 10 (3k + 2 gives 3k + 1's output
+with extra, unused compute); 10 skips only the mid block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+
+import torch
+from diffusers.models.attention_processor import Attention
+from tqdm.auto import tqdm
+
+from frdiff import ScoreMixing, block_depths, load_pipeline, set_scheduler
+from frdiff.bench import machine, measure_quality, measure_speed, measure_speed_with
+from frdiff.cost import MacCounter
+from frdiff.evaluate import balanced_labels, generate
+from frdiff.metrics import accuracy, classify, frechet_distance, psnr, ssim
+from frdiff.pipelines import load_classifier
+from frdiff.policy import KeyframePolicy
+
+_MISSING = object()
+
+
+def _scalar_timestep(forward):
+    """DeepCache reads the step with `timestep.item()`: give it the batch's one timestep."""
+    def wrapped(sample, timestep, *args, **kwargs):
+        if torch.is_tensor(timestep) and timestep.ndim > 0:
+            if not bool((timestep == timestep.flatten()[0]).all()):
+                raise ValueError("DeepCache needs one timestep for the whole batch")
+            timestep = timestep.flatten()[0]
+        return forward(sample, timestep, *args, **kwargs)
+    return wrapped
+
+
+@contextlib.contextmanager
+def deepcache(pipe, interval: int, branch_id: int = 0):
+    """DeepCacheSDHelper on `pipe.unet` (a diffusers UNet2DModel) inside the `with` block."""
+    from DeepCache import DeepCacheSDHelper
+
+    unet = getattr(pipe, "unet", None)
+    if unet is None or getattr(unet, "mid_block", None) is None:
+        raise ValueError("DeepCacheSDHelper needs a pipeline whose `unet` has a mid block")
+    if not (isinstance(interval, int) and interval >= 1):
+        raise ValueError(f"cache_interval must be an integer >= 1, got {interval!r}")
+    if not 0 <= branch_id < 3 * len(unet.down_blocks):
+        raise ValueError(f"branch_id must be in 0..{3 * len(unet.down_blocks) - 1}, got {branch_id}")
+    saved = {m: m.__dict__.get("forward", _MISSING) for m in unet.modules()}
+    helper = DeepCacheSDHelper(pipe=pipe)
+    helper.set_params(cache_interval=interval, cache_branch_id=branch_id)
+    try:
+        helper.enable()
+        unet.forward = _scalar_timestep(unet.forward)
+        yield helper
+    finally:
+        # DeepCache's disable() would leave a bound-method `forward` on every module it
+        # wrapped; putting back each module's own instance attribute is the exact inverse.
+        helper.reset_states()  # drops the cached block outputs
+        for m, forward in saved.items():
+            if forward is _MISSING:
+                m.__dict__.pop("forward", None)
+            else:
+                m.forward = forward
+
+
+def ideal_speedup(pipe, make_context, steps: int) -> float:
+    """MACs of one image's full-compute sampling call over those it executes in `make_context()`."""
+    counters = []
+    for ctx in (contextlib.nullcontext, make_context):
+        with ctx(), MacCounter(pipe.unet) as counter:
+            pipe([0], num_inference_steps=steps, generator=torch.Generator().manual_seed(0),
+                 output_type="pt")
+        counters.append(counter)
+    full, run = counters
+    # MacCounter counts an attention product on every call of the module, but DeepCache may
+    # return a cached output without running it: scale by how often its to_q projection ran.
+    executed = run.total()
+    for m in pipe.unet.modules():
+        if isinstance(m, Attention) and full.macs.get(id(m.to_q)):
+            ran = run.macs.get(id(m.to_q), 0) / full.macs[id(m.to_q)]
+            executed += round(full.macs[id(m)] * ran) - run.macs.get(id(m), 0)
+    return full.total() / executed
+
+
+def deepcache_row(pipe, classifier, interval: int, branch_id: int, labels: list[int],
+                  steps: int, seed: int, samples: int, repeats: int,
+                  baseline: torch.Tensor | None = None) -> dict:
+    """Speed and quality of DeepCache against full compute (frdiff bench's measures)."""
+    make = functools.partial(deepcache, pipe, interval, branch_id)
+    speed = measure_speed_with(pipe, make, labels, steps, seed, repeats)
+    q_labels = balanced_labels(samples, len(pipe.labels))
+    q_seed = seed + 1000
+    base = baseline if baseline is not None else generate(pipe, q_labels, steps, q_seed, progress=False)
+    with make():
+        acc = generate(pipe, q_labels, steps, q_seed, progress=False)
+    target = torch.tensor(q_labels)
+    base_logits, base_feats = classify(classifier, base)
+    acc_logits, acc_feats = classify(classifier, acc)
+    return {"method": "DeepCache", "setting": f"interval {interval}, branch {branch_id}",
+            "cache_interval": interval, "cache_branch_id": branch_id} | speed | {
+            "ideal_speedup": ideal_speedup(pipe, make, steps),
+            "psnr": psnr(acc, base), "ssim": ssim(acc, base),
+            "class_accuracy": accuracy(acc_logits, target),
+            "baseline_class_accuracy": accuracy(base_logits, target),
+            "fd_to_baseline": frechet_distance(acc_feats, base_feats), "samples": samples,
+            "baseline_images": base}
+
+
+def frdiff_row(pipe, classifier, spec: str, mixing: ScoreMixing, labels: list[int], steps: int,
+               seed: int, samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
+    """Speed and quality of an frdiff policy (`uniform:2`, `deep:3`, a JSON file)."""
+    policy = KeyframePolicy.parse(spec, steps, block_depths(pipe))
+    speed = measure_speed(pipe, policy, mixing, labels, steps, seed, repeats)
+    q = measure_quality(pipe, classifier, policy, mixing, samples, steps, seed + 1000,
+                        baseline=baseline)
+    q.pop("stats")
+    return {"method": "frdiff", "setting": f"{spec}, mixing {'on' if mixing.enabled else 'off'}",
+            "policy": spec, "mixing": mixing.enabled} | speed | q
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="glyph-unet")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=8, help="batch of the timed calls")
+    ap.add_argument("--samples", type=int, default=128, help="images for PSNR/SSIM/accuracy")
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved timing pairs per row")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--intervals", type=_ints, default=[2, 3, 4, 5])
+    ap.add_argument("--branch-ids", type=_ints, default=[0, 1, 3])
+    ap.add_argument("--policy", action="append", default=[], help="frdiff policy spec (repeatable)")
+    ap.add_argument("--mixing", choices=["on", "off"], default="on", help="score mixing for --policy")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--out", default="analysis/results/deepcache", help="writes OUT.json, OUT.md")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = set_scheduler(load_pipeline(args.model), "ddim")
+    pipe.set_progress_bar_config(disable=True)
+    clf = load_classifier()
+    mixing = ScoreMixing() if args.mixing == "on" else ScoreMixing.off()
+    for spec in args.policy:  # fail on a bad spec before any measuring
+        KeyframePolicy.parse(spec, args.steps, block_depths(pipe))
+    labels = [(args.seed + i) % len(pipe.labels) for i in range(args.batch)]
+    common = dict(labels=labels, steps=args.steps, seed=args.seed, samples=args.samples,
+                  repeats=args.repeats)
+    jobs = [lambda b, s=spec: frdiff_row(pipe, clf, s, mixing, baseline=b, **common)
+            for spec in args.policy]
+    jobs += [lambda b, i=i, br=br: deepcache_row(pipe, clf, i, br, baseline=b, **common)
+             for br in args.branch_ids for i in args.intervals]
+    rows, baseline = [], None
+    for job in tqdm(jobs, desc="rows"):
+        row = job(baseline)
+        baseline = row.pop("baseline_images")
+        rows.append(row)
+        tqdm.write(json.dumps(row))
+    out = {"model": args.model, "steps": args.steps, "scheduler": "ddim", "batch": args.batch,
+           "samples": args.samples, "repeats": args.repeats, "seed": args.seed,
+           "quality_seed": args.seed + 1000, "machine": machine(), "rows": rows}
+    table = markdown(out)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out + ".json", "w") as f:
+        json.dump(out, f, indent=1)
+    with open(args.out + ".md", "w") as f:
+        f.write(table)
+    print("\n" + table)
+
+
+def markdown(result: dict) -> str:
+    m, rows = result["machine"], result["rows"]
+    base_acc = rows[0]["baseline_class_accuracy"] if rows else float("nan")
+    lines = [f"{result['model']}, DDIM {result['steps']} steps; speed: batch {result['batch']}, "
+             f"median of {result['repeats']} interleaved pairs; quality: {result['samples']} "
+             f"samples (seed {result['quality_seed']}) vs full compute (class accuracy "
+             f"{base_acc:.3f}); {m['cpu']}, {m['threads']} threads, torch {m['torch']}", "",
+             "| method | setting | measured speedup | ideal speedup | PSNR (dB) | SSIM | class acc. |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['setting']} | {r['speedup']:.2f}x | "
+                     f"{r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | {r['ssim']:.3f} | "
+                     f"{r['class_accuracy']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    main()

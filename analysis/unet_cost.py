@@ -1,0 +1,72 @@
+"""Where glyph-unet's sampling time goes (why 50 steps at batch 8 do not fit in 3 s here).
+
+    python -m analysis.unet_cost [--threads 2]
+
+Prints the time of one model call (CFG doubles batch 8 to 16 rows) at several batch sizes,
+so the fixed per-call cost shows, and the share of convolutions, group norms and SiLU in a
+call at batch 16 (torch profiler). Writes analysis/results/unet-cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import torch
+from torch.profiler import profile
+
+from frdiff import load_pipeline
+from frdiff.bench import machine
+
+
+def call_ms(unet, batch: int, repeats: int = 10) -> float:
+    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    t, y = torch.full((batch,), 500), torch.zeros(batch, dtype=torch.long)
+    with torch.inference_mode():
+        for _ in range(3):
+            unet(x, t, class_labels=y)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            unet(x, t, class_labels=y)
+            times.append(time.perf_counter() - start)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def op_shares(unet, batch: int = 16) -> dict[str, float]:
+    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    t, y = torch.full((batch,), 500), torch.zeros(batch, dtype=torch.long)
+    with torch.inference_mode(), profile() as prof:
+        for _ in range(5):
+            unet(x, t, class_labels=y)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    groups = {"convolution": ("mkldnn_convolution", "convolution_overrideable", "thnn_conv"),
+              "group_norm": ("native_group_norm",), "silu": ("silu",),
+              "attention": ("scaled_dot_product", "_flash_attention", "bmm", "baddbmm")}
+    shares = {name: sum(e.self_cpu_time_total for e in events if any(k in e.key for k in keys)) / total
+              for name, keys in groups.items()}
+    return shares | {"other": 1.0 - sum(shares.values())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    unet = load_pipeline("glyph-unet").unet
+    per_call = {b: round(call_ms(unet, b), 1) for b in (2, 8, 16)}
+    out = {"call_ms_by_rows": per_call, "sampling_s_estimate_50_steps_batch_8": round(per_call[16] * 50 / 1000, 2),
+           "shares_at_16_rows": {k: round(v, 3) for k, v in op_shares(unet).items()},
+           "machine": machine()}
+    os.makedirs("analysis/results", exist_ok=True)
+    with open("analysis/results/unet-cost.json", "w") as f:
+        json.dump(out, f, indent=1)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
