@@ -25,6 +25,7 @@ from frdiff.pipelines import load_classifier
 
 def ideal_speedup(pipe, policy: KeyframePolicy, mixing: ScoreMixing) -> float:
     """MAC-counted speedup of a policy (one single-image call)."""
+    pipe.set_progress_bar_config(disable=True)
     with accelerate(pipe, policy, mixing) as run:
         pipe([0], num_inference_steps=policy.num_steps, output_type="pt")
     return run.stats.ideal_speedup

@@ -331,9 +331,9 @@ class TuneResult:
 
 def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool = False,
          iterations: int = 30, seed: int = 0, progress: bool = True,
-         mixing: ScoreMixing | None = None, batch_size: int = 2, lr: float = 0.15,
+         mixing: ScoreMixing | None = None, batch_size: int = 2, lr: float = 0.3,
          segment: int | None = None, call_kwargs: dict | None = None,
-         tuning_batches: int = 4, selection_batches: int = 2, checks: int = 4) -> TuneResult:
+         tuning_batches: int = 4, selection_batches: int = 2, checks: int = 6) -> TuneResult:
     """Learn a policy whose ideal speedup is >= target_speedup (see the module docstring)."""
     mixing = mixing if mixing is not None else ScoreMixing()
     if not (isinstance(target_speedup, (int, float)) and math.isfinite(target_speedup)
