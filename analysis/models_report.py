@@ -45,12 +45,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=512)
     ap.add_argument("--grids", action="store_true")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
+                    help="re-measure only these (the others' rows stay in models.json)")
     args = ap.parse_args()
     clf = load_classifier()
+    path = "analysis/results/models.json"
+    old = {}
+    if set(args.models) != set(MODELS) and os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)["models"]
     report = {"machine": machine(), "classifier_accuracy_real": classifier_accuracy(clf, 4000),
-              "models": {}}
+              "models": {name: row for name, row in old.items() if name not in args.models}}
     print(json.dumps({"classifier_accuracy_real": report["classifier_accuracy_real"]}), flush=True)
-    for name in MODELS:
+    for name in args.models:
         pipe = load_pipeline(name)
         pipe.set_progress_bar_config(disable=True)
         row = evaluate(pipe, clf, args.samples, 50, seed=0, progress=False)
@@ -59,6 +66,7 @@ def main() -> None:
             training = json.load(f)
         row["training_steps"], row["training_wall_s"] = training["steps"], training["wall_time_s"]
         row["parameters"] = sum(p.numel() for p in pipe.denoiser.parameters())
+        row["machine"] = machine()  # rows may come from different runs (--models)
         report["models"][name] = row
         print(json.dumps({name: row}), flush=True)
         if args.grids:
@@ -67,7 +75,7 @@ def main() -> None:
                           generator=torch.Generator().manual_seed(1)).images
             save_grid(images, f"assets/samples-{name}.png", ncol=len(pipe.labels), scale=2)
     os.makedirs("analysis/results", exist_ok=True)
-    with open("analysis/results/models.json", "w") as f:
+    with open(path, "w") as f:
         json.dump(report, f, indent=1)
 
 

@@ -1,0 +1,29 @@
+"""The analysis helpers that shape README figures."""
+
+import json
+
+from analysis.pareto_plot import family, front, main
+
+
+def test_front_keeps_only_unbeaten_points():
+    points = [(1.5, 40.0), (2.0, 38.0), (2.0, 35.0), (1.8, 37.0), (2.5, 30.0)]
+    assert front(points) == [(1.5, 40.0), (2.0, 38.0), (2.5, 30.0)]
+
+
+def test_families():
+    assert family({"method": "DeepCache"}) == "DeepCache (PyPI)"
+    assert family({"method": "frdiff", "policy": "adaptive:0.1"}) == "frdiff adaptive"
+    assert family({"method": "frdiff", "policy": "uniform:2"}) == "frdiff uniform"
+    assert family({"method": "frdiff", "policy": "assets/policies/x.json"}) == "frdiff Auto-FR (tuned)"
+
+
+def test_plot_is_written(tmp_path, monkeypatch):
+    rows = [{"method": "DeepCache", "setting": "interval 2", "speedup": 1.8, "psnr": 41.0},
+            {"method": "frdiff", "policy": "uniform:2", "setting": "uniform:2", "speedup": 1.5, "psnr": 39.0}]
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"model": "glyph-unet", "steps": 50, "batch": 8, "samples": 4,
+                                   "machine": {"cpu": "cpu", "threads": 1}, "rows": rows}))
+    out = tmp_path / "p.png"
+    monkeypatch.setattr("sys.argv", ["x", "--results", str(results), "--out", str(out)])
+    main()
+    assert out.read_bytes()[:4] == b"\x89PNG"
