@@ -27,3 +27,26 @@ def test_plot_is_written(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["x", "--results", str(results), "--out", str(out)])
     main()
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_temporal_similarity_observes_without_changing(tiny_pipe):
+    import torch
+
+    from frdiff.analysis import temporal_similarity
+    from frdiff.targets import find_blocks
+
+    def run():
+        return tiny_pipe(["A", "7"], num_inference_steps=6, generator=torch.Generator().manual_seed(0),
+                         output_type="pt").images
+
+    before = run()
+    sim = temporal_similarity(tiny_pipe, 6, class_labels=["A", "7"],
+                              generator=torch.Generator().manual_seed(0), output_type="pt")
+    blocks = find_blocks(tiny_pipe.denoiser)
+    assert sim.change.shape == (5, len(blocks)) == sim.cosine.shape
+    assert torch.isfinite(sim.change).all() and (sim.change > 0).all()
+    assert ((sim.cosine > -1.0001) & (sim.cosine < 1.0001)).all()
+    assert torch.equal(run(), before)  # nothing changed, every hook gone
+    assert not tiny_pipe.denoiser._forward_hooks and not tiny_pipe.denoiser._forward_pre_hooks
+    assert all(not b.module._forward_hooks for b in blocks)
+    assert "set_timesteps" not in tiny_pipe.scheduler.__dict__
