@@ -28,15 +28,24 @@ def _attention_core_macs(m: Attention, args: tuple, kwargs: dict) -> int:
 
 
 class MacCounter:
-    """Records MACs per module (by identity) while installed; `with MacCounter(model) as c:`."""
+    """Records MACs per module (by identity) while installed; `with MacCounter(model) as c:`.
+
+    `total(module)` is what ran *inside* that module's forward: a submodule that something
+    else calls from outside (DiT's output layer reuses block 0's conditioning embedding) is
+    not charged to the module that owns it."""
 
     def __init__(self, model: torch.nn.Module):
         self.model = model
         self.macs: dict[int, int] = defaultdict(int)
+        self.inside: dict[int, int] = defaultdict(int)
+        self._stack: list[int] = []
         self._handles = []
 
     def __enter__(self) -> "MacCounter":
         try:
+            for m in self.model.modules():  # the call stack first, so MAC hooks see it
+                self._handles.append(m.register_forward_pre_hook(self._push))
+                self._handles.append(m.register_forward_hook(self._pop, always_call=True))
             for m in self.model.modules():
                 if isinstance(m, torch.nn.Conv2d):
                     self._handles.append(m.register_forward_hook(self._record(_conv_macs)))
@@ -54,15 +63,28 @@ class MacCounter:
             h.remove()
         self._handles.clear()
 
+    def _push(self, module, args):
+        self._stack.append(id(module))
+
+    def _pop(self, module, args, output):
+        if self._stack and self._stack[-1] == id(module):
+            self._stack.pop()
+
+    def _add(self, module, macs: int) -> None:
+        self.macs[id(module)] += macs
+        for owner in set(self._stack) | {id(module)}:
+            self.inside[owner] += macs
+
     def _record(self, fn):
         def hook(module, inputs, output):
-            self.macs[id(module)] += fn(module, output)
+            self._add(module, fn(module, output))
         return hook
 
     def _attention(self, module, args, kwargs):
-        self.macs[id(module)] += _attention_core_macs(module, args, kwargs)
+        self._add(module, _attention_core_macs(module, args, kwargs))
 
     def total(self, module: torch.nn.Module | None = None) -> int:
-        """MACs recorded in `module` and everything under it (default: the whole model)."""
-        root = module if module is not None else self.model
-        return sum(self.macs.get(id(m), 0) for m in root.modules())
+        """MACs executed inside `module`'s forward calls (default: everything recorded)."""
+        if module is None:
+            return sum(self.macs.values())
+        return self.inside.get(id(module), 0)

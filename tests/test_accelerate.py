@@ -253,3 +253,22 @@ def test_deep_skip_policy_is_deepcache_granularity(tiny_pipe):
     with accelerate(tiny_pipe, mixed, ScoreMixing.off()) as r2:
         run(tiny_pipe)
     assert r2.stats.ideal_speedup >= r.stats.ideal_speedup
+
+
+def test_mac_counter_charges_a_block_only_for_what_runs_inside_it():
+    """DiT's output layer calls block 0's conditioning embedding again, outside block 0."""
+    from conftest import tiny_dit
+
+    from frdiff.cost import MacCounter
+
+    model = tiny_dit()
+    x, t, y = torch.randn(2, 3, 16, 16), torch.tensor([10, 10]), torch.tensor([1, 2])
+    with torch.no_grad(), MacCounter(model) as counter:
+        model(x, t, class_labels=y)
+    owned = lambda block: sum(counter.macs.get(id(m), 0) for m in block.modules())  # noqa: E731
+    first, second = model.transformer_blocks
+    assert counter.total(second) == owned(second)
+    assert 0 < counter.total(first) < owned(first)  # the output layer's second emb call
+    emb = first.norm1.emb
+    assert owned(first) - counter.total(first) == sum(counter.macs.get(id(m), 0) for m in emb.modules()) // 2
+    assert counter.total() == sum(counter.macs.values())
