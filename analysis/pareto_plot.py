@@ -28,6 +28,8 @@ def family(row: dict) -> str:
         return "frdiff adaptive"
     if policy.startswith(("uniform:", "deep:")):
         return "frdiff uniform"
+    if "per-step" in policy:
+        return "frdiff Auto-FR, per-step gates"
     return "frdiff Auto-FR (tuned)"
 
 
@@ -45,25 +47,29 @@ def main() -> None:
     args = ap.parse_args()
     with open(args.results) as f:
         data = json.load(f)
-    groups: dict[str, list[tuple[float, float, str]]] = {}
-    for row in data["rows"]:
-        groups.setdefault(family(row), []).append((row["speedup"], row["psnr"], row["setting"]))
     styles = {"DeepCache (PyPI)": ("s", "tab:gray"), "frdiff uniform": ("o", "tab:blue"),
-              "frdiff Auto-FR (tuned)": ("*", "tab:red"), "frdiff adaptive": ("^", "tab:green")}
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for name, points in groups.items():
-        marker, color = styles.get(name, ("x", "black"))
-        ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, color=color,
-                   s=90 if marker == "*" else 40, label=name, zorder=3)
-        line = front([(p[0], p[1]) for p in points])
-        ax.plot([p[0] for p in line], [p[1] for p in line], color=color, alpha=0.5, zorder=2)
+              "frdiff Auto-FR (tuned)": ("*", "tab:red"),
+              "frdiff Auto-FR, per-step gates": ("P", "tab:purple"),
+              "frdiff adaptive": ("^", "tab:green")}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110, sharey=True)
+    for ax, key, label in ((axes[0], "speedup", "measured speedup (interleaved pairs, one process)"),
+                           (axes[1], "ideal_speedup", "ideal speedup (counted MACs, no timing noise)")):
+        groups: dict[str, list[tuple[float, float]]] = {}
+        for row in data["rows"]:
+            groups.setdefault(family(row), []).append((row[key], row["psnr"]))
+        for name, points in groups.items():
+            marker, color = styles.get(name, ("x", "black"))
+            ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, color=color,
+                       s=90 if marker == "*" else 40, label=name, zorder=3)
+            line = front(points)
+            ax.plot([p[0] for p in line], [p[1] for p in line], color=color, alpha=0.5, zorder=2)
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
     m = data["machine"]
-    ax.set_xlabel("measured speedup (interleaved pairs, one process)")
-    ax.set_ylabel("PSNR to full compute (dB)")
-    ax.set_title(f"{data['model']}, DDIM {data['steps']} steps, batch {data['batch']}, "
-                 f"{data['samples']} samples\n{m['cpu']}, {m['threads']} thread(s)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    axes[0].set_ylabel("PSNR to full compute (dB)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{data['model']}, DDIM {data['steps']} steps, batch {data['batch']}, {data['samples']} "
+                 f"samples; {m['cpu']}, {m['threads']} thread(s)", fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     fig.savefig(args.out)

@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--policies", nargs="*", default=None, help="policy files (default: the shipped ones)")
+    ap.add_argument("--out", default=None, help="JSON to write (default analysis/results/policies-bench-MODEL.json)")
     args = ap.parse_args()
     files = args.policies or sorted(glob.glob(f"assets/policies/{args.model}-*.json"))
     if not files:
@@ -79,7 +80,7 @@ def main() -> None:
     out = {"model": args.model, "samples": args.samples, "seed": args.seed, "machine": machine(),
            "rows": rows}
     os.makedirs("analysis/results", exist_ok=True)
-    with open(f"analysis/results/policies-bench-{args.model}.json", "w") as f:
+    with open(args.out or f"analysis/results/policies-bench-{args.model}.json", "w") as f:
         json.dump(out, f, indent=1)
     m = out["machine"]
     print(f"\n{args.model}, batch {args.batch}, {args.samples} held-out samples (seed {args.seed + 1000}); "

@@ -15,11 +15,13 @@ def test_families():
     assert family({"method": "frdiff", "policy": "adaptive:0.1"}) == "frdiff adaptive"
     assert family({"method": "frdiff", "policy": "uniform:2"}) == "frdiff uniform"
     assert family({"method": "frdiff", "policy": "assets/policies/x.json"}) == "frdiff Auto-FR (tuned)"
+    assert family({"method": "frdiff", "policy": "p-per-step.json"}) == "frdiff Auto-FR, per-step gates"
 
 
 def test_plot_is_written(tmp_path, monkeypatch):
-    rows = [{"method": "DeepCache", "setting": "interval 2", "speedup": 1.8, "psnr": 41.0},
-            {"method": "frdiff", "policy": "uniform:2", "setting": "uniform:2", "speedup": 1.5, "psnr": 39.0}]
+    rows = [{"method": "DeepCache", "setting": "interval 2", "speedup": 1.8, "ideal_speedup": 1.9, "psnr": 41.0},
+            {"method": "frdiff", "policy": "uniform:2", "setting": "uniform:2", "speedup": 1.5,
+             "ideal_speedup": 1.5, "psnr": 39.0}]
     results = tmp_path / "r.json"
     results.write_text(json.dumps({"model": "glyph-unet", "steps": 50, "batch": 8, "samples": 4,
                                    "machine": {"cpu": "cpu", "threads": 1}, "rows": rows}))
