@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every figure in the README (about 35 minutes on the 2-core CPU machine).
+# Regenerate every figure in the README (about 2 hours on the 2-core CPU machine).
 # Results: analysis/results/*.json (and the tables printed to analysis/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,3 +9,26 @@ for m in glyph-unet glyph-dit; do
   python -m analysis.bench_table --model "$m" --samples 128 --repeats 4 | tee "analysis/results/bench-$m.md"
 done
 python -m analysis.dpmsolver --model glyph-unet --samples 128 | tee analysis/results/dpmsolver-glyph-unet.md
+# Auto-FR: tune the shipped policies, then compare them with uniform ones and with DeepCache
+python -m analysis.ship_policies --model glyph-unet --configs ddim:50 dpmsolver:20
+python -m frdiff tune --model glyph-unet --steps 50 --target-speedup 2.6 --per-block \
+  --out analysis/results/policy-glyph-unet-ddim50-2.6x.json
+python -m frdiff tune --model glyph-unet --steps 50 --target-speedup 2.0 \
+  --out analysis/results/policy-glyph-unet-ddim50-2.0x-per-step.json
+python -m analysis.policy_table --model glyph-unet --samples 64 --repeats 3 \
+  --policies assets/policies/glyph-unet-ddim50-{1.5,2.0,2.5}x.json --out analysis/results/policies-bench-glyph-unet-ddim.json
+python -m analysis.policy_table --model glyph-unet --samples 64 --repeats 3 \
+  --policies assets/policies/glyph-unet-dpmsolver20-{1.5,2.0,2.5}x.json analysis/results/policy-glyph-unet-ddim50-2.0x-per-step.json \
+  --out analysis/results/policies-bench-glyph-unet-dpm.json
+python -m analysis.deepcache --samples 64 --repeats 3 --intervals 2,3,4 --branch-ids 0,1 \
+  --policy uniform:2 --policy uniform:3 \
+  --policy assets/policies/glyph-unet-ddim50-1.5x.json --policy assets/policies/glyph-unet-ddim50-2.0x.json \
+  --policy assets/policies/glyph-unet-ddim50-2.5x.json --policy analysis/results/policy-glyph-unet-ddim50-2.6x.json \
+  --policy analysis/results/policy-glyph-unet-ddim50-2.0x-per-step.json \
+  --policy adaptive:0.1 --policy adaptive:0.4 --policy adaptive:0.1:skip --out analysis/results/deepcache
+python -m analysis.deepcache --samples 64 --repeats 8 --intervals 2,3 --branch-ids 0 \
+  --policy assets/policies/glyph-unet-ddim50-2.0x.json --policy analysis/results/policy-glyph-unet-ddim50-2.6x.json \
+  --out analysis/results/deepcache-focus
+python -m analysis.pareto_plot
+python -m analysis.temporal_similarity
+python -m analysis.unet_cost
