@@ -55,14 +55,11 @@ def main() -> None:
             meta = {"model": args.model, "scheduler": scheduler, "steps": int(steps),
                     "target_speedup": target, "nominal_speedup": speedup, "per_block": not args.per_step,
                     "iterations": args.iterations, "seed": args.seed, "mixing": "on",
-                    "final_loss": result.final_loss, "ideal_speedup": result.ideal_speedup,
-                    "start": result.start, "start_loss": result.start_loss,
-                    "selected_at": result.selected_at,
+                    **result.meta(),
                     "tuning_s": round(time.perf_counter() - t0, 1), "machine": machine()}
             path = os.path.join(args.out_dir, os.path.basename(
                 policy_path(args.model, scheduler, int(steps), speedup)))
-            result.policy.to_json(path + ".partial", **meta)
-            os.replace(path + ".partial", path)
+            result.policy.to_json(path, **meta)
             summary.append(meta | {"out": path})
             print(json.dumps(summary[-1]), flush=True)
     os.makedirs("analysis/results", exist_ok=True)

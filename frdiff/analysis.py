@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .adaptive import relative_change
 from .clock import StepClock, drive_clock
 from .targets import denoiser_of, find_blocks
 
@@ -62,7 +63,7 @@ def temporal_similarity(pipe, num_inference_steps: int = 50, **call_kwargs) -> T
             s = clock.step
             prev = previous.get(index)
             if prev is not None and s >= 1 and prev.shape == h.shape:
-                change[s - 1, index] = (h - prev).abs().mean() / (prev.abs().mean() + 1e-12)
+                change[s - 1, index] = relative_change(h, prev)
                 cosine[s - 1, index] = torch.nn.functional.cosine_similarity(
                     h.flatten(1), prev.flatten(1), dim=1).mean()
             previous[index] = h

@@ -328,6 +328,11 @@ class TuneResult:
     start_loss: float = float("nan")
     selected_at: int = 0  # gradient iteration of the returned policy (0: the start itself)
 
+    def meta(self) -> dict:
+        """How the policy was found, for a policy file's `meta`."""
+        return {"final_loss": self.final_loss, "ideal_speedup": self.ideal_speedup,
+                "start": self.start, "start_loss": self.start_loss, "selected_at": self.selected_at}
+
 
 def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool = False,
          iterations: int = 30, seed: int = 0, progress: bool = True,

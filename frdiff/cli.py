@@ -155,8 +155,6 @@ def _add_tune(sub) -> None:
 
 
 def _run_tune(args) -> dict:
-    import os
-
     from .autofr import tune
 
     pipe = _load(args)
@@ -167,12 +165,8 @@ def _run_tune(args) -> dict:
     meta = {"model": args.model, "scheduler": args.scheduler, "steps": args.steps,
             "target_speedup": args.target_speedup, "per_block": args.per_block,
             "iterations": args.iterations, "seed": args.seed, "mixing": args.mixing,
-            "final_loss": result.final_loss, "ideal_speedup": result.ideal_speedup,
-            "start": result.start, "start_loss": result.start_loss,
-            "selected_at": result.selected_at, "tuning_s": round(time.perf_counter() - t0, 1)}
-    tmp = args.out + ".partial"
-    result.policy.to_json(tmp, **meta)
-    os.replace(tmp, args.out)  # an interrupted run leaves no policy file behind
+            **result.meta(), "tuning_s": round(time.perf_counter() - t0, 1)}
+    result.policy.to_json(args.out, **meta)  # atomic: an interrupted run leaves no file
     return meta | {"out": args.out}
 
 

@@ -11,6 +11,7 @@ Step 0 is always a keyframe step. Steps are counted from the noisiest, 0..num_st
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -129,9 +130,10 @@ class KeyframePolicy:
 
     def to_json(self, path: str | None = None, **metadata) -> str:
         text = json.dumps(self.to_dict() | ({"meta": metadata} if metadata else {}), indent=1)
-        if path:
-            with open(path, "w") as f:
+        if path:  # atomically: an interrupted write leaves no partial policy file
+            with open(path + ".partial", "w") as f:
                 f.write(text + "\n")
+            os.replace(path + ".partial", path)
         return text
 
     @classmethod
