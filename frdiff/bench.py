@@ -35,9 +35,17 @@ def machine() -> dict:
 
 
 def _timed(fn) -> float:
+    _sync()
     start = time.perf_counter()
     fn()
+    _sync()
     return time.perf_counter() - start
+
+
+def _sync() -> None:
+    """Wait for queued GPU work, so a timer measures the work and not its launch."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def measure_speed(pipe, policy: KeyframePolicy, mixing: ScoreMixing, labels: list[int],

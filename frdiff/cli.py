@@ -21,6 +21,9 @@ def _add_train(sub) -> None:
     p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/MODEL)")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="warm start from exported weights (e.g. assets/glyph-dit); fresh optimiser")
+    p.add_argument("--device", default="cpu", help="where the model trains: cpu, cuda, ...")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after this much wall time with a checkpoint (rerun to go on)")
     p.add_argument("--export", default=None, metavar="DIR",
                    help="after training, write the EMA weights here (e.g. assets/glyph-unet)")
     p.add_argument("--json", action="store_true")
@@ -32,7 +35,8 @@ def _run_train(args) -> dict:
     run_dir = args.run_dir or f"runs/{args.model}"
     cfg = TrainConfig(model=args.model, steps=args.steps, batch_size=args.batch, lr=args.lr,
                       seed=args.seed, init_from=args.init_from)
-    train(cfg, run_dir, threads=args.threads, progress=not args.json)
+    train(cfg, run_dir, threads=args.threads, progress=not args.json, device=args.device,
+          max_minutes=args.max_minutes)
     result = {"run_dir": run_dir}
     if args.export:
         result |= export(run_dir, args.export) | {"out": args.export}
@@ -46,13 +50,14 @@ def _add_model_args(p, steps_default: int = 50) -> None:
     p.add_argument("--scheduler", default="ddim", help="ddim, dpmsolver or euler")
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the pipeline's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _load(args):
     from .pipelines import load_pipeline, set_scheduler
 
-    pipe = set_scheduler(load_pipeline(args.model), args.scheduler)
+    pipe = set_scheduler(load_pipeline(args.model, device=args.device), args.scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

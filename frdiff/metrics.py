@@ -27,27 +27,29 @@ def ssim(images: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (N, D)."""
-    from scipy import linalg
+    """Frechet distance between Gaussians fitted to two feature sets (N, D).
 
+    tr sqrt(C_a C_b) is computed as the sum of square roots of the eigenvalues of the
+    symmetric PSD matrix sqrt(C_a) C_b sqrt(C_a): stable for singular covariances and free of
+    scipy's sqrtm, whose signature changed across releases."""
     a = features_a.double().cpu().numpy()
     b = features_b.double().cpu().numpy()
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(covmean).all():  # nearly singular product: regularise, as FID code does
-        eps = np.eye(cov_a.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = covmean.real
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    middle = root_a @ cov_b @ root_a
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_covmean)
 
 
 @torch.no_grad()
 def classify(classifier: torch.nn.Module, images: torch.Tensor, batch_size: int = 256):
     """Logits and penultimate features of images in [0, 1]."""
     logits, feats = [], []
+    device = next(classifier.parameters()).device
     for chunk in images.split(batch_size):
-        f = classifier.features(chunk.float() * 2 - 1)
+        f = classifier.features(chunk.to(device).float() * 2 - 1)
         feats.append(f)
         logits.append(classifier.fc(f))
     return torch.cat(logits), torch.cat(feats)

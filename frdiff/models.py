@@ -20,13 +20,17 @@ NUM_CLASSES = len(GLYPH_CLASSES)
 
 
 def build_glyph_unet(num_classes: int = NUM_CLASSES) -> UNet2DModel:
-    """Pixel-space class-conditional UNet: thin at 32x32, attention at 8x8 and 4x4."""
+    """Pixel-space class-conditional UNet: thin at 32x32, attention at 8x8 and 4x4.
+
+    Sized for speed on a 2-core CPU (50 CFG steps of batch 8 in under 3 s): the 32x32 level,
+    where convolutions cost most, has 8 channels; GroupNorm keeps 2 channels per group there
+    so the norm does not erase each channel's mean (an image's colours)."""
     return UNet2DModel(
         sample_size=RESOLUTION, in_channels=3, out_channels=3,
-        block_out_channels=(16, 32, 64, 128), layers_per_block=1,
+        block_out_channels=(8, 16, 32, 64), layers_per_block=1,
         down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
         up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        attention_head_dim=32, norm_num_groups=8,
+        attention_head_dim=32, norm_num_groups=4,
         num_class_embeds=num_classes + 1,  # + the null class for CFG
     )
 

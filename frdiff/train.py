@@ -60,15 +60,19 @@ def _call_generator(model, x, t, labels):
 
 
 def diffusion_loss(model, images, labels, alphas_cumprod, cfg: TrainConfig, g: torch.Generator):
-    """v-prediction MSE with min-SNR-gamma weighting (Hang et al. 2023), CFG label dropout."""
-    n = images.shape[0]
+    """v-prediction MSE with min-SNR-gamma weighting (Hang et al. 2023), CFG label dropout.
+
+    Random draws come from the CPU generator `g` (so a run is the same on any device) and
+    move to the model's device."""
+    n, device = images.shape[0], images.device
     t = torch.randint(0, len(alphas_cumprod), (n,), generator=g)
-    a = alphas_cumprod[t].view(n, 1, 1, 1)
-    noise = torch.randn(images.shape, generator=g)
+    a = alphas_cumprod[t].view(n, 1, 1, 1).to(device)
+    noise = torch.randn(images.shape, generator=g).to(device)
     noisy = a.sqrt() * images + (1 - a).sqrt() * noise
     target = a.sqrt() * noise - (1 - a).sqrt() * images  # v
-    drop = torch.rand(n, generator=g) < cfg.label_dropout
+    drop = (torch.rand(n, generator=g) < cfg.label_dropout).to(device)
     labels = torch.where(drop, torch.full_like(labels, NUM_CLASSES), labels)
+    t = t.to(device)
     pred = _call_generator(model, noisy, t, labels)
     snr = (a / (1 - a)).view(n)
     weight = snr.clamp(max=cfg.min_snr_gamma) / (snr + 1)
@@ -83,8 +87,12 @@ def _checkpoint_path(run_dir: str) -> str:
     return os.path.join(run_dir, "checkpoint.pt")
 
 
-def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: bool = True):
-    """Train (or resume) one model; returns the run directory's checkpoint path."""
+def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: bool = True,
+          device: str = "cpu", max_minutes: float | None = None):
+    """Train (or resume) one model; returns the run directory's checkpoint path.
+
+    `device` is where the model trains (data is drawn on the CPU); `max_minutes` stops this
+    invocation after that much wall time with a checkpoint (run again to go on)."""
     if threads:
         torch.set_num_threads(threads)
     os.makedirs(run_dir, exist_ok=True)
@@ -113,11 +121,14 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
         step, elapsed = state["step"], state["elapsed"]
         init_steps = state.get("init_steps", 0)
     alphas_cumprod = build_scheduler().alphas_cumprod
+    model.to(device), ema.to(device)
+    _optimizer_to(opt, device)
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=not progress)
     t0 = time.perf_counter() - elapsed
+    deadline = None if max_minutes is None else time.perf_counter() + 60 * max_minutes
     while step < cfg.steps:
-        images, labels = next(stream)
+        images, labels = (x.to(device) for x in next(stream))
         if cfg.model == "classifier":
             loss = classifier_loss(model, images, labels)
         else:
@@ -132,11 +143,22 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
         _ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        out_of_time = deadline is not None and time.perf_counter() > deadline
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
             _save(path, cfg, model, ema, opt, stream, noise_gen, step, time.perf_counter() - t0,
                   init_steps)
+        if out_of_time:
+            break
     bar.close()
     return path
+
+
+def _optimizer_to(opt: torch.optim.Optimizer, device: str) -> None:
+    """Move a (resumed) optimiser's state tensors to `device`, keeping scalar steps as they are."""
+    for state in opt.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                state[key] = value.to(device)
 
 
 def _load_exported(name: str, folder: str) -> torch.nn.Module:
@@ -178,9 +200,16 @@ def _save(path, cfg, model, ema, opt, stream, noise_gen, step, elapsed, init_ste
              "opt": opt.state_dict(), "stream": stream.state_dict(),
              "noise_gen": noise_gen.get_state(), "torch_rng": torch.get_rng_state(),
              "step": step, "elapsed": elapsed, "threads": torch.get_num_threads(),
-             "init_steps": init_steps}
+             "init_steps": init_steps, "device": _device_name(next(model.parameters()).device)}
     torch.save(state, path + ".tmp")
     os.replace(path + ".tmp", path)  # never leave a half-written checkpoint
+
+
+def _device_name(device: torch.device) -> str:
+    """What trained the model, for the training note: "cpu" or e.g. "cuda (NVIDIA H200)"."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
 
 
 def export(run_dir: str, out_dir: str) -> dict:
@@ -197,7 +226,8 @@ def export(run_dir: str, out_dir: str) -> dict:
     else:
         GlyphPipeline.from_model(model, build_scheduler(), labels=GLYPH_CLASSES).save_pretrained(out_dir)
     info = {"model": name, "steps": state["step"], "wall_time_s": round(state["elapsed"], 1),
-            "config": state["config"], "threads": state.get("threads")}
+            "config": state["config"], "threads": state.get("threads"),
+            "device": state.get("device", "cpu")}
     init = state["config"].get("init_from")
     if init:
         # the warm start's own history: total steps = the earlier run's + this run's

@@ -70,3 +70,13 @@ def test_warm_start_refuses_another_architecture(tmp_path):
         assert "no glyph-dit weights" in str(err)
     else:
         raise AssertionError("a UNet folder cannot warm-start the DiT")
+
+
+def test_max_minutes_stops_with_a_checkpoint_and_resumes(tmp_path):
+    cfg = TrainConfig(model="classifier", steps=50, batch_size=4, checkpoint_every=1000)
+    train(cfg, str(tmp_path), progress=False, max_minutes=0.0)  # out of time after one step
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 1
+    train(TrainConfig(model="classifier", steps=3, batch_size=4, checkpoint_every=1000),
+          str(tmp_path), progress=False)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 3
