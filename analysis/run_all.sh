@@ -8,6 +8,9 @@ python -m analysis.models_report --samples 512 --grids | tee analysis/results/mo
 for m in glyph-unet glyph-dit; do
   python -m analysis.bench_table --model "$m" --samples 128 --repeats 4 | tee "analysis/results/bench-$m.md"
 done
+# the hook-overhead rows, alone and with more pairs than the tables use
+python -m frdiff bench --model glyph-unet --policy uniform:1 --repeats 8 --samples 16 --json > analysis/results/bench-unet-uniform1.json
+python -m frdiff bench --model glyph-dit --policy uniform:1 --repeats 8 --samples 16 --json > analysis/results/bench-dit-uniform1.json
 python -m analysis.dpmsolver --model glyph-unet --samples 128 | tee analysis/results/dpmsolver-glyph-unet.md
 # Auto-FR: tune the shipped policies, then compare them with uniform ones and with DeepCache
 python -m analysis.ship_policies --model glyph-unet --configs ddim:50 dpmsolver:20
@@ -26,9 +29,15 @@ python -m analysis.deepcache --samples 64 --repeats 3 --intervals 2,3,4 --branch
   --policy assets/policies/glyph-unet-ddim50-2.5x.json --policy analysis/results/policy-glyph-unet-ddim50-2.6x.json \
   --policy analysis/results/policy-glyph-unet-ddim50-2.0x-per-step.json \
   --policy adaptive:0.1 --policy adaptive:0.4 --policy adaptive:0.1:skip --out analysis/results/deepcache
-python -m analysis.deepcache --samples 64 --repeats 8 --intervals 2,3 --branch-ids 0 \
-  --policy assets/policies/glyph-unet-ddim50-2.0x.json --policy analysis/results/policy-glyph-unet-ddim50-2.6x.json \
-  --out analysis/results/deepcache-focus
+python -m analysis.deepcache --samples 64 --repeats 8 --intervals 3,4 --branch-ids 0 \
+  --policy assets/policies/glyph-unet-ddim50-2.0x.json --policy assets/policies/glyph-unet-ddim50-2.5x.json \
+  --policy analysis/results/policy-glyph-unet-ddim50-2.6x.json --out analysis/results/deepcache-focus
+# glyph-dit: shipped policies and their comparison with uniform ones
+python -m analysis.ship_policies --model glyph-dit --configs ddim:50 dpmsolver:20
+python -m analysis.policy_table --model glyph-dit --samples 64 --repeats 3 \
+  --policies assets/policies/glyph-dit-ddim50-{1.5,2.0,2.5}x.json --out analysis/results/policies-bench-glyph-dit-ddim.json
+python -m analysis.policy_table --model glyph-dit --samples 64 --repeats 3 \
+  --policies assets/policies/glyph-dit-dpmsolver20-{1.5,2.0,2.5}x.json --out analysis/results/policies-bench-glyph-dit-dpm.json
 python -m analysis.pareto_plot
 python -m analysis.temporal_similarity
 python -m analysis.unet_cost
