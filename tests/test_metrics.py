@@ -30,6 +30,20 @@ def test_frechet_distance():
     assert abs(frechet_distance(x, y + 2) - 16.0) < 0.5
 
 
+def test_frechet_distance_of_known_gaussians_and_rank_deficient_features():
+    # N(0, diag(1, 4)) against N(0, diag(4, 1)): (1 + 4 + 4 + 1) - 2 * (2 + 2) = 2
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(200_000, 2, generator=g)
+    a, b = z * torch.tensor([1.0, 2.0]), z * torch.tensor([2.0, 1.0])
+    assert abs(frechet_distance(a, b) - 2.0) < 0.05
+    # features confined to a 2-d subspace of 8 (singular covariances): finite, near zero
+    basis = torch.randn(2, 8, generator=g)
+    x = torch.randn(5000, 2, generator=g) @ basis
+    y = torch.randn(5000, 2, generator=g) @ basis
+    d = frechet_distance(x, y)
+    assert 0.0 <= d < 0.1
+
+
 def test_accuracy():
     logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0]])
     assert abs(accuracy(logits, torch.tensor([0, 1, 1])) - 2 / 3) < 1e-6
