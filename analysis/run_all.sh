@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every figure in the README (about 2 hours on the 2-core CPU machine).
+# Regenerate every figure in the README (2-3 hours on the 2-core CPU machine; the models themselves are not retrained).
 # Results: analysis/results/*.json (and the tables printed to analysis/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
