@@ -16,6 +16,16 @@ def test_evaluate_json(capsys):
     out = _json(capsys, ["evaluate", "--model", "glyph-unet", "--samples", "8", "--steps", "3",
                          "--json"])
     assert 0.0 <= out["class_accuracy"] <= 1.0 and out["fd"] >= 0.0 and out["samples"] == 8
+    # --device names where the pipeline runs: the same figures on the CPU named explicitly
+    same = _json(capsys, ["evaluate", "--model", "glyph-unet", "--samples", "8", "--steps", "3",
+                          "--device", "cpu", "--json"])
+    assert same["class_accuracy"] == out["class_accuracy"] and same["fd"] == out["fd"]
+
+
+def test_unknown_device_is_an_error():
+    with pytest.raises(RuntimeError):
+        main(["evaluate", "--model", "glyph-unet", "--samples", "2", "--steps", "1",
+              "--device", "no-such-device", "--json"])
 
 
 @pytest.mark.parametrize("model", ["glyph-unet", "glyph-dit"])
