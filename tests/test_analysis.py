@@ -26,9 +26,25 @@ def test_plot_is_written(tmp_path, monkeypatch):
     results.write_text(json.dumps({"model": "glyph-unet", "steps": 50, "batch": 8, "samples": 4,
                                    "machine": {"cpu": "cpu", "threads": 1}, "rows": rows}))
     out = tmp_path / "p.png"
-    monkeypatch.setattr("sys.argv", ["x", "--results", str(results), "--out", str(out)])
+    monkeypatch.setattr("sys.argv", ["x", "--results", str(results), "--out", str(out),
+                                     "--rerun", str(tmp_path / "none.json")])
     main()
     assert out.read_bytes()[:4] == b"\x89PNG"
+    # with a rerun: its rows are drawn hollow and joined to the main run's point
+    import matplotlib.pyplot as plt
+
+    rerun = tmp_path / "rerun.json"
+    rerun.write_text(json.dumps({"repeats": 8, "rows": [dict(rows[0], speedup=2.1)]}))
+    drawn = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, path: drawn.append(fig))
+    monkeypatch.setattr("sys.argv", ["x", "--results", str(results), "--out", str(out),
+                                     "--rerun", str(rerun)])
+    main()
+    measured = drawn[0].axes[0]
+    hollow = [c for c in measured.collections if len(c.get_offsets()) == 1
+              and tuple(c.get_offsets()[0]) == (2.1, 41.0)]
+    joins = [l for l in measured.lines if l.get_linestyle() == ":"]
+    assert len(hollow) == 1 and [tuple(l.get_xdata()) for l in joins] == [(1.8, 2.1)]
 
 
 def test_temporal_similarity_observes_without_changing(tiny_pipe):
