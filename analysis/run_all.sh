@@ -40,6 +40,8 @@ python -m analysis.policy_table --model glyph-dit --samples 64 --repeats 3 \
   --policies assets/policies/glyph-dit-dpmsolver20-{1.5,2.0,2.5}x.json --out analysis/results/policies-bench-glyph-dit-dpm.json
 python -m analysis.policy_table --model glyph-dit --samples 256 --repeats 2 \
   --policies assets/policies/glyph-dit-ddim50-2.0x.json --out analysis/results/policies-bench-glyph-dit-ddim-2.0x-256.json
+python -m analysis.policy_table --model glyph-dit --samples 1024 --repeats 1 \
+  --policies assets/policies/glyph-dit-ddim50-2.0x.json --out analysis/results/policies-bench-glyph-dit-ddim-2.0x-1024.json
 python -m analysis.pareto_plot
 python -m analysis.temporal_similarity
 python -m analysis.unet_cost
