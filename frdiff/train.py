@@ -97,7 +97,7 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
         torch.set_num_threads(threads)
     os.makedirs(run_dir, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model).to(device)  # before the optimiser: its state follows the params
     _disable_builtin_label_dropout(model)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -111,7 +111,7 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
         model.load_state_dict(weights), ema.load_state_dict(weights)
         init_steps = _init_steps(cfg.init_from)
     if os.path.exists(path):
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)  # any device's run
         saved = {"init_from": None} | state["config"]  # checkpoints from before warm starts
         if saved != asdict(cfg) | {"steps": saved["steps"]}:
             raise ValueError(f"{path} was made with another config: {state['config']}")
@@ -121,8 +121,6 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
         step, elapsed = state["step"], state["elapsed"]
         init_steps = state.get("init_steps", 0)
     alphas_cumprod = build_scheduler().alphas_cumprod
-    model.to(device), ema.to(device)
-    _optimizer_to(opt, device)
     model.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.model}", disable=not progress)
     t0 = time.perf_counter() - elapsed
@@ -151,14 +149,6 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
             break
     bar.close()
     return path
-
-
-def _optimizer_to(opt: torch.optim.Optimizer, device: str) -> None:
-    """Move a (resumed) optimiser's state tensors to `device`, keeping scalar steps as they are."""
-    for state in opt.state.values():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor) and value.dim() > 0:
-                state[key] = value.to(device)
 
 
 def _load_exported(name: str, folder: str) -> torch.nn.Module:
