@@ -1,55 +1,69 @@
-"""One comparison run for the app: full compute, fewer steps, FRDiff, same noise and labels."""
+"""One comparison for the app: full compute, FRDiff with the edited policy, and fewer steps at
+the same counted compute, all from the same noise and labels."""
 
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 
 import torch
 
-from frdiff import KeyframePolicy, ScoreMixing, accelerate, load_pipeline
+from frdiff import accelerate
 from frdiff.images import make_grid
-from frdiff.metrics import psnr, ssim
+from frdiff.metrics import error_spectrum, psnr, ssim
+from frdiff.pipelines import set_scheduler
+
+from .editor import mixing_of, parse_policy
+from .plots import spectrum_figure
+from .presets import SCHEDULERS, pipeline
+
+MAX_GLYPHS = 8
 
 
-@lru_cache(maxsize=4)
-def pipeline(name: str):
-    pipe = load_pipeline(name)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
-
-
-def compare(model: str, labels: str, steps: int, interval: int, mixing: bool, seed: int):
-    """Images (PIL grids) and a Markdown table of time, speedup, PSNR and SSIM."""
-    pipe = pipeline(model)
+def glyphs(pipe, labels: str) -> list[str]:
     chars = [c for c in labels.upper() if not c.isspace()]
+    if not chars:
+        raise ValueError(f"type at least one glyph; valid labels: {pipe.labels}")
+    if len(chars) > MAX_GLYPHS:
+        raise ValueError(f"at most {MAX_GLYPHS} glyphs per run, got {len(chars)}")
     pipe.label_ids(chars)  # raises ValueError naming the valid labels
+    return chars
+
+
+def compare(model: str, labels: str, scheduler: str, steps: int, policy_text: str, mixing: bool,
+            slope: float, bias: float, seed: int):
+    """Three image grids, a Markdown table (time, speedups, PSNR, SSIM) and an error-spectrum plot."""
+    steps = int(steps)
+    pipe = set_scheduler(pipeline(model), SCHEDULERS[scheduler])
+    chars = glyphs(pipe, labels)
+    policy = parse_policy(model, steps, policy_text)
+    mix = mixing_of(mixing, slope, bias)
 
     def sample(n_steps: int):
         g = torch.Generator().manual_seed(int(seed))
-        return pipe(chars, num_inference_steps=n_steps, generator=g, output_type="pt").images
+        start = time.perf_counter()
+        images = pipe(chars, num_inference_steps=n_steps, generator=g, output_type="pt").images
+        return images, time.perf_counter() - start
 
-    policy = KeyframePolicy.uniform(steps, interval)
-    mix = ScoreMixing() if mixing else ScoreMixing.off()
-    full, t_full = _timed(lambda: sample(steps))
-    fewer_steps = max(1, round(steps / interval))
-    reduced, t_reduced = _timed(lambda: sample(fewer_steps))
+    full, t_full = sample(steps)
     with accelerate(pipe, policy, mix) as run:
-        fast, t_fast = _timed(lambda: sample(steps))
-    rows = [("Full compute", steps, t_full, full), (f"Fewer steps ({fewer_steps})", fewer_steps, t_reduced, reduced),
-            (f"FRDiff (interval {interval}, mixing {'on' if mixing else 'off'})", steps, t_fast, fast)]
-    table = ["| run | time | speedup | PSNR vs full | SSIM vs full |", "|---|---|---|---|---|"]
-    for name, _, t, images in rows:
-        table.append(f"| {name} | {t:.2f} s | {t_full / t:.2f}x | {psnr(images, full):.1f} dB | "
-                     f"{ssim(images, full):.3f} |")
-    table.append(f"\nFRDiff ideal speedup (counted MACs): {run.stats.ideal_speedup:.2f}x; "
-                 f"network calls {run.stats.network_calls}, skipped {run.stats.network_calls_skipped}. "
-                 "Times are from this machine, one run each.")
+        fast, t_fast = sample(steps)
+    ideal = run.stats.ideal_speedup
+    fewer_steps = max(1, round(steps / ideal))
+    fewer, t_fewer = sample(fewer_steps)
+    rows = [("Full compute", f"{steps} steps", t_full, 1.0, full),
+            ("FRDiff (edited policy)", f"{run.stats.network_calls} calls / {steps} steps", t_fast, ideal, fast),
+            (f"Fewer steps, same counted compute", f"{fewer_steps} steps", t_fewer, steps / fewer_steps, fewer)]
+    table = ["| run | network | time | speedup (this run) | counted speedup | PSNR vs full | SSIM vs full |",
+             "|---|---|---|---|---|---|---|"]
+    for name, work, t, counted, images in rows:
+        table.append(f"| {name} | {work} | {t:.2f} s | {t_full / t:.2f}x | {counted:.2f}x | "
+                     f"{psnr(images, full):.1f} dB | {ssim(images, full):.3f} |")
+    table.append(f"\n{scheduler}, seed {int(seed)}, mixing {'on' if mixing else 'off'}. Times are one "
+                 "run each on the machine serving this app; `python -m frdiff bench` measures "
+                 "speed properly (warm-up, interleaved pairs, median).")
+    bands = list(range(len(error_spectrum(fast, full))))
+    fig = spectrum_figure(bands, {"FRDiff": error_spectrum(fast, full).tolist(),
+                                  f"fewer steps ({fewer_steps})": error_spectrum(fewer, full).tolist()},
+                          "what each shortcut loses, per spatial frequency (lower is closer to full compute)")
     grids = [make_grid(images, ncol=len(chars), scale=4) for *_, images in rows]
-    return (*grids, "\n".join(table))
+    return (*grids, "\n".join(table), fig)

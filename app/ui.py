@@ -1,37 +1,97 @@
-"""Layout of the Space: pick a model, labels and a policy; see the three runs side by side."""
+"""Layout of the Space: generate beside baselines with an editable policy; see the redundancy."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from .compare import compare
+from .editor import check_policy
+from .presets import SCHEDULERS, preset_names, preset_text
+from .redundancy import redundancy
+
+CSS = "#policy-editor textarea { font-family: ui-monospace, monospace; font-size: 12px; white-space: pre; }"
 
 INTRO = """# frdiff: feature reuse for diffusion models
-The same glyphs generated three ways from the same noise: **full compute**, **fewer steps**
-(the usual shortcut), and **FRDiff** (feature reuse between keyframes + score mixing).
-Models are small class-conditional glyph generators trained by this project; everything runs on CPU."""
+The same glyphs generated three ways from the same noise: **full compute**, **FRDiff** (feature
+reuse between keyframes + score mixing) with a policy you can edit, and **fewer steps** at the
+same counted compute (the usual shortcut). Models are small class-conditional glyph generators
+trained by this project; everything runs on the CPU."""
+
+EDITOR_HELP = """One row per block, one letter per step: **K** compute (keyframe), **F** feature reuse
+(reuse the block's expensive part, recompute the rest), **S** skip the block (reuse its whole
+output). Spaces are ignored; step 0 must be all K. Where every block is K the step is a
+keyframe; with score mixing, early non-keyframe steps (lam = 0) make no network call at all
+(white in the grid)."""
+
+REDUNDANCY_HELP = """Feature reuse works because a block's output barely changes between neighbouring
+steps. This runs the model once at full compute and measures, for every block, how much its
+output changes from the previous step (mean absolute change / mean magnitude). Dark cells are
+cheap to reuse; bright ones are where a policy should keep keyframes."""
+
+DEFAULT = ("glyph-unet", "DDIM", 50, "uniform, interval 2")
 
 
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="frdiff") as demo:
         gr.Markdown(INTRO)
         with gr.Row():
-            model = gr.Dropdown(["glyph-unet", "glyph-dit"], value="glyph-unet", label="model")
-            labels = gr.Textbox("A7K3", label="glyphs to draw (2-7, 9, A C E F H K M P R T U W X)")
+            model = gr.Dropdown(["glyph-unet", "glyph-dit"], value=DEFAULT[0], label="model")
+            labels = gr.Textbox("A7K3", label="glyphs to draw (2-7, 9, A C E F H K M P R T U W X)",
+                                elem_id="glyphs")
+            scheduler = gr.Dropdown(list(SCHEDULERS), value=DEFAULT[1], label="sampler")
+            steps = gr.Slider(4, 100, value=DEFAULT[2], step=1, label="steps", elem_id="steps")
             seed = gr.Number(0, label="seed", precision=0)
-        with gr.Row():
-            steps = gr.Slider(10, 100, value=50, step=1, label="DDIM steps")
-            interval = gr.Slider(1, 5, value=2, step=1, label="keyframe interval")
-            mixing = gr.Checkbox(True, label="score mixing")
-        run = gr.Button("Generate", variant="primary")
-        with gr.Row():
-            full = gr.Image(label="full compute", type="pil")
-            reduced = gr.Image(label="fewer steps", type="pil")
-            fast = gr.Image(label="FRDiff", type="pil")
-        table = gr.Markdown()
-        run.click(_safe(compare), [model, labels, steps, interval, mixing, seed],
-                  [full, reduced, fast, table])
+        with gr.Tabs():
+            with gr.Tab("Generate and compare"):
+                check_inputs, check_outputs = _compare_tab(model, labels, scheduler, steps, seed)
+            with gr.Tab("Temporal redundancy"):
+                gr.Markdown(REDUNDANCY_HELP)
+                measure = gr.Button("Measure", elem_id="measure")
+                heatmap = gr.Plot(label="per-block change", elem_id="heatmap")
+                summary = gr.Markdown(elem_id="redundancy-summary")
+                measure.click(_safe(redundancy), [model, labels, scheduler, steps, seed], [heatmap, summary])
+        demo.load(check_policy, check_inputs, check_outputs)
     return demo
+
+
+def _compare_tab(model, labels, scheduler, steps, seed):
+    """The compare tab; returns the editor check's inputs and outputs (drawn again on page load)."""
+    with gr.Row():
+        with gr.Column(scale=3):
+            preset = gr.Dropdown(preset_names(*DEFAULT[:3]), value=DEFAULT[3], label="policy preset "
+                                 "(fills the editor)", elem_id="preset")
+            editor = gr.Textbox(preset_text(*DEFAULT), lines=12, max_lines=40, label="keyframe policy",
+                                elem_id="policy-editor", info=EDITOR_HELP)
+        with gr.Column(scale=2):
+            mixing = gr.Checkbox(True, label="score mixing")
+            slope = gr.Slider(1, 100, value=30, step=1, label="mixing slope k")
+            bias = gr.Slider(0, 1, value=0.5, step=0.05, label="mixing bias b")
+            status = gr.Markdown(elem_id="policy-status")
+    grid = gr.Plot(label="policy", elem_id="policy-grid")
+    run = gr.Button("Generate", variant="primary", elem_id="generate")
+    with gr.Row():
+        full = gr.Image(label="full compute", type="pil", elem_id="img-full")
+        fast = gr.Image(label="FRDiff", type="pil", elem_id="img-fast")
+        fewer = gr.Image(label="fewer steps, same counted compute", type="pil",
+                         elem_id="img-fewer")
+    table = gr.Markdown(elem_id="results")
+    spectrum = gr.Plot(label="error spectrum", elem_id="spectrum")
+
+    def presets_for(model, scheduler, steps, current):
+        names = preset_names(model, scheduler, steps)
+        value = current if current in names else names[1]
+        return gr.Dropdown(choices=names, value=value), preset_text(model, scheduler, steps, value)
+
+    settings = [model, scheduler, steps]
+    for control in settings:
+        control.change(_safe(presets_for), [*settings, preset], [preset, editor])
+    preset.input(_safe(preset_text), [*settings, preset], [editor])
+    check = [model, steps, editor, mixing, slope, bias]
+    for control in (editor, mixing, slope, bias):
+        control.change(check_policy, check, [grid, status])
+    run.click(_safe(compare), [model, labels, scheduler, steps, editor, mixing, slope, bias, seed],
+              [full, fast, fewer, table, spectrum])
+    return check, [grid, status]
 
 
 def _safe(fn):

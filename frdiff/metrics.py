@@ -1,4 +1,4 @@
-"""Quality maths as pure functions of tensors: PSNR, SSIM, Frechet distance, accuracy.
+"""Quality maths as pure functions of tensors: PSNR, SSIM, Frechet distance, accuracy, spectra.
 
 Images are float tensors in [0, 1], shape (N, C, H, W), unless a function says otherwise.
 """
@@ -14,6 +14,27 @@ def psnr(images: torch.Tensor, reference: torch.Tensor) -> float:
     mse = (images.float() - reference.float()).pow(2).flatten(1).mean(1)
     values = 10 * torch.log10(1.0 / mse.clamp(min=1e-10))
     return float(values.clamp(max=100.0).mean())
+
+
+def radial_power_spectrum(images: torch.Tensor) -> torch.Tensor:
+    """Mean |FFT2|^2 (ortho) over images and channels, per integer radial frequency 0..min(H, W)//2."""
+    h, w = images.shape[-2:]
+    power = torch.fft.fft2(images.double(), norm="ortho").abs().pow(2).flatten(0, -3).mean(0)
+    fy = torch.fft.fftfreq(h, dtype=torch.float64) * h  # cycles per image, along each axis
+    fx = torch.fft.fftfreq(w, dtype=torch.float64) * w
+    radius = torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2).round().long().flatten()
+    bands = min(h, w) // 2 + 1
+    keep = radius < bands  # the corners beyond the inscribed circle are dropped
+    total = torch.zeros(bands, dtype=torch.float64).index_add_(0, radius[keep], power.flatten()[keep])
+    count = torch.zeros(bands, dtype=torch.float64).index_add_(
+        0, radius[keep], torch.ones_like(power.flatten()[keep]))
+    return (total / count.clamp(min=1)).float()
+
+
+def error_spectrum(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Relative error power per radial band: P(images - reference) / P(reference)."""
+    error = radial_power_spectrum(images.double() - reference.double())
+    return error / radial_power_spectrum(reference).clamp(min=1e-20)
 
 
 def ssim(images: torch.Tensor, reference: torch.Tensor) -> float:

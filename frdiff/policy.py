@@ -124,6 +124,53 @@ class KeyframePolicy:
             raise ValueError(f"policy blocks do not match the model: unknown {unknown}; the "
                              f"model's reusable blocks are, in order: {', '.join(available)}")
 
+    # -- text: one row per block (the app's policy editor) ------------------------------
+    def to_text(self, blocks: Sequence[str] | None = None, group: int = 10) -> str:
+        """One line per block, `NAME  MODES`, the modes in groups of `group` steps. A policy
+        without block names is laid out over `blocks` (the model's, `block_depths(pipe)`)."""
+        names = self.blocks or (tuple(blocks) if blocks else None)
+        if names is None:
+            raise ValueError("a policy without block names needs the model's blocks to be laid out")
+        if self.blocks is not None and blocks is not None:
+            self.check_blocks(blocks)
+        width = max(len(n) for n in names)
+        header = " ".join(f"{s:<{group}d}" for s in range(0, self.num_steps, group)).rstrip()
+        lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: K keyframe, F feature reuse, "
+                 f"S skip block; {self.num_steps} steps, step 0 all K"]
+        for b, name in enumerate(names):
+            modes = "".join(self.mode(s, b) for s in range(self.num_steps))
+            chunks = " ".join(modes[i:i + group] for i in range(0, len(modes), group))
+            lines.append(f"{name:<{width}}  {chunks}")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_text(cls, text: str) -> "KeyframePolicy":
+        """Parse `to_text`'s format: lines `NAME MODES`; spaces inside MODES and lines starting
+        with '#' are ignored; every block must cover the same steps."""
+        columns: dict[str, str] = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, _, rest = line.partition(" ")
+            modes = "".join(rest.split()).upper()
+            if not modes:
+                raise ValueError(f"line {number}: {name!r} has no modes; expected `NAME KFSK...`")
+            bad = sorted(set(modes) - set(MODES))
+            if bad:
+                raise ValueError(f"line {number} ({name}): unknown mode(s) {', '.join(bad)}; use K "
+                                 f"(keyframe), F (feature reuse) or S (skip block)")
+            if name in columns:
+                raise ValueError(f"line {number}: block {name!r} appears twice")
+            columns[name] = modes
+        if not columns:
+            raise ValueError("the policy text has no block lines")
+        lengths = {name: len(m) for name, m in columns.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError("every block must cover the same number of steps; got "
+                             + ", ".join(f"{n}: {k}" for n, k in lengths.items()))
+        return cls.per_block(list(columns), columns)
+
     # -- JSON --------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"schedule": list(self.schedule), "blocks": list(self.blocks) if self.blocks else None}

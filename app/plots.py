@@ -1,0 +1,74 @@
+"""Plotly figures for the app: a policy's grid, per-block temporal change, error spectra."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from frdiff import KeyframePolicy, ScoreMixing
+
+# (value, colour, meaning) of a policy cell, from "no network call" to "compute"
+CELLS = [(0, "#ffffff", "no call (lam = 0: keyframe prediction reused)"),
+         (1, "#bbbbbb", "S: skip block (whole output reused)"),
+         (2, "#f4a261", "F: feature reuse"),
+         (3, "#1d3557", "K: keyframe (compute)")]
+
+
+def _short(name: str) -> str:
+    return name.replace("_blocks", "").replace("transformer", "block")
+
+
+def policy_figure(policy: KeyframePolicy, mixing: ScoreMixing, blocks: list[str]) -> go.Figure:
+    """Blocks x steps grid of what runs where; white where score mixing makes no call at all."""
+    names = list(policy.blocks or blocks)
+    z, text = [], []
+    for b, name in enumerate(names):
+        row, hover = [], []
+        for s in range(policy.num_steps):
+            no_call = not policy.is_keyframe(s) and mixing.lam(s, policy.num_steps) == 0.0
+            value = 0 if no_call else {"S": 1, "F": 2, "K": 3}[policy.mode(s, b)]
+            row.append(value)
+            hover.append(f"step {s}, {name}: {CELLS[value][2]}, lam = {mixing.lam(s, policy.num_steps):.2f}")
+        z.append(row)
+        text.append(hover)
+    scale = []
+    for value, colour, _ in CELLS:  # discrete colours: each value owns a quarter of [0, 1]
+        scale += [[value / 4, colour], [(value + 1) / 4, colour]]
+    fig = go.Figure(go.Heatmap(z=z, y=[_short(n) for n in names], zmin=-0.5, zmax=3.5,
+                               colorscale=scale, showscale=False, text=text, hoverinfo="text",
+                               xgap=1, ygap=1))
+    for value, colour, meaning in CELLS:  # a legend for the discrete colours
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=meaning,
+                                 marker=dict(size=10, color=colour, symbol="square",
+                                             line=dict(width=1, color="#888"))))
+    fig.update_layout(height=120 + 22 * len(names), margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis_title="step (0 = noisiest)", yaxis_autorange="reversed",
+                      legend=dict(orientation="h", y=-0.35), plot_bgcolor="white",
+                      title=dict(text=f"policy: {len(policy.keyframes)} keyframe steps of "
+                                      f"{policy.num_steps}", font=dict(size=13)))
+    return fig
+
+
+def similarity_figure(blocks: list[str], change, title: str) -> go.Figure:
+    """Heatmap of each block's relative change from the previous step (steps x blocks tensor)."""
+    z = change.T.tolist()
+    steps = list(range(1, change.shape[0] + 1))
+    fig = go.Figure(go.Heatmap(z=z, x=steps, y=[_short(b) for b in blocks], colorscale="Magma",
+                               colorbar=dict(title="change", tickformat=".0%"),
+                               hovertemplate="step %{x}, %{y}: %{z:.1%} change<extra></extra>"))
+    fig.update_layout(height=140 + 24 * len(blocks), margin=dict(l=10, r=10, t=40, b=10),
+                      xaxis_title="step (0 = noisiest)", yaxis_autorange="reversed",
+                      title=dict(text=title, font=dict(size=13)))
+    return fig
+
+
+def spectrum_figure(bands: list[int], spectra: dict[str, list[float]], title: str) -> go.Figure:
+    """Relative error power per radial frequency band, one line per run, log scale."""
+    fig = go.Figure()
+    for name, values in spectra.items():
+        fig.add_trace(go.Scatter(x=bands, y=[max(v, 1e-12) for v in values], mode="lines+markers",
+                                 name=name))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10), yaxis_type="log",
+                      xaxis_title="spatial frequency (cycles per image)",
+                      yaxis_title="error power / full-compute power",
+                      legend=dict(orientation="h", y=-0.3), title=dict(text=title, font=dict(size=13)))
+    return fig

@@ -1,0 +1,59 @@
+"""Policy presets for the editor: uniform intervals, whole-block skip, the shipped Auto-FR files."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from functools import lru_cache
+
+from frdiff import KeyframePolicy, load_pipeline
+from frdiff.accelerate import block_depths
+from frdiff.pipelines import ASSETS_DIR
+
+SCHEDULERS = {"DDIM": "ddim", "DPM-Solver++": "dpmsolver", "Euler": "euler"}
+
+
+@lru_cache(maxsize=4)
+def pipeline(name: str):
+    """One loaded pipeline per model, shared by every callback (the app's model cache)."""
+    pipe = load_pipeline(name)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def blocks_of(model: str) -> dict[str, int]:
+    return block_depths(pipeline(model))
+
+
+def shipped(model: str, scheduler: str, steps: int) -> dict[str, str]:
+    """Label -> path of the tuned policies in assets/policies for this model, scheduler, steps."""
+    pattern = os.path.join(ASSETS_DIR, "policies", f"{model}-{SCHEDULERS[scheduler]}{int(steps)}-*x.json")
+    found = {}
+    for path in sorted(glob.glob(pattern)):
+        speed = re.search(r"-([0-9.]+)x\.json$", path).group(1)
+        found[f"Auto-FR tuned, {speed}x"] = path
+    return found
+
+
+def preset_names(model: str, scheduler: str, steps: int) -> list[str]:
+    names = [f"uniform, interval {k}" for k in (1, 2, 3, 4, 5)]
+    names += [f"whole-block skip, interval {k}" for k in (2, 3)]
+    return names + list(shipped(model, scheduler, steps))
+
+
+def preset_policy(model: str, scheduler: str, steps: int, preset: str) -> KeyframePolicy:
+    steps = int(steps)
+    if preset.startswith("uniform, interval "):
+        return KeyframePolicy.uniform(steps, int(preset.rsplit(" ", 1)[1]))
+    if preset.startswith("whole-block skip, interval "):
+        return KeyframePolicy.deep_skip(blocks_of(model), steps, int(preset.rsplit(" ", 1)[1]))
+    files = shipped(model, scheduler, steps)
+    if preset not in files:
+        raise ValueError(f"no preset {preset!r} for {model}, {scheduler}, {steps} steps; "
+                         f"choose from {', '.join(preset_names(model, scheduler, steps))}")
+    return KeyframePolicy.from_json(files[preset])
+
+
+def preset_text(model: str, scheduler: str, steps: int, preset: str) -> str:
+    return preset_policy(model, scheduler, steps, preset).to_text(list(blocks_of(model)))
