@@ -2,7 +2,10 @@
 
     python -m analysis.deepcache [--samples N] [--repeats R] [--batch 8] [--steps 50]
         [--intervals 2,3,4,5] [--branch-ids 0,1,3] [--policy SPEC ...] [--mixing on|off]
-        [--out analysis/results/deepcache]
+        [--fewer-steps 25,17,13] [--out analysis/results/deepcache]
+
+`--fewer-steps K,...` adds the shortcut users reach for first: plain DDIM with K steps instead
+of `--steps` (counted speedup steps / K), timed and scored the same way against the full run.
 
 Every row is measured like `python -m frdiff bench`: speed is the median of per-pair time
 ratios, full-compute / accelerated calls interleaved in one process after a warm-up (batch
@@ -40,7 +43,7 @@ from diffusers.models.attention_processor import Attention
 from tqdm.auto import tqdm
 
 from frdiff import ScoreMixing, block_depths, load_pipeline, set_scheduler
-from frdiff.bench import machine, measure_quality, measure_speed, measure_speed_with
+from frdiff.bench import interleaved_speedup, machine, measure_quality, measure_speed, measure_speed_with
 from frdiff.cost import MacCounter
 from frdiff.evaluate import balanced_labels, generate
 from frdiff.metrics import accuracy, classify, frechet_distance, psnr, ssim
@@ -146,6 +149,28 @@ def frdiff_row(pipe, classifier, spec: str, mixing: ScoreMixing, labels: list[in
             "policy": spec, "mixing": mixing.enabled} | speed | q
 
 
+def fewer_steps_row(pipe, classifier, fewer: int, labels: list[int], steps: int, seed: int,
+                    samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
+    """Plain sampling with `fewer` steps against the full `steps`-step run (same noise, labels)."""
+    def run(n: int):
+        return lambda: pipe(labels, num_inference_steps=n, generator=torch.Generator().manual_seed(seed),
+                            output_type="pt")
+
+    speed = interleaved_speedup(run(steps), run(fewer), repeats)
+    q_labels = balanced_labels(samples, len(pipe.labels))
+    base = baseline if baseline is not None else generate(pipe, q_labels, steps, seed + 1000, progress=False)
+    images = generate(pipe, q_labels, fewer, seed + 1000, progress=False)
+    target = torch.tensor(q_labels)
+    base_logits, base_feats = classify(classifier, base)
+    logits, feats = classify(classifier, images)
+    return {"method": "fewer steps", "setting": f"DDIM {fewer} steps", "fewer_steps": fewer} | speed | {
+            "ideal_speedup": steps / fewer, "psnr": psnr(images, base), "ssim": ssim(images, base),
+            "class_accuracy": accuracy(logits, target),
+            "baseline_class_accuracy": accuracy(base_logits, target),
+            "fd_to_baseline": frechet_distance(feats, base_feats), "samples": samples,
+            "baseline_images": base}
+
+
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
@@ -162,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--branch-ids", type=_ints, default=[0, 1, 3])
     ap.add_argument("--policy", action="append", default=[], help="frdiff policy spec (repeatable)")
     ap.add_argument("--mixing", choices=["on", "off"], default="on", help="score mixing for --policy")
+    ap.add_argument("--fewer-steps", type=_ints, default=[], help="plain DDIM with these step counts")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", default="analysis/results/deepcache", help="writes OUT.json, OUT.md")
     args = ap.parse_args(argv)
@@ -180,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
             for spec in args.policy]
     jobs += [lambda b, i=i, br=br: deepcache_row(pipe, clf, i, br, baseline=b, **common)
              for br in args.branch_ids for i in args.intervals]
+    jobs += [lambda b, k=k: fewer_steps_row(pipe, clf, k, baseline=b, **common) for k in args.fewer_steps]
     rows, baseline = [], None
     for job in tqdm(jobs, desc="rows"):
         row = job(baseline)

@@ -1,14 +1,17 @@
 """Plot a comparison table as a speed/quality Pareto chart.
 
     python -m analysis.pareto_plot [--results analysis/results/deepcache.json]
-        [--rerun analysis/results/deepcache-focus.json] [--out assets/pareto-glyph-unet.png]
+        [--rerun analysis/results/deepcache-focus.json] [--extra analysis/results/fewer-steps.json]
+        [--out assets/pareto-glyph-unet.png]
 
 Reads the JSON of `python -m analysis.deepcache` (DeepCache, uniform FRDiff, tuned and
 adaptive policies on one machine, one process each) and draws PSNR against the full-compute
 output over measured and over counted speedup, one marker style per family, with each
 family's Pareto front. Rows of a rerun with more timing pairs (`--rerun`, drawn when the file
 exists) appear in the measured panel as hollow markers, joined to the same setting's point
-of the main run, so the timing noise is visible.
+of the main run, so the timing noise is visible. `--extra` files (drawn when they exist) add
+rows measured by a separate run of the same command and settings, such as the fewer-steps
+baseline.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 def family(row: dict) -> str:
     if row["method"] == "DeepCache":
         return "DeepCache (PyPI)"
+    if row["method"] == "fewer steps":
+        return "fewer DDIM steps"
     policy = row.get("policy", "")
     if policy.startswith("adaptive:"):
         return "frdiff adaptive"
@@ -47,14 +52,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default="analysis/results/deepcache.json")
     ap.add_argument("--rerun", default="analysis/results/deepcache-focus.json")
+    ap.add_argument("--extra", action="append", default=None,
+                    help="more result files of the same settings (default: fewer-steps.json)")
     ap.add_argument("--out", default="assets/pareto-glyph-unet.png")
     args = ap.parse_args()
     with open(args.results) as f:
         data = json.load(f)
+    for path in args.extra if args.extra is not None else ["analysis/results/fewer-steps.json"]:
+        if os.path.exists(path):
+            with open(path) as f:
+                data["rows"] = data["rows"] + json.load(f)["rows"]
     styles = {"DeepCache (PyPI)": ("s", "tab:gray"), "frdiff uniform": ("o", "tab:blue"),
               "frdiff Auto-FR (tuned)": ("*", "tab:red"),
               "frdiff Auto-FR, per-step gates": ("P", "tab:purple"),
-              "frdiff adaptive": ("^", "tab:green")}
+              "frdiff adaptive": ("^", "tab:green"), "fewer DDIM steps": ("D", "tab:olive")}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110, sharey=True)
     for ax, key, label in ((axes[0], "speedup", "measured speedup (interleaved pairs, one process)"),
                            (axes[1], "ideal_speedup", "ideal speedup (counted MACs, no timing noise)")):

@@ -94,6 +94,18 @@ def _compare_tab(model, labels, scheduler, steps, seed):
     return check, [grid, status]
 
 
+def serve_locally() -> tuple[gr.Blocks, str]:
+    """Build the demo and serve it on a free localhost port without blocking: (demo, url)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_demo()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
+    return demo, f"http://127.0.0.1:{port}/"
+
+
 def _safe(fn):
     def wrapped(*args):
         try:

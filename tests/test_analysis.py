@@ -12,6 +12,7 @@ def test_front_keeps_only_unbeaten_points():
 
 def test_families():
     assert family({"method": "DeepCache"}) == "DeepCache (PyPI)"
+    assert family({"method": "fewer steps", "setting": "DDIM 25 steps"}) == "fewer DDIM steps"
     assert family({"method": "frdiff", "policy": "adaptive:0.1"}) == "frdiff adaptive"
     assert family({"method": "frdiff", "policy": "uniform:2"}) == "frdiff uniform"
     assert family({"method": "frdiff", "policy": "assets/policies/x.json"}) == "frdiff Auto-FR (tuned)"
@@ -27,7 +28,7 @@ def test_plot_is_written(tmp_path, monkeypatch):
                                    "machine": {"cpu": "cpu", "threads": 1}, "rows": rows}))
     out = tmp_path / "p.png"
     monkeypatch.setattr("sys.argv", ["x", "--results", str(results), "--out", str(out),
-                                     "--rerun", str(tmp_path / "none.json")])
+                                     "--rerun", str(tmp_path / "none.json"), "--extra", str(tmp_path / "none.json")])
     main()
     assert out.read_bytes()[:4] == b"\x89PNG"
     # with a rerun: its rows are drawn hollow and joined to the main run's point
@@ -38,7 +39,7 @@ def test_plot_is_written(tmp_path, monkeypatch):
     drawn = []
     monkeypatch.setattr(plt.Figure, "savefig", lambda fig, path: drawn.append(fig))
     monkeypatch.setattr("sys.argv", ["x", "--results", str(results), "--out", str(out),
-                                     "--rerun", str(rerun)])
+                                     "--rerun", str(rerun), "--extra", str(tmp_path / "none.json")])
     main()
     measured = drawn[0].axes[0]
     hollow = [c for c in measured.collections if len(c.get_offsets()) == 1

@@ -5,13 +5,12 @@ which makes a missing browser a failure."""
 
 import os
 import re
-import shutil
-import socket
 
 import pytest
 
-CHROMIUM = next((p for p in (os.environ.get("FRDIFF_CHROMIUM"), shutil.which("chromium"),
-                             shutil.which("chromium-browser")) if p), None)
+from analysis.app_screenshot import CHROMIUM_FLAGS, find_chromium
+
+CHROMIUM = find_chromium()
 REQUIRED = os.environ.get("FRDIFF_REQUIRE_BROWSER") == "1"
 try:
     from playwright.sync_api import expect, sync_playwright
@@ -21,30 +20,23 @@ if (sync_playwright is None or CHROMIUM is None) and not REQUIRED:
     pytest.skip("needs playwright and a Chromium binary", allow_module_level=True)
 
 pytestmark = pytest.mark.timeout(240)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
 def app_url():
     assert CHROMIUM and sync_playwright, "FRDIFF_REQUIRE_BROWSER=1 but playwright or chromium is missing"
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from app.ui import CSS, build_demo
+    from app.ui import serve_locally
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = build_demo()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS,
-                quiet=True)
-    yield f"http://127.0.0.1:{port}/"
+    demo, url = serve_locally()
+    yield url
     demo.close()
 
 
 @pytest.fixture(scope="module")
 def page(app_url, tmp_path_factory):
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.goto(app_url)
         yield page
@@ -72,6 +64,17 @@ def test_generate_compares_three_runs(page):
     expect(page.locator("#spectrum .js-plotly-plot")).to_be_visible()
     for name in ("full", "fast", "fewer"):  # each grid arrives as an image file
         expect(page.locator(f"#img-{name} img").first).to_have_attribute("src", re.compile(r"\S+"))
+
+
+def test_a_preset_fills_the_editor(page):
+    page.locator("#preset input").click()
+    page.get_by_role("option", name="whole-block skip, interval 2").click()
+    editor = page.locator("#policy-editor textarea")
+    expect(editor).to_have_value(re.compile(r"mid_block +KSKSKSKSKS"), timeout=30_000)
+    expect(page.locator("#policy-status")).to_contain_text("skipped block-steps", timeout=30_000)
+    page.locator("#preset input").click()
+    page.get_by_role("option", name="uniform, interval 2").click()
+    expect(editor).to_have_value(re.compile(r"mid_block +KFKFKFKFKF"), timeout=30_000)
 
 
 def test_editing_the_policy_redraws_it_live_and_bad_text_is_explained(page):

@@ -5,7 +5,7 @@ import torch
 from conftest import LABELS, tiny_dit, tiny_unet
 from DeepCache import DeepCacheSDHelper
 
-from analysis.deepcache import deepcache, deepcache_row, frdiff_row, ideal_speedup, markdown
+from analysis.deepcache import deepcache, deepcache_row, fewer_steps_row, frdiff_row, ideal_speedup, markdown
 from frdiff import ScoreMixing
 from frdiff.models import GlyphClassifier, build_scheduler
 from frdiff.pipelines import GlyphPipeline
@@ -102,9 +102,12 @@ def test_rows_have_the_table_columns(unet_pipe):
     expected = {"method", "setting", "speedup", "baseline_s", "accelerated_s", "repeats",
                 "ideal_speedup", "psnr", "ssim", "class_accuracy", "baseline_class_accuracy",
                 "fd_to_baseline", "samples"}
-    assert expected <= dc.keys() and expected <= fr.keys()
+    few = fewer_steps_row(unet_pipe, clf, N // 2, baseline=base, **common)
+    assert torch.equal(few.pop("baseline_images"), base)
+    assert expected <= dc.keys() and expected <= fr.keys() and expected <= few.keys()
     assert dc["method"] == "DeepCache" and dc["cache_interval"] == 2 and fr["method"] == "frdiff"
-    for row in (dc, fr):
+    assert few["ideal_speedup"] == N / (N // 2) and few["setting"] == f"DDIM {N // 2} steps"
+    for row in (dc, fr, few):
         assert row["speedup"] > 0 and row["ideal_speedup"] > 1.0
         assert 0 < row["psnr"] < 100 and 0 < row["ssim"] < 1  # cached runs differ from full
     table = markdown({"model": "tiny", "steps": N, "batch": 2, "samples": 4, "repeats": 1,
