@@ -43,10 +43,9 @@ from diffusers.models.attention_processor import Attention
 from tqdm.auto import tqdm
 
 from frdiff import ScoreMixing, block_depths, load_pipeline, set_scheduler
-from frdiff.bench import interleaved_speedup, machine, measure_quality, measure_speed, measure_speed_with
+from frdiff.bench import fewer_steps_row, machine, measure_speed_with, policy_row, quality_against
 from frdiff.cost import MacCounter
 from frdiff.evaluate import balanced_labels, generate
-from frdiff.metrics import accuracy, classify, frechet_distance, psnr, ssim
 from frdiff.pipelines import load_classifier
 from frdiff.policy import KeyframePolicy
 
@@ -124,51 +123,10 @@ def deepcache_row(pipe, classifier, interval: int, branch_id: int, labels: list[
     base = baseline if baseline is not None else generate(pipe, q_labels, steps, q_seed, progress=False)
     with make():
         acc = generate(pipe, q_labels, steps, q_seed, progress=False)
-    target = torch.tensor(q_labels)
-    base_logits, base_feats = classify(classifier, base)
-    acc_logits, acc_feats = classify(classifier, acc)
     return {"method": "DeepCache", "setting": f"interval {interval}, branch {branch_id}",
-            "cache_interval": interval, "cache_branch_id": branch_id} | speed | {
-            "ideal_speedup": ideal_speedup(pipe, make, steps),
-            "psnr": psnr(acc, base), "ssim": ssim(acc, base),
-            "class_accuracy": accuracy(acc_logits, target),
-            "baseline_class_accuracy": accuracy(base_logits, target),
-            "fd_to_baseline": frechet_distance(acc_feats, base_feats), "samples": samples,
-            "baseline_images": base}
-
-
-def frdiff_row(pipe, classifier, spec: str, mixing: ScoreMixing, labels: list[int], steps: int,
-               seed: int, samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
-    """Speed and quality of an frdiff policy (`uniform:2`, `deep:3`, a JSON file)."""
-    policy = KeyframePolicy.parse(spec, steps, block_depths(pipe))
-    speed = measure_speed(pipe, policy, mixing, labels, steps, seed, repeats)
-    q = measure_quality(pipe, classifier, policy, mixing, samples, steps, seed + 1000,
-                        baseline=baseline)
-    q.pop("stats")
-    return {"method": "frdiff", "setting": f"{spec}, mixing {'on' if mixing.enabled else 'off'}",
-            "policy": spec, "mixing": mixing.enabled} | speed | q
-
-
-def fewer_steps_row(pipe, classifier, fewer: int, labels: list[int], steps: int, seed: int,
-                    samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
-    """Plain sampling with `fewer` steps against the full `steps`-step run (same noise, labels)."""
-    def run(n: int):
-        return lambda: pipe(labels, num_inference_steps=n, generator=torch.Generator().manual_seed(seed),
-                            output_type="pt")
-
-    speed = interleaved_speedup(run(steps), run(fewer), repeats)
-    q_labels = balanced_labels(samples, len(pipe.labels))
-    base = baseline if baseline is not None else generate(pipe, q_labels, steps, seed + 1000, progress=False)
-    images = generate(pipe, q_labels, fewer, seed + 1000, progress=False)
-    target = torch.tensor(q_labels)
-    base_logits, base_feats = classify(classifier, base)
-    logits, feats = classify(classifier, images)
-    return {"method": "fewer steps", "setting": f"DDIM {fewer} steps", "fewer_steps": fewer} | speed | {
-            "ideal_speedup": steps / fewer, "psnr": psnr(images, base), "ssim": ssim(images, base),
-            "class_accuracy": accuracy(logits, target),
-            "baseline_class_accuracy": accuracy(base_logits, target),
-            "fd_to_baseline": frechet_distance(feats, base_feats), "samples": samples,
-            "baseline_images": base}
+            "cache_interval": interval, "cache_branch_id": branch_id} | speed | \
+        quality_against(classifier, acc, base, q_labels) | {
+            "ideal_speedup": ideal_speedup(pipe, make, steps), "baseline_images": base}
 
 
 def _ints(text: str) -> list[int]:
@@ -202,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     labels = [(args.seed + i) % len(pipe.labels) for i in range(args.batch)]
     common = dict(labels=labels, steps=args.steps, seed=args.seed, samples=args.samples,
                   repeats=args.repeats)
-    jobs = [lambda b, s=spec: frdiff_row(pipe, clf, s, mixing, baseline=b, **common)
+    jobs = [lambda b, s=spec: policy_row(pipe, clf, s, mixing, baseline=b, **common)
             for spec in args.policy]
     jobs += [lambda b, i=i, br=br: deepcache_row(pipe, clf, i, br, baseline=b, **common)
              for br in args.branch_ids for i in args.intervals]

@@ -25,6 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from frdiff.metrics import pareto_front  # noqa: E402
+
 
 def family(row: dict) -> str:
     if row["method"] == "DeepCache":
@@ -39,13 +41,6 @@ def family(row: dict) -> str:
     if "per-step" in policy:
         return "frdiff Auto-FR, per-step gates"
     return "frdiff Auto-FR (tuned)"
-
-
-def front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not beaten on both speed and PSNR, by speed."""
-    best = [p for p in points if not any(q[0] >= p[0] and q[1] > p[1] or q[0] > p[0] and q[1] >= p[1]
-                                         for q in points)]
-    return sorted(best)
 
 
 def main() -> None:
@@ -76,7 +71,7 @@ def main() -> None:
             marker, color = styles.get(name, ("x", "black"))
             ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, color=color,
                        s=90 if marker == "*" else 40, label=name, zorder=3)
-            line = front(points)
+            line = pareto_front(points)
             ax.plot([p[0] for p in line], [p[1] for p in line], color=color, alpha=0.5, zorder=2)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)

@@ -52,7 +52,7 @@ def compare(model: str, labels: str, scheduler: str, steps: int, policy_text: st
     fewer, t_fewer = sample(fewer_steps)
     rows = [("Full compute", f"{steps} steps", t_full, 1.0, full),
             ("FRDiff (edited policy)", f"{run.stats.network_calls} calls / {steps} steps", t_fast, ideal, fast),
-            (f"Fewer steps, same counted compute", f"{fewer_steps} steps", t_fewer, steps / fewer_steps, fewer)]
+            ("Fewer steps, same counted compute", f"{fewer_steps} steps", t_fewer, steps / fewer_steps, fewer)]
     table = ["| run | network | time | speedup (this run) | counted speedup | PSNR vs full | SSIM vs full |",
              "|---|---|---|---|---|---|---|"]
     for name, work, t, counted, images in rows:

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from .accelerate import accelerate
+from .accelerate import accelerate, block_depths
 from .evaluate import balanced_labels, generate
 from .metrics import accuracy, classify, frechet_distance, psnr, ssim
 from .mixing import ScoreMixing
@@ -99,15 +99,19 @@ def measure_quality(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixin
                                                           progress=False)
     with accelerate(pipe, policy=policy, mixing=mixing) as run:
         acc = generate(pipe, labels, steps, seed, batch_size, progress=False)
+    return quality_against(classifier, acc, base, labels) | {
+        "ideal_speedup": run.stats.ideal_speedup, "stats": run.stats.as_dict(), "baseline_images": base}
+
+
+def quality_against(classifier, images: torch.Tensor, baseline: torch.Tensor, labels: list[int]) -> dict:
+    """PSNR/SSIM to the full-compute images, class accuracy of both, FD between them."""
     target = torch.tensor(labels)
-    base_logits, base_feats = classify(classifier, base)
-    acc_logits, acc_feats = classify(classifier, acc)
-    return {"psnr": psnr(acc, base), "ssim": ssim(acc, base),
-            "class_accuracy": accuracy(acc_logits, target),
+    base_logits, base_feats = classify(classifier, baseline)
+    logits, feats = classify(classifier, images)
+    return {"psnr": psnr(images, baseline), "ssim": ssim(images, baseline),
+            "class_accuracy": accuracy(logits, target),
             "baseline_class_accuracy": accuracy(base_logits, target),
-            "fd_to_baseline": frechet_distance(acc_feats, base_feats),
-            "ideal_speedup": run.stats.ideal_speedup, "stats": run.stats.as_dict(),
-            "samples": samples, "baseline_images": base}
+            "fd_to_baseline": frechet_distance(feats, base_feats), "samples": len(labels)}
 
 
 def bench(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing, steps: int,
@@ -119,3 +123,35 @@ def bench(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing, steps: 
     return speed | quality | {"steps": steps, "batch": batch, "seed": seed,
                               "policy": policy.to_dict(), "mixing": mixing.enabled,
                               "machine": machine()}
+
+
+# -- rows of a comparison (`sweep`, analysis/deepcache.py): one setting each, same protocol --
+def policy_row(pipe, classifier, spec: str, mixing: ScoreMixing, labels: list[int], steps: int,
+               seed: int, samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
+    """Speed and quality of an frdiff policy (`uniform:2`, `deep:3`, `adaptive:0.1`, a JSON file)."""
+    policy = KeyframePolicy.parse(spec, steps, block_depths(pipe))
+    speed = measure_speed(pipe, policy, mixing, labels, steps, seed, repeats)
+    q = measure_quality(pipe, classifier, policy, mixing, samples, steps, seed + 1000, baseline=baseline)
+    q.pop("stats")
+    return {"method": "frdiff", "setting": f"{spec}, mixing {'on' if mixing.enabled else 'off'}",
+            "policy": spec, "mixing": mixing.enabled} | speed | q
+
+
+def fewer_steps_row(pipe, classifier, fewer: int, labels: list[int], steps: int, seed: int,
+                    samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
+    """The shortcut users reach for first: the same sampler with `fewer` steps than `steps`."""
+    if not 1 <= fewer <= steps:
+        raise ValueError(f"fewer steps must be in 1..{steps}, got {fewer}")
+
+    def run(n: int):
+        return lambda: pipe(labels, num_inference_steps=n, generator=torch.Generator().manual_seed(seed),
+                            output_type="pt")
+
+    speed = interleaved_speedup(run(steps), run(fewer), repeats)
+    q_labels = balanced_labels(samples, len(pipe.labels))
+    base = baseline if baseline is not None else generate(pipe, q_labels, steps, seed + 1000, progress=False)
+    images = generate(pipe, q_labels, fewer, seed + 1000, progress=False)
+    scheduler = type(pipe.scheduler).__name__.replace("Scheduler", "").replace("Multistep", "")
+    return {"method": "fewer steps", "setting": f"{scheduler} {fewer} steps", "fewer_steps": fewer} | speed | \
+        quality_against(classifier, images, base, q_labels) | {"ideal_speedup": steps / fewer,
+                                                               "baseline_images": base}

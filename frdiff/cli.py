@@ -175,8 +175,74 @@ def _run_tune(args) -> dict:
     return meta | {"out": args.out}
 
 
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="several policies and fewer-steps baselines, one protocol, "
+                                     "with the speed/quality Pareto front")
+    _add_model_args(p)
+    p.add_argument("--policies", default="uniform:2,uniform:3,deep:2,deep:3",
+                   help="comma-separated policy specs or JSON files (as for bench)")
+    p.add_argument("--fewer-steps", default=None,
+                   help="comma-separated step counts of the plain sampler (default: steps/2, steps/3)")
+    p.add_argument("--mixing", choices=("on", "off"), default="on")
+    p.add_argument("--batch", type=int, default=8, help="batch of the timed calls")
+    p.add_argument("--samples", type=int, default=64, help="images for the quality figures")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved timing pairs per row")
+    p.add_argument("--out", default=None, help="also write the result JSON here")
+
+
+def _run_sweep(args) -> dict:
+    from tqdm.auto import tqdm
+
+    from .bench import fewer_steps_row, machine, policy_row
+    from .metrics import pareto_front
+    from .pipelines import load_classifier
+
+    pipe = _load(args)
+    specs = [s.strip() for s in args.policies.split(",") if s.strip()]
+    fewer = ([int(k) for k in args.fewer_steps.split(",") if k.strip()] if args.fewer_steps is not None
+             else sorted({max(1, round(args.steps / 2)), max(1, round(args.steps / 3))}, reverse=True))
+    for spec in specs:  # every bad spec is an error before any measuring
+        _policy(argparse.Namespace(policy=spec, steps=args.steps), pipe)
+    common = dict(labels=[(args.seed + i) % len(pipe.labels) for i in range(args.batch)],
+                  steps=args.steps, seed=args.seed, samples=args.samples, repeats=args.repeats)
+    clf = load_classifier()
+    jobs = [lambda b, s=s: policy_row(pipe, clf, s, _mixing(args), baseline=b, **common) for s in specs]
+    jobs += [lambda b, k=k: fewer_steps_row(pipe, clf, k, baseline=b, **common) for k in fewer]
+    rows, baseline = [], None
+    for job in tqdm(jobs, desc="settings", disable=args.json):
+        row = job(baseline)
+        baseline = row.pop("baseline_images")
+        rows.append(row)
+    for key in ("ideal_speedup", "speedup"):
+        front = pareto_front([(r[key], r["psnr"]) for r in rows])
+        for r in rows:
+            r[f"front_{key}"] = (r[key], r["psnr"]) in front
+    result = {"model": args.model, "scheduler": args.scheduler, "steps": args.steps, "batch": args.batch,
+              "samples": args.samples, "repeats": args.repeats, "seed": args.seed,
+              "machine": machine(), "rows": rows}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+    return result | {"markdown": _sweep_table(result)}
+
+
+def _sweep_table(result: dict) -> str:
+    lines = ["| setting | measured speedup | counted speedup | PSNR (dB) | SSIM | class acc. | front |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted(result["rows"], key=lambda r: r["ideal_speedup"]):
+        mark = ", ".join(name for name, key in (("counted", "front_ideal_speedup"), ("measured", "front_speedup"))
+                         if r[key])
+        lines.append(f"| {r['setting']} | {r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | "
+                     f"{r['ssim']:.3f} | {r['class_accuracy']:.3f} | {mark} |")
+    m = result["machine"]
+    return "\n".join(lines) + (f"\n\n{result['model']}, {result['scheduler']} {result['steps']} steps, "
+                               f"{result['samples']} samples, {result['repeats']} timing pairs per row; "
+                               f"{m['cpu']}, {m['threads']} threads")
+
+
 COMMANDS = {"tune": (_add_tune, _run_tune), "train": (_add_train, _run_train), "evaluate": (_add_evaluate, _run_evaluate),
-            "sample": (_add_sample, _run_sample), "bench": (_add_bench, _run_bench)}
+            "sample": (_add_sample, _run_sample), "bench": (_add_bench, _run_bench),
+            "sweep": (_add_sweep, _run_sweep)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    table = result.pop("markdown", None)
     if getattr(args, "json", False):
         print(json.dumps(result))
     else:
-        print(json.dumps(result, indent=2))
+        print(table or json.dumps(result, indent=2))
     return 0

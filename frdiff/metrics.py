@@ -76,5 +76,11 @@ def classify(classifier: torch.nn.Module, images: torch.Tensor, batch_size: int 
     return torch.cat(logits), torch.cat(feats)
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(speed, quality) points that no other point beats on both, sorted by speed."""
+    return sorted(p for p in points if not any(q[0] >= p[0] and q[1] > p[1] or q[0] > p[0] and q[1] >= p[1]
+                                               for q in points))
+
+
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean())

@@ -2,12 +2,13 @@
 
 import json
 
-from analysis.pareto_plot import family, front, main
+from analysis.pareto_plot import family, main
+from frdiff.metrics import pareto_front
 
 
 def test_front_keeps_only_unbeaten_points():
     points = [(1.5, 40.0), (2.0, 38.0), (2.0, 35.0), (1.8, 37.0), (2.5, 30.0)]
-    assert front(points) == [(1.5, 40.0), (2.0, 38.0), (2.5, 30.0)]
+    assert pareto_front(points) == [(1.5, 40.0), (2.0, 38.0), (2.5, 30.0)]
 
 
 def test_families():

@@ -49,3 +49,29 @@ def test_bad_policy_is_a_clean_error(capsys):
     assert main(["bench", "--model", "glyph-unet", "--steps", "6", "--policy", "uniform:0",
                  "--json"]) == 2
     assert "interval" in capsys.readouterr().err
+
+
+def test_sweep_marks_the_pareto_front(capsys, tmp_path):
+    path = tmp_path / "sweep.json"
+    out = _json(capsys, ["sweep", "--model", "glyph-unet", "--steps", "6", "--batch", "2",
+                         "--policies", "uniform:2,deep:3", "--samples", "4", "--repeats", "1",
+                         "--out", str(path), "--json"])
+    assert [r["setting"] for r in out["rows"]] == ["uniform:2, mixing on", "deep:3, mixing on",
+                                                   "DDIM 3 steps", "DDIM 2 steps"]
+    assert json.loads(path.read_text())["rows"] == out["rows"]
+    for r in out["rows"]:  # a row is on the counted front iff no other row beats it on both
+        beaten = any(o["ideal_speedup"] >= r["ideal_speedup"] and o["psnr"] > r["psnr"] or
+                     o["ideal_speedup"] > r["ideal_speedup"] and o["psnr"] >= r["psnr"] for o in out["rows"])
+        assert r["front_ideal_speedup"] == (not beaten)
+    assert out["rows"][2]["ideal_speedup"] == 2.0 and out["rows"][3]["ideal_speedup"] == 3.0
+    # without --json: a Markdown table, one line per setting
+    assert main(["sweep", "--model", "glyph-unet", "--steps", "6", "--batch", "2", "--policies",
+                 "uniform:2", "--fewer-steps", "3", "--samples", "2", "--repeats", "1"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("\n| ") == 2 and "| DDIM 3 steps |" in table  # two rows under the header
+
+
+def test_sweep_checks_every_policy_before_measuring(capsys):
+    assert main(["sweep", "--model", "glyph-unet", "--steps", "6", "--policies", "uniform:2,nope.json",
+                 "--json"]) == 2
+    assert "nope.json" in capsys.readouterr().err

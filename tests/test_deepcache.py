@@ -5,7 +5,8 @@ import torch
 from conftest import LABELS, tiny_dit, tiny_unet
 from DeepCache import DeepCacheSDHelper
 
-from analysis.deepcache import deepcache, deepcache_row, fewer_steps_row, frdiff_row, ideal_speedup, markdown
+from analysis.deepcache import deepcache, deepcache_row, ideal_speedup, markdown
+from frdiff.bench import fewer_steps_row, policy_row
 from frdiff import ScoreMixing
 from frdiff.models import GlyphClassifier, build_scheduler
 from frdiff.pipelines import GlyphPipeline
@@ -97,7 +98,7 @@ def test_rows_have_the_table_columns(unet_pipe):
     dc = deepcache_row(unet_pipe, clf, 2, 0, **common)
     base = dc.pop("baseline_images")
     assert base.shape == (4, 3, 16, 16)
-    fr = frdiff_row(unet_pipe, clf, "uniform:2", ScoreMixing(), baseline=base, **common)
+    fr = policy_row(unet_pipe, clf, "uniform:2", ScoreMixing(), baseline=base, **common)
     assert torch.equal(fr.pop("baseline_images"), base)
     expected = {"method", "setting", "speedup", "baseline_s", "accelerated_s", "repeats",
                 "ideal_speedup", "psnr", "ssim", "class_accuracy", "baseline_class_accuracy",
