@@ -8,6 +8,15 @@ This is the picture behind feature reuse: where a block's output barely changes 
 steps, reusing it costs little. The step index comes from the scheduler-driven step clock,
 as in `accelerate`; only the first model call of each step is recorded (batched CFG is one
 call). Forward hooks are removed when the call returns, whatever happens.
+
+    freq = frdiff.analysis.frequency_comparison(pipe, 50, interval=2, class_labels=["A", "7"])
+    freq.runs["FR only"]["error_spectrum"]   # P(images - full) / P(full) per radial band
+
+The frequency picture of score mixing (method.md section 3): from the same noise, full
+compute is the reference, and "fewer steps" (N / interval steps), "reduced NFE" (lam = 0 at
+every non-keyframe step), "FR only", "FRDiff" (FR + score mixing) and the plain sampler with
+as many steps as FRDiff's counted compute buys are each compared with it band by band (`frdiff.metrics.error_spectrum`). The accelerated runs use `accelerate`,
+which restores every replaced forward when it returns; the pipeline itself is not changed.
 """
 
 from __future__ import annotations
@@ -16,8 +25,12 @@ from dataclasses import dataclass
 
 import torch
 
+from .accelerate import accelerate
 from .adaptive import relative_change
 from .clock import StepClock, drive_clock
+from .metrics import error_spectrum, psnr, radial_power_spectrum
+from .mixing import ScoreMixing
+from .policy import KeyframePolicy
 from .targets import denoiser_of, find_blocks
 
 
@@ -82,3 +95,59 @@ def temporal_similarity(pipe, num_inference_steps: int = 50, **call_kwargs) -> T
     if clock.num_steps != num_inference_steps:
         raise RuntimeError(f"the pipeline ran {clock.num_steps} steps, not {num_inference_steps}")
     return TemporalSimilarity([b.name for b in blocks], [b.depth for b in blocks], change, cosine)
+
+
+MATCHED = "fewer steps, FRDiff's compute"
+
+
+@dataclass
+class FrequencyComparison:
+    bands: list[int]  # radial frequency, cycles per image
+    runs: dict[str, dict]  # name -> error_spectrum (per band), psnr (dB vs full), ideal_speedup
+    reference_spectrum: list[float]  # radial power of the full-compute images
+
+    def as_dict(self) -> dict:
+        return {"bands": self.bands, "runs": self.runs, "reference_spectrum": self.reference_spectrum}
+
+
+def _images_tensor(images) -> torch.Tensor:
+    """Pipeline images as (N, C, H, W) floats (a "pt" output, or an (N, H, W, C) array)."""
+    if isinstance(images, torch.Tensor):
+        return images.detach().float().cpu()
+    return torch.as_tensor(images).float().permute(0, 3, 1, 2)
+
+
+def frequency_comparison(pipe, num_inference_steps: int = 50, interval: int = 2, seed: int = 0,
+                         **call_kwargs) -> FrequencyComparison:
+    """Full compute vs fewer steps, reduced NFE, FR only and FRDiff, band by band, all from the
+    same noise (a fresh generator seeded with `seed` per run). `call_kwargs` go to the pipeline
+    (labels or prompt embeddings...); images are requested with output_type="pt"."""
+    if not isinstance(interval, int) or interval < 1:
+        raise ValueError(f"interval must be an integer >= 1, got {interval!r}")
+    for key in ("generator", "output_type"):
+        if key in call_kwargs:
+            raise ValueError(f"frequency_comparison sets {key!r} itself (every run starts from `seed`)")
+
+    def sample(steps: int) -> torch.Tensor:
+        out = pipe(num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
+                   output_type="pt", **call_kwargs)
+        return _images_tensor(out.images)
+
+    reference = sample(num_inference_steps)
+    fewer = max(1, round(num_inference_steps / interval))
+    results = {"fewer steps": (sample(fewer), num_inference_steps / fewer)}
+    policy = KeyframePolicy.uniform(num_inference_steps, interval)
+    mixings = {"reduced NFE (lam = 0)": ScoreMixing(slope=1e4, bias=1.0),
+               "FR only": ScoreMixing.off(), "FRDiff (FR + mixing)": ScoreMixing()}
+    for name, mixing in mixings.items():
+        with accelerate(pipe, policy, mixing) as run:
+            images = sample(num_inference_steps)
+        results[name] = (images, run.stats.ideal_speedup)
+    # the shortcut a user would pick instead of FRDiff: as many plain steps as FRDiff's compute buys
+    matched = max(1, round(num_inference_steps / results["FRDiff (FR + mixing)"][1]))
+    results[MATCHED] = (sample(matched), num_inference_steps / matched)
+    runs = {name: {"error_spectrum": error_spectrum(images, reference).tolist(),
+                   "psnr": psnr(images, reference), "ideal_speedup": float(speedup)}
+            for name, (images, speedup) in results.items()}
+    spectrum = radial_power_spectrum(reference)
+    return FrequencyComparison(list(range(len(spectrum))), runs, spectrum.tolist())

@@ -240,9 +240,43 @@ def _sweep_table(result: dict) -> str:
                                f"{m['cpu']}, {m['threads']} threads")
 
 
+def _add_analyze(sub) -> None:
+    p = sub.add_parser("analyze", help="per-block temporal change and per-frequency error of each "
+                                       "shortcut (observes; changes nothing)")
+    _add_model_args(p)
+    p.add_argument("--labels", default=None, help="characters to draw (default: 8 spread classes)")
+    p.add_argument("--interval", type=int, default=2, help="keyframe interval of the frequency runs")
+
+
+def _run_analyze(args) -> dict:
+    from .analysis import frequency_comparison, temporal_similarity
+
+    pipe = _load(args)
+    labels = list(args.labels) if args.labels else list(pipe.labels[:: max(1, len(pipe.labels) // 8)])[:8]
+    kwargs = {"class_labels": labels} | _call_kwargs(args)
+    sim = temporal_similarity(pipe, args.steps, generator=torch.Generator().manual_seed(args.seed),
+                              output_type="pt", **kwargs)
+    freq = frequency_comparison(pipe, args.steps, args.interval, seed=args.seed, **kwargs)
+    change = sim.change.nan_to_num()
+    thirds = [b * len(freq.bands) // 3 for b in range(4)]
+    lines = ["mean change of each block's output from one step to the next:"]
+    lines += [f"  {name:<24} {float(c):6.1%}" for name, c in zip(sim.blocks, change.mean(0))]
+    lines += ["", f"error power / full-compute power, per frequency third (bands "
+                  f"{thirds[0]}-{thirds[1] - 1}, {thirds[1]}-{thirds[2] - 1}, {thirds[2]}-{thirds[3] - 1}):"]
+    for name, run in freq.runs.items():
+        e = run["error_spectrum"]
+        parts = [sum(e[a:b]) / max(1, b - a) for a, b in zip(thirds, thirds[1:])]
+        lines.append(f"  {name:<30} low {parts[0]:.2e}  mid {parts[1]:.2e}  high {parts[2]:.2e}  "
+                     f"PSNR {run['psnr']:.1f} dB  counted {run['ideal_speedup']:.2f}x")
+    return {"model": args.model, "scheduler": args.scheduler, "steps": args.steps,
+            "labels": "".join(map(str, labels)), "seed": args.seed, "interval": args.interval,
+            "temporal_similarity": sim.as_dict(), "frequency": freq.as_dict(),
+            "markdown": "\n".join(lines)}
+
+
 COMMANDS = {"tune": (_add_tune, _run_tune), "train": (_add_train, _run_train), "evaluate": (_add_evaluate, _run_evaluate),
             "sample": (_add_sample, _run_sample), "bench": (_add_bench, _run_bench),
-            "sweep": (_add_sweep, _run_sweep)}
+            "sweep": (_add_sweep, _run_sweep), "analyze": (_add_analyze, _run_analyze)}
 
 
 def main(argv: list[str] | None = None) -> int:

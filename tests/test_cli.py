@@ -75,3 +75,16 @@ def test_sweep_checks_every_policy_before_measuring(capsys):
     assert main(["sweep", "--model", "glyph-unet", "--steps", "6", "--policies", "uniform:2,nope.json",
                  "--json"]) == 2
     assert "nope.json" in capsys.readouterr().err
+
+
+def test_analyze_reports_blocks_and_bands(capsys):
+    out = _json(capsys, ["analyze", "--model", "glyph-dit", "--steps", "5", "--labels", "A7",
+                         "--interval", "2", "--json"])
+    sim, freq = out["temporal_similarity"], out["frequency"]
+    assert len(sim["change"]) == 4 and len(sim["change"][0]) == len(sim["blocks"]) == 6
+    assert set(freq["runs"]) == {"fewer steps", "reduced NFE (lam = 0)", "FR only", "FRDiff (FR + mixing)",
+                            "fewer steps, FRDiff's compute"}
+    assert all(len(r["error_spectrum"]) == len(freq["bands"]) == 17 for r in freq["runs"].values())
+    assert main(["analyze", "--model", "glyph-unet", "--steps", "4", "--labels", "K"]) == 0
+    text = capsys.readouterr().out
+    assert "mid_block" in text and "FR only" in text and "PSNR" in text
