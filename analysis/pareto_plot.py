@@ -4,8 +4,8 @@
         [--rerun analysis/results/deepcache-focus.json] [--extra analysis/results/fewer-steps.json]
         [--out assets/pareto-glyph-unet.png]
 
-Reads the JSON of `python -m analysis.deepcache` (DeepCache, uniform FRDiff, tuned and
-adaptive policies on one machine, one process each) and draws PSNR against the full-compute
+Reads the JSON of `python -m analysis.deepcache` or `python -m frdiff sweep` (DeepCache, FRDiff,
+tuned and adaptive policies, fewer steps; one machine, one process each) and draws PSNR against the full-compute
 output over measured and over counted speedup, one marker style per family, with each
 family's Pareto front. Rows of a rerun with more timing pairs (`--rerun`, drawn when the file
 exists) appear in the measured panel as hollow markers, joined to the same setting's point
@@ -36,7 +36,9 @@ def family(row: dict) -> str:
     policy = row.get("policy", "")
     if policy.startswith("adaptive:"):
         return "frdiff adaptive"
-    if policy.startswith(("uniform:", "deep:")):
+    if policy.startswith("deep:"):
+        return "frdiff whole-block skip"
+    if policy.startswith("uniform:"):
         return "frdiff uniform"
     if "per-step" in policy:
         return "frdiff Auto-FR, per-step gates"
@@ -60,7 +62,8 @@ def main() -> None:
     styles = {"DeepCache (PyPI)": ("s", "tab:gray"), "frdiff uniform": ("o", "tab:blue"),
               "frdiff Auto-FR (tuned)": ("*", "tab:red"),
               "frdiff Auto-FR, per-step gates": ("P", "tab:purple"),
-              "frdiff adaptive": ("^", "tab:green"), "fewer DDIM steps": ("D", "tab:olive")}
+              "frdiff adaptive": ("^", "tab:green"), "fewer DDIM steps": ("D", "tab:olive"),
+              "frdiff whole-block skip": ("v", "tab:cyan")}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110, sharey=True)
     for ax, key, label in ((axes[0], "speedup", "measured speedup (interleaved pairs, one process)"),
                            (axes[1], "ideal_speedup", "ideal speedup (counted MACs, no timing noise)")):

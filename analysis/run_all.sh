@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every figure in the README (2-3 hours on the 2-core CPU machine; the models themselves are not retrained).
+# Regenerate every figure in the README (3-4 hours on the 2-core CPU machine; the models themselves are not retrained).
 # Results: analysis/results/*.json (and the tables printed to analysis/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +42,19 @@ python -m analysis.policy_table --model glyph-dit --samples 256 --repeats 2 \
   --policies assets/policies/glyph-dit-ddim50-2.0x.json --out analysis/results/policies-bench-glyph-dit-ddim-2.0x-256.json
 python -m analysis.policy_table --model glyph-dit --samples 1024 --repeats 1 \
   --policies assets/policies/glyph-dit-ddim50-2.0x.json --out analysis/results/policies-bench-glyph-dit-ddim-2.0x-1024.json
+# the plain sampler with fewer steps, same samples and protocol as the DeepCache table
+python -m analysis.deepcache --samples 64 --repeats 3 --intervals '' --branch-ids '' \
+  --fewer-steps 38,33,29,25,22,20,17 --threads 2 --out analysis/results/fewer-steps
 python -m analysis.pareto_plot
+# glyph-dit: uniform, whole-block, tuned and fewer steps in one sweep, and its Pareto figure
+python -m frdiff sweep --model glyph-dit --steps 50 \
+  --policies uniform:2,uniform:3,uniform:4,deep:2,deep:3,assets/policies/glyph-dit-ddim50-1.5x.json,assets/policies/glyph-dit-ddim50-2.0x.json,assets/policies/glyph-dit-ddim50-2.5x.json \
+  --fewer-steps 33,25,20,17 --samples 64 --repeats 3 --out analysis/results/sweep-glyph-dit.json
+python -m analysis.pareto_plot --results analysis/results/sweep-glyph-dit.json --rerun '' --extra '' \
+  --out assets/pareto-glyph-dit.png
 python -m analysis.temporal_similarity
+python -m analysis.spectra --interval 3 --samples 64 --threads 2
+python -m analysis.spectra --interval 2 --samples 64 --threads 2 --out analysis/results/spectra-interval2.png \
+  --results analysis/results/spectra-interval2.json
 python -m analysis.unet_cost
+python -m analysis.app_screenshot

@@ -54,7 +54,7 @@ def main() -> None:
         fig.colorbar(im, ax=ax, fraction=0.05)
     mixing = ScoreMixing()  # the shipped policies' mixing: lam = 0 reuse steps make no call
     names = results["glyph-unet"].blocks
-    modes = torch.tensor([[3 if (not policy.is_keyframe(s) and mixing.lam(s, policy.num_steps) == 0.0)
+    modes = torch.tensor([[3 if not policy.makes_call(s, mixing)
                            else {"K": 2, "F": 1, "S": 0}[policy.mode(s, b)]
                            for b in range(len(names))] for s in range(policy.num_steps)])
     axes[1].imshow(modes.T, aspect="auto",

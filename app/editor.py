@@ -30,10 +30,9 @@ def check_policy(model: str, steps: int, text: str, mixing: bool, slope: float, 
     except ValueError as err:
         return None, f"**Policy not valid:** {err}"
     blocks = list(blocks_of(model))
-    no_call = sum(1 for s in range(policy.num_steps)
-                  if not policy.is_keyframe(s) and mix.lam(s, policy.num_steps) == 0.0)
+    no_call = sum(1 for s in range(policy.num_steps) if not policy.makes_call(s, mix))
     cells = "".join(policy.mode(s, b) for s in range(policy.num_steps) for b in range(len(blocks)))
     status = (f"Valid: {len(policy.keyframes)} keyframe steps, {no_call} steps with no network call "
-              f"(score mixing, lam = 0), {cells.count('F')} feature-reuse and {cells.count('S')} "
+              f"(N, or score mixing's lam = 0), {cells.count('F')} feature-reuse and {cells.count('S')} "
               f"skipped block-steps.")
     return policy_figure(policy, mix, blocks), status

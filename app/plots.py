@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from frdiff import KeyframePolicy, ScoreMixing
 
 # (value, colour, meaning) of a policy cell, from "no network call" to "compute"
-CELLS = [(0, "#ffffff", "no call (lam = 0: keyframe prediction reused)"),
+CELLS = [(0, "#ffffff", "no call (N, or lam = 0): keyframe prediction reused"),
          (1, "#bbbbbb", "S: skip block (whole output reused)"),
          (2, "#f4a261", "F: feature reuse"),
          (3, "#1d3557", "K: keyframe (compute)")]
@@ -18,16 +18,17 @@ def _short(name: str) -> str:
 
 
 def policy_figure(policy: KeyframePolicy, mixing: ScoreMixing, blocks: list[str]) -> go.Figure:
-    """Blocks x steps grid of what runs where; white where score mixing makes no call at all."""
+    """Blocks x steps grid of what runs where; white where no network call is made (N steps,
+    and reuse steps where score mixing has lam = 0)."""
     names = list(policy.blocks or blocks)
     z, text = [], []
     for b, name in enumerate(names):
         row, hover = [], []
         for s in range(policy.num_steps):
-            no_call = not policy.is_keyframe(s) and mixing.lam(s, policy.num_steps) == 0.0
-            value = 0 if no_call else {"S": 1, "F": 2, "K": 3}[policy.mode(s, b)]
+            value = 0 if not policy.makes_call(s, mixing) else {"S": 1, "F": 2, "K": 3}[policy.mode(s, b)]
             row.append(value)
-            hover.append(f"step {s}, {name}: {CELLS[value][2]}, lam = {mixing.lam(s, policy.num_steps):.2f}")
+            lam = "" if policy.is_keyframe(s) else f", lam = {policy.reuse_weight(s, mixing):.2f}"
+            hover.append(f"step {s}, {name}: {CELLS[value][2]}{lam}")
         z.append(row)
         text.append(hover)
     scale = []

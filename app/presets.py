@@ -39,6 +39,7 @@ def shipped(model: str, scheduler: str, steps: int) -> dict[str, str]:
 def preset_names(model: str, scheduler: str, steps: int) -> list[str]:
     names = [f"uniform, interval {k}" for k in (1, 2, 3, 4, 5)]
     names += [f"whole-block skip, interval {k}" for k in (2, 3)]
+    names += [f"no call between keyframes, interval {k}" for k in (2, 3)]
     return names + list(shipped(model, scheduler, steps))
 
 
@@ -46,6 +47,8 @@ def preset_policy(model: str, scheduler: str, steps: int, preset: str) -> Keyfra
     steps = int(steps)
     if preset.startswith("uniform, interval "):
         return KeyframePolicy.uniform(steps, int(preset.rsplit(" ", 1)[1]))
+    if preset.startswith("no call between keyframes, interval "):
+        return KeyframePolicy.uniform(steps, int(preset.rsplit(" ", 1)[1]), reuse="none")
     if preset.startswith("whole-block skip, interval "):
         return KeyframePolicy.deep_skip(blocks_of(model), steps, int(preset.rsplit(" ", 1)[1]))
     files = shipped(model, scheduler, steps)

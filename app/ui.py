@@ -19,9 +19,9 @@ trained by this project; everything runs on the CPU."""
 
 EDITOR_HELP = """One row per block, one letter per step: **K** compute (keyframe), **F** feature reuse
 (reuse the block's expensive part, recompute the rest), **S** skip the block (reuse its whole
-output). Spaces are ignored; step 0 must be all K. Where every block is K the step is a
-keyframe; with score mixing, early non-keyframe steps (lam = 0) make no network call at all
-(white in the grid)."""
+output), **N** no network call at this step (a whole column: the keyframe's prediction is
+reused, as with fewer steps). Spaces are ignored; step 0 must be all K. With score mixing,
+early non-keyframe steps (lam = 0) make no call either (white in the grid)."""
 
 REDUNDANCY_HELP = """Feature reuse works because a block's output barely changes between neighbouring
 steps. This runs the model once at full compute and measures, for every block, how much its

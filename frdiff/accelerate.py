@@ -112,8 +112,13 @@ class Run:
         self._signature = inspect.signature(model.forward)
         n = policy.num_steps  # does any step blend or reuse eps_key? (else keyframes skip storing it)
         known = policy.forced_keyframe if self.adaptive else policy.is_keyframe
-        self._mixing_used = mixing.enabled and any(
-            not known(i) and mixing.lam(i, n) < 1.0 for i in range(n))
+        self._mixing_used = any(not known(i) and self._lam(i) < 1.0 for i in range(n))
+
+    def _lam(self, step: int) -> float:
+        """Weight of a reuse step's own output: 0 at N steps (no call), else score mixing's."""
+        if self.adaptive is None:
+            return self.policy.reuse_weight(step, self.mixing)
+        return self.mixing.lam(step, self.policy.num_steps)
 
     # -- clock events ------------------------------------------------------------------
     def on_start(self, num_steps: int) -> None:
@@ -163,7 +168,7 @@ class Run:
             step = self.clock.step
             if branch == 0:  # every CFG branch of a step follows its first call's decision
                 self._plan(step)
-            reuse_lam = self.mixing.lam(step, self.policy.num_steps)
+            reuse_lam = self._lam(step)
             probe_only = False
             if self.keyframe and branch not in self._call_macs:
                 out = self._counted(original, branch, args, kwargs)
@@ -357,9 +362,10 @@ def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
                            f"leave the first accelerate() context before entering another")
     if scheduler is None or not hasattr(scheduler, "set_timesteps") or not hasattr(scheduler, "step"):
         raise ValueError("accelerate() needs a diffusers scheduler (set_timesteps and step)")
-    if mixing.enabled and not hasattr(scheduler, "alphas_cumprod"):
-        raise ValueError(f"score mixing needs a scheduler with alphas_cumprod; "
-                         f"{type(scheduler).__name__} has none (use ScoreMixing.off())")
+    no_calls = isinstance(policy, KeyframePolicy) and any(map(policy.no_call, range(policy.num_steps)))
+    if (mixing.enabled or no_calls) and not hasattr(scheduler, "alphas_cumprod"):
+        raise ValueError(f"score mixing and no-call (N) steps need a scheduler with alphas_cumprod; "
+                         f"{type(scheduler).__name__} has none (use ScoreMixing.off() and no N steps)")
     blocks = find_blocks(model)
     if not any(b.units for b in blocks):
         raise ValueError(f"{type(model).__name__} has no module frdiff can reuse "

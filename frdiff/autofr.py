@@ -64,12 +64,24 @@ class Costs:
 
     def speedup(self, policy: KeyframePolicy, mixing: ScoreMixing) -> float:
         k, z = policy_gates(policy, len(self.block))
-        lam = lambdas(policy.num_steps, mixing)
+        lam = [policy.reuse_weight(s, mixing) for s in range(policy.num_steps)]
         return policy.num_steps * self.total / float(self.per_step(k, z, lam).sum())
 
 
 def lambdas(num_steps: int, mixing: ScoreMixing) -> list[float]:
     return [mixing.lam(i, num_steps) for i in range(num_steps)]
+
+
+def no_call_family(mixing: ScoreMixing) -> ScoreMixing:
+    """The mixing under which every non-keyframe step makes no call (lam = 0 everywhere):
+    while tuning, the stand-in for policies whose reuse steps are all N (reduced NFE)."""
+    return ScoreMixing(slope=1e4, bias=1.0, multistep=mixing.multistep)
+
+
+def as_no_call(policy: KeyframePolicy) -> KeyframePolicy:
+    """Every step that is not a keyframe becomes N (no network call)."""
+    return KeyframePolicy(tuple(row if set(row) == {"K"} else "N" * len(row) for row in policy.schedule),
+                          policy.blocks)
 
 
 def policy_gates(policy: KeyframePolicy, num_blocks: int):
@@ -285,10 +297,13 @@ def candidates(costs: Costs, n: int, mixing: ScoreMixing, target: float,
                depths: dict[str, int] | None) -> dict[str, KeyframePolicy]:
     """Structured starting points that meet the target: for each non-keyframe template (FR
     everywhere; whole-block skip from the deepest level outward, shallow blocks computing or
-    using FR), the most keyframes it can afford, spread evenly."""
-    templates = {"fr": None}
+    using FR; no call at all, i.e. fewer steps), the most keyframes it can afford, spread
+    evenly."""
+    names = list(depths) if depths else None
+    width = len(names) if names else 1
+    templates = {"fr": "F" * width}
     if depths:
-        names, levels = list(depths), list(depths.values())
+        levels = list(depths.values())
         deepest = max(levels)
         middle = levels.index(deepest)  # blocks after it are on the way out (UNet up blocks)
         for keep in range(1, deepest + 1):
@@ -298,15 +313,13 @@ def candidates(costs: Costs, n: int, mixing: ScoreMixing, target: float,
                 # DeepCache's shape: only the outgoing shallow blocks run between keyframes
                 templates[f"skip>={keep}/out-{shallow}"] = "".join(
                     shallow if d < keep and i > middle else "S" for i, d in enumerate(levels))
+    templates["no call"] = "N" * width  # reduced NFE: no call between keyframes (fewer steps)
     found = {}
     for name, row in templates.items():
         for count in range(n, 0, -1):
             keys = set(spread(n, count))
-            if row is None:
-                policy = KeyframePolicy.from_steps(n, keys)
-            else:
-                policy = KeyframePolicy(tuple("K" * len(names) if i in keys else row
-                                              for i in range(n)), tuple(names))
+            policy = KeyframePolicy(tuple("K" * width if i in keys else row for i in range(n)),
+                                    tuple(names) if names else None)
             if costs.speedup(policy, mixing) >= target:
                 found[f"{name} x{count}"] = policy
                 break
@@ -327,11 +340,13 @@ class TuneResult:
     start: str = ""
     start_loss: float = float("nan")
     selected_at: int = 0  # gradient iteration of the returned policy (0: the start itself)
+    starts: dict[str, float] | None = None  # selection loss of every structured start
 
     def meta(self) -> dict:
         """How the policy was found, for a policy file's `meta`."""
         return {"final_loss": self.final_loss, "ideal_speedup": self.ideal_speedup,
-                "start": self.start, "start_loss": self.start_loss, "selected_at": self.selected_at}
+                "start": self.start, "start_loss": self.start_loss, "selected_at": self.selected_at,
+                "starts": self.starts}
 
 
 def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool = False,
@@ -359,13 +374,12 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
         return raw_call(pipe, num_inference_steps=steps, generator=g, **kwargs)
 
     costs = _probe_costs(pipe, model, blocks, call)
-    ceiling = max_speedup(costs, n, mixing)
+    ceiling = max(max_speedup(costs, n, mixing), max_speedup(costs, n, no_call_family(mixing)))
     if target_speedup > ceiling:
-        raise ValueError(f"target {target_speedup}x is unreachable: skipping everything "
-                         f"reusable gives at most {ceiling:.2f}x for {n} steps")
+        raise ValueError(f"target {target_speedup}x is unreachable: at most {ceiling:.2f}x for {n} "
+                         f"steps (step 0 always computes in full)")
     width = len(blocks) if per_block else 1
     names = [b.name for b in blocks] if per_block else None
-    lam = lambdas(n, mixing)
     bar = tqdm(total=iterations + 1, desc="auto-fr", disable=not progress)
     # held-out batches (for choosing between policies) and tuning batches (for gradients)
     held_out = [1000 + i for i in range(selection_batches)]
@@ -383,7 +397,14 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
         starts["projected"] = (p, selection_loss(p))
     start = min(starts, key=lambda name: starts[name][1])
     best_policy, best_loss = starts[start]
-    result = TuneResult(best_policy, costs.speedup(best_policy, mixing), best_loss, [], start, best_loss)
+    # the gradient works in the start's family: reuse steps with FR / skip under the user's
+    # mixing, or (a "no call" start) reuse steps that make no call, i.e. learned step selection
+    no_calls = any(map(best_policy.no_call, range(n)))
+    family = no_call_family(mixing) if no_calls else mixing
+    finish = as_no_call if no_calls else (lambda p: p)
+    lam = lambdas(n, family)
+    result = TuneResult(best_policy, costs.speedup(best_policy, mixing), best_loss, [], start, best_loss,
+                        starts={name: loss for name, (_, loss) in starts.items()})
     bar.update(1)
     bar.set_postfix(start=start, loss=f"{best_loss:.2e}")
 
@@ -402,7 +423,7 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
             z = _straight_through(logits_z) if per_block else torch.zeros(n, width)
             kb = step_gated(k.expand(n, len(blocks)), lam)
             zb = z.expand(n, len(blocks))
-            distance = _gated_pass(pipe, blocks, mixing, call, batch, kb, zb, references[batch],
+            distance = _gated_pass(pipe, blocks, family, call, batch, kb, zb, references[batch],
                                    segment, 1.0 / scale if scale else 1.0)
             if scale is None:  # losses are relative to the start policy's on the first batch
                 scale = max(distance, 1e-6)
@@ -418,8 +439,8 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
             result.losses.append(distance)
             if (it + 1) % check_every == 0 or it + 1 == iterations:
                 with torch.no_grad():
-                    policy = project(torch.sigmoid(logits_k), torch.sigmoid(logits_z) if per_block
-                                     else torch.zeros(n, width), costs, mixing, target_speedup, names)
+                    policy = finish(project(torch.sigmoid(logits_k), torch.sigmoid(logits_z) if per_block
+                                            else torch.zeros(n, width), costs, family, target_speedup, names))
                 loss = selection_loss(policy)
                 if loss < result.final_loss:
                     result.policy, result.final_loss, result.selected_at = policy, loss, it + 1

@@ -3,7 +3,10 @@
 A block's mode at a step is one of
   K  keyframe: compute everything and refresh the block's caches,
   F  feature reuse (FRDiff): reuse the cached expensive parts, recompute the rest,
-  S  skip: reuse the block's whole output from the last step it ran (DeepCache/FORA style).
+  S  skip: reuse the block's whole output from the last step it ran (DeepCache/FORA style),
+  N  no call (a whole step, every block): the network is not called and the last keyframe's
+     prediction is reused, as score mixing does where lam = 0 (reduced NFE; with DDIM this is
+     plain sampling with fewer steps). `uniform(n, k, reuse="none")` is that schedule.
 A step where every block is K is a *keyframe step*: score mixing stores eps_key there.
 Step 0 is always a keyframe step. Steps are counted from the noisiest, 0..num_steps-1.
 """
@@ -17,8 +20,8 @@ from typing import Iterable, Sequence
 
 from .adaptive import AdaptivePolicy
 
-MODES = ("K", "F", "S")
-_REUSE = {"fr": "F", "block": "S"}
+MODES = ("K", "F", "S", "N")
+_REUSE = {"fr": "F", "block": "S", "none": "N"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,10 @@ class KeyframePolicy:
         for i, row in enumerate(self.schedule):
             if not isinstance(row, str) or len(row) not in {1, width} or set(row) - set(MODES):
                 raise ValueError(f"step {i}: {row!r} is not {width} or 1 of the modes "
-                                 f"K (keyframe), F (feature reuse), S (skip block)")
+                                 f"K (keyframe), F (feature reuse), S (skip block), N (no call)")
+            if "N" in row and set(row) != {"N"}:
+                raise ValueError(f"step {i}: {row!r} mixes N with other modes; N (no network "
+                                 f"call) holds for a whole step, every block")
         if set(self.schedule[0]) != {"K"}:
             raise ValueError("step 0 must be a keyframe for every block (its caches are empty)")
         if self.blocks is not None and len(set(self.blocks)) != len(self.blocks):
@@ -47,14 +53,17 @@ class KeyframePolicy:
     # -- constructors ------------------------------------------------------------------
     @classmethod
     def uniform(cls, num_steps: int, interval: int, reuse: str = "fr") -> "KeyframePolicy":
-        """A keyframe every `interval` steps; interval=1 computes every step in full."""
+        """A keyframe every `interval` steps; interval=1 computes every step in full. Between
+        keyframes every block uses FR (reuse="fr"), skips (reuse="block") or the step makes no
+        call at all (reuse="none": reduced NFE, i.e. fewer steps)."""
         if not isinstance(interval, int) or interval < 1:
             raise ValueError(f"interval must be an integer >= 1, got {interval!r}")
         return cls.from_steps(num_steps, range(0, max(num_steps, 1), interval), reuse)
 
     @classmethod
     def from_steps(cls, num_steps: int, keyframes: Iterable[int], reuse: str = "fr") -> "KeyframePolicy":
-        """Keyframes at the given steps; between them every block reuses ("fr" or "block")."""
+        """Keyframes at the given steps; between them every block reuses ("fr", "block") or no
+        call is made ("none")."""
         if not isinstance(num_steps, int) or num_steps < 1:
             raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
         if reuse not in _REUSE:
@@ -107,6 +116,18 @@ class KeyframePolicy:
     def is_keyframe(self, step: int) -> bool:
         return set(self.schedule[step]) == {"K"}
 
+    def no_call(self, step: int) -> bool:
+        """Does this step skip the network altogether (mode N)?"""
+        return self.schedule[step][0] == "N"
+
+    def reuse_weight(self, step: int, mixing) -> float:
+        """lam at a non-keyframe step: 0 where the step is N (no call), else the mixing's."""
+        return 0.0 if self.no_call(step) else mixing.lam(step, self.num_steps)
+
+    def makes_call(self, step: int, mixing) -> bool:
+        """Does the network run at this step (a keyframe, or reuse with lam > 0)?"""
+        return self.is_keyframe(step) or self.reuse_weight(step, mixing) > 0.0
+
     def block_modes(self, block_index: int) -> set[str]:
         """The modes a block takes over the run (what accelerate() must install for it)."""
         return {self.mode(s, block_index) for s in range(self.num_steps)}
@@ -133,10 +154,10 @@ class KeyframePolicy:
             raise ValueError("a policy without block names needs the model's blocks to be laid out")
         if self.blocks is not None and blocks is not None:
             self.check_blocks(blocks)
-        width = max(len(n) for n in names)
+        width = max(4, *(len(n) for n in names))  # room for the "# step" header
         header = " ".join(f"{s:<{group}d}" for s in range(0, self.num_steps, group)).rstrip()
         lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: K keyframe, F feature reuse, "
-                 f"S skip block; {self.num_steps} steps, step 0 all K"]
+                 f"S skip block, N no call (whole step); {self.num_steps} steps, step 0 all K"]
         for b, name in enumerate(names):
             modes = "".join(self.mode(s, b) for s in range(self.num_steps))
             chunks = " ".join(modes[i:i + group] for i in range(0, len(modes), group))
@@ -200,7 +221,7 @@ class KeyframePolicy:
     @classmethod
     def parse(cls, spec: str, num_steps: int,
               depths: dict[str, int] | None = None) -> "KeyframePolicy | AdaptivePolicy":
-        """CLI form: "uniform:K", "uniform:K:block", "deep:K[:LEVELS[:F]]" (needs the model's
+        """CLI form: "uniform:K", "uniform:K:block|none", "deep:K[:LEVELS[:F]]" (needs the model's
         block depths), "adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]]" (an AdaptivePolicy), or a
         JSON file."""
         if spec.startswith("adaptive:"):

@@ -16,6 +16,7 @@ def test_families():
     assert family({"method": "fewer steps", "setting": "DDIM 25 steps"}) == "fewer DDIM steps"
     assert family({"method": "frdiff", "policy": "adaptive:0.1"}) == "frdiff adaptive"
     assert family({"method": "frdiff", "policy": "uniform:2"}) == "frdiff uniform"
+    assert family({"method": "frdiff", "policy": "deep:3"}) == "frdiff whole-block skip"
     assert family({"method": "frdiff", "policy": "assets/policies/x.json"}) == "frdiff Auto-FR (tuned)"
     assert family({"method": "frdiff", "policy": "p-per-step.json"}) == "frdiff Auto-FR, per-step gates"
 

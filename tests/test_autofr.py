@@ -114,3 +114,15 @@ def test_unreachable_target_writes_no_file(tmp_path, capsys):
     assert main(["tune", "--model", "glyph-unet", "--steps", "6", "--target-speedup", "99",
                  "--out", str(out), "--json"]) == 2
     assert not out.exists() and "unreachable" in capsys.readouterr().err
+
+
+def test_candidates_include_fewer_steps_and_a_no_call_start_tunes_step_selection(tiny_pipe):
+    """The search space holds "no call between keyframes" (reduced NFE, fewer steps): beyond what
+    feature reuse can reach, the tuner learns which steps to compute."""
+    result = tune(tiny_pipe, N, 3.0, iterations=2, progress=False)
+    assert result.start.startswith("no call x")
+    assert set("".join(result.policy.schedule)) == {"K", "N"} and result.ideal_speedup >= 3.0
+    with accelerate(tiny_pipe, result.policy, ScoreMixing()) as run:
+        tiny_pipe(["A"], num_inference_steps=N, output_type="pt")
+    assert run.stats.fr_calls == 0 and abs(run.stats.ideal_speedup - result.ideal_speedup) < 1e-6
+    assert run.stats.network_calls == len(result.policy.keyframes)
