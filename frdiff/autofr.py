@@ -11,9 +11,12 @@ blocks (`step_gated`).
 The search, in three parts:
 1. Start: structured policies that meet the target (FR between evenly spread keyframes;
    with `per_block`, also whole-block skip from the deepest level outward with the shallow
-   blocks computing or using FR), each with as many keyframes as the budget affords. The one
-   whose real accelerated sampler lands closest to the full-compute output on held-out
-   tuning batches is the start.
+   blocks computing or using FR; and no call at all between keyframes, i.e. fewer steps),
+   each with as many keyframes as the budget affords, scored by how close their real
+   accelerated sampler lands to the full-compute output on held-out tuning batches. Two
+   families descend from their best start: reuse steps that run the network (FR / skip,
+   under the user's score mixing) and reuse steps that make no call (mode N; a third of the
+   iterations, one gate per step: a learned step schedule).
 2. Gradient: loss = distance of the gated sampler's final latents to the full-compute ones
    (same noise and labels), relative to the start's, plus dual * (counted MACs / budget - 1).
    The dual variable follows dual ascent, so the tuner trades counted compute, not keyframe
@@ -380,7 +383,6 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
                          f"steps (step 0 always computes in full)")
     width = len(blocks) if per_block else 1
     names = [b.name for b in blocks] if per_block else None
-    bar = tqdm(total=iterations + 1, desc="auto-fr", disable=not progress)
     # held-out batches (for choosing between policies) and tuning batches (for gradients)
     held_out = [1000 + i for i in range(selection_batches)]
     references = {b: _reference_latents(pipe, call, n, b)
@@ -395,63 +397,95 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
     if not starts:  # no template reaches the target: start from the projected all-reuse gates
         p = project(torch.zeros(n, width), torch.zeros(n, width), costs, mixing, target_speedup, names)
         starts["projected"] = (p, selection_loss(p))
-    start = min(starts, key=lambda name: starts[name][1])
-    best_policy, best_loss = starts[start]
-    # the gradient works in the start's family: reuse steps with FR / skip under the user's
-    # mixing, or (a "no call" start) reuse steps that make no call, i.e. learned step selection
-    no_calls = any(map(best_policy.no_call, range(n)))
-    family = no_call_family(mixing) if no_calls else mixing
-    finish = as_no_call if no_calls else (lambda p: p)
-    lam = lambdas(n, family)
-    result = TuneResult(best_policy, costs.speedup(best_policy, mixing), best_loss, [], start, best_loss,
-                        starts={name: loss for name, (_, loss) in starts.items()})
+    # two families, each descended from its best start: reuse steps with FR / skip under the
+    # user's mixing, and reuse steps with no call at all (learned step selection); the "no
+    # call" family gets a third of the iterations (it has one gate per step)
+    families = {}
+    for no_call in (False, True):
+        mine = {k: v for k, v in starts.items() if any(map(v[0].no_call, range(n))) == no_call}
+        if mine:
+            families[no_call] = min(mine, key=lambda name: mine[name][1])
+    bar = tqdm(total=sum(iterations if not f else iterations // 3 for f in families) + 1,
+               desc="auto-fr", disable=not progress)
     bar.update(1)
-    bar.set_postfix(start=start, loss=f"{best_loss:.2e}")
-
-    k0, z0 = policy_gates(best_policy, len(blocks))
-    logits_k = (3.0 * k0[:, :width] - 1.5).clone().requires_grad_(True)
-    logits_z = (3.0 * z0[:, :width] - 1.5).clone().requires_grad_(per_block)
-    opt = torch.optim.Adam([logits_k, logits_z] if per_block else [logits_k], lr=lr)
-    budget, dual, scale = n * costs.total / target_speedup, 0.0, None
-    check_every = max(1, iterations // max(checks, 1))
+    best_start = min(starts, key=lambda name: starts[name][1])
+    result = TuneResult(starts[best_start][0], 0.0, starts[best_start][1], [], best_start,
+                        starts[best_start][1], starts={name: loss for name, (_, loss) in starts.items()})
     model.requires_grad_(False)
     try:
+        for no_call, name in families.items():
+            policy, loss = starts[name]
+            family = no_call_family(mixing) if no_call else mixing
+            descent = _Descent(pipe, blocks, costs, family, call, references, selection_loss, n, width,
+                               names, target_speedup, lr, segment, tuning_batches, checks, bar,
+                               as_no_call if no_call else (lambda p: p))
+            found, found_loss, at, losses = descent.run(policy, loss, iterations // 3 if no_call else iterations)
+            if not no_call or not result.losses:  # the reuse family's curve where there is one
+                result.losses = losses
+            if found_loss < result.final_loss:
+                result.policy, result.final_loss, result.selected_at = found, found_loss, at
+                result.start, result.start_loss = name, loss
+    finally:
+        model.requires_grad_(True)
+        bar.close()
+    result.ideal_speedup = costs.speedup(result.policy, mixing)
+    return result
+
+
+class _Descent:
+    """The gradient phase from one start, in one family (see the module docstring, part 2)."""
+
+    def __init__(self, pipe, blocks, costs, family, call, references, selection_loss, n, width,
+                 names, target, lr, segment, tuning_batches, checks, bar, finish):
+        self.pipe, self.blocks, self.costs, self.family, self.call = pipe, blocks, costs, family, call
+        self.references, self.selection_loss, self.n, self.width = references, selection_loss, n, width
+        self.names, self.target, self.lr, self.segment = names, target, lr, segment
+        self.tuning_batches, self.checks, self.bar, self.finish = tuning_batches, checks, bar, finish
+
+    def run(self, start: KeyframePolicy, start_loss: float, iterations: int):
+        """(best policy, its selection loss, the iteration it came from, distances)."""
+        n, width, per_block = self.n, self.width, self.names is not None
+        lam = lambdas(n, self.family)
+        k0, z0 = policy_gates(start, len(self.blocks))
+        logits_k = (3.0 * k0[:, :width] - 1.5).clone().requires_grad_(True)
+        logits_z = (3.0 * z0[:, :width] - 1.5).clone().requires_grad_(per_block)
+        opt = torch.optim.Adam([logits_k, logits_z] if per_block else [logits_k], lr=self.lr)
+        budget, dual, scale = n * self.costs.total / self.target, 0.0, None
+        check_every = max(1, iterations // max(self.checks, 1))
+        best, best_loss, best_at, losses = start, start_loss, 0, []
         for it in range(iterations):
-            batch = it % tuning_batches
+            batch = it % self.tuning_batches
             k = _straight_through(logits_k)
             k = torch.cat([torch.ones(1, width), k[1:]])  # step 0 is always a keyframe
             z = _straight_through(logits_z) if per_block else torch.zeros(n, width)
-            kb = step_gated(k.expand(n, len(blocks)), lam)
-            zb = z.expand(n, len(blocks))
-            distance = _gated_pass(pipe, blocks, family, call, batch, kb, zb, references[batch],
-                                   segment, 1.0 / scale if scale else 1.0)
+            kb = step_gated(k.expand(n, len(self.blocks)), lam)
+            zb = z.expand(n, len(self.blocks))
+            distance = _gated_pass(self.pipe, self.blocks, self.family, self.call, batch, kb, zb,
+                                   self.references[batch], self.segment, 1.0 / scale if scale else 1.0)
             if scale is None:  # losses are relative to the start policy's on the first batch
                 scale = max(distance, 1e-6)
                 _rescale_grads([logits_k, logits_z], 1.0 / scale)
             distance /= scale
-            cost = costs.per_step(kb, zb, lam).sum() / budget
+            cost = self.costs.per_step(kb, zb, lam).sum() / budget
             (dual * cost).backward()
             if not math.isfinite(distance) or not torch.isfinite(logits_k.grad).all():
                 raise FloatingPointError(f"non-finite loss or gradient at iteration {it}")
             opt.step()
             opt.zero_grad()
             dual = max(0.0, dual + (float(cost.detach()) - 1.0))  # dual ascent on the budget
-            result.losses.append(distance)
+            losses.append(distance)
             if (it + 1) % check_every == 0 or it + 1 == iterations:
                 with torch.no_grad():
-                    policy = finish(project(torch.sigmoid(logits_k), torch.sigmoid(logits_z) if per_block
-                                            else torch.zeros(n, width), costs, family, target_speedup, names))
-                loss = selection_loss(policy)
-                if loss < result.final_loss:
-                    result.policy, result.final_loss, result.selected_at = policy, loss, it + 1
-            bar.update(1)
-            bar.set_postfix(dist=f"{distance:.3f}", cost=f"{float(cost.detach()):.2f}",
-                            dual=f"{dual:.2f}", best=f"{result.final_loss:.2e}")
-    finally:
-        model.requires_grad_(True)
-        bar.close()
-    result.ideal_speedup = costs.speedup(result.policy, mixing)
-    return result
+                    policy = self.finish(project(torch.sigmoid(logits_k), torch.sigmoid(logits_z) if per_block
+                                                 else torch.zeros(n, width), self.costs, self.family,
+                                                 self.target, self.names))
+                loss = self.selection_loss(policy)
+                if loss < best_loss:
+                    best, best_loss, best_at = policy, loss, it + 1
+            self.bar.update(1)
+            self.bar.set_postfix(dist=f"{distance:.3f}", cost=f"{float(cost.detach()):.2f}",
+                                 dual=f"{dual:.2f}", best=f"{best_loss:.2e}")
+        return best, best_loss, best_at, losses
 
 
 def _rescale_grads(params, factor: float) -> None:
