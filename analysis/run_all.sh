@@ -12,7 +12,9 @@ done
 python -m frdiff bench --model glyph-unet --policy uniform:1 --repeats 8 --samples 16 --json > analysis/results/bench-unet-uniform1.json
 python -m frdiff bench --model glyph-dit --policy uniform:1 --repeats 8 --samples 16 --json > analysis/results/bench-dit-uniform1.json
 python -m analysis.dpmsolver --model glyph-unet --samples 128 | tee analysis/results/dpmsolver-glyph-unet.md
-# Auto-FR: tune the shipped policies, then compare them with uniform ones and with DeepCache
+# Auto-FR: tune the shipped policies, then compare them with uniform ones and with DeepCache.
+# (The current search includes the "no call" family; the shipped glyph-unet DDIM-50 and
+# DPM-Solver++ 1.5x/2.0x files predate it, see the README, so a rerun may differ there.)
 python -m analysis.ship_policies --model glyph-unet --configs ddim:50 dpmsolver:20
 python -m frdiff tune --model glyph-unet --steps 50 --target-speedup 2.6 --per-block \
   --out analysis/results/policy-glyph-unet-ddim50-2.6x.json
