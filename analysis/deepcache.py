@@ -43,7 +43,7 @@ from diffusers.models.attention_processor import Attention
 from tqdm.auto import tqdm
 
 from frdiff import ScoreMixing, block_depths, load_pipeline, set_scheduler
-from frdiff.bench import fewer_steps_row, machine, measure_speed_with, policy_row, quality_against
+from frdiff.bench import collect_rows, fewer_steps_row, machine, measure_speed_with, policy_row, quality_against
 from frdiff.cost import MacCounter
 from frdiff.evaluate import balanced_labels, generate
 from frdiff.pipelines import load_classifier
@@ -165,12 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     jobs += [lambda b, i=i, br=br: deepcache_row(pipe, clf, i, br, baseline=b, **common)
              for br in args.branch_ids for i in args.intervals]
     jobs += [lambda b, k=k: fewer_steps_row(pipe, clf, k, baseline=b, **common) for k in args.fewer_steps]
-    rows, baseline = [], None
-    for job in tqdm(jobs, desc="rows"):
-        row = job(baseline)
-        baseline = row.pop("baseline_images")
-        rows.append(row)
-        tqdm.write(json.dumps(row))
+    rows = collect_rows(jobs, report=lambda row: tqdm.write(json.dumps(row)))
     out = {"model": args.model, "steps": args.steps, "scheduler": "ddim", "batch": args.batch,
            "samples": args.samples, "repeats": args.repeats, "seed": args.seed,
            "quality_seed": args.seed + 1000, "machine": machine(), "rows": rows}

@@ -52,9 +52,9 @@ def main() -> None:
                          ("FRDiff interval 2, reuse steps hold x0", ScoreMixing(multistep="hold")),
                          ("FRDiff interval 2, reuse steps extrapolate x0", ScoreMixing(multistep="extrapolate")),
                          ("reduced NFE only (lam = 0), extrapolate x0",
-                          ScoreMixing(slope=1e4, bias=1.0, multistep="extrapolate")),
+                          ScoreMixing.reduced_nfe("extrapolate")),
                          ("reduced NFE only (lam = 0), hold x0",
-                          ScoreMixing(slope=1e4, bias=1.0, multistep="hold"))]:
+                          ScoreMixing.reduced_nfe("hold"))]:
         with accelerate(pipe, policy, mixing) as run:
             images = generate(pipe, labels, args.steps, args.seed, progress=False)
         record(name, images, run.stats.ideal_speedup)

@@ -61,9 +61,9 @@ def compare(model: str, labels: str, scheduler: str, steps: int, policy_text: st
     table.append(f"\n{scheduler}, seed {int(seed)}, mixing {'on' if mixing else 'off'}. Times are one "
                  "run each on the machine serving this app; `python -m frdiff bench` measures "
                  "speed properly (warm-up, interleaved pairs, median).")
-    bands = list(range(len(error_spectrum(fast, full))))
-    fig = spectrum_figure(bands, {"FRDiff": error_spectrum(fast, full).tolist(),
-                                  f"fewer steps ({fewer_steps})": error_spectrum(fewer, full).tolist()},
+    spectra = {"FRDiff": error_spectrum(fast, full).tolist(),
+               f"fewer steps ({fewer_steps})": error_spectrum(fewer, full).tolist()}
+    fig = spectrum_figure(list(range(len(spectra["FRDiff"]))), spectra,
                           "what each shortcut loses, per spatial frequency (lower is closer to full compute)")
     grids = [make_grid(images, ncol=len(chars), scale=4) for *_, images in rows]
     return (*grids, "\n".join(table), fig)

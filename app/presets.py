@@ -36,21 +36,27 @@ def shipped(model: str, scheduler: str, steps: int) -> dict[str, str]:
     return found
 
 
+# one table for the names and the policies, so the two cannot drift apart
+INTERVAL_PRESETS = {
+    "uniform, interval {}": ((1, 2, 3, 4, 5), lambda model, steps, k: KeyframePolicy.uniform(steps, k)),
+    "whole-block skip, interval {}": ((2, 3), lambda model, steps, k: KeyframePolicy.deep_skip(
+        blocks_of(model), steps, k)),
+    "no call between keyframes, interval {}": ((2, 3), lambda model, steps, k: KeyframePolicy.uniform(
+        steps, k, reuse="none")),
+}
+
+
 def preset_names(model: str, scheduler: str, steps: int) -> list[str]:
-    names = [f"uniform, interval {k}" for k in (1, 2, 3, 4, 5)]
-    names += [f"whole-block skip, interval {k}" for k in (2, 3)]
-    names += [f"no call between keyframes, interval {k}" for k in (2, 3)]
+    names = [label.format(k) for label, (intervals, _) in INTERVAL_PRESETS.items() for k in intervals]
     return names + list(shipped(model, scheduler, steps))
 
 
 def preset_policy(model: str, scheduler: str, steps: int, preset: str) -> KeyframePolicy:
     steps = int(steps)
-    if preset.startswith("uniform, interval "):
-        return KeyframePolicy.uniform(steps, int(preset.rsplit(" ", 1)[1]))
-    if preset.startswith("no call between keyframes, interval "):
-        return KeyframePolicy.uniform(steps, int(preset.rsplit(" ", 1)[1]), reuse="none")
-    if preset.startswith("whole-block skip, interval "):
-        return KeyframePolicy.deep_skip(blocks_of(model), steps, int(preset.rsplit(" ", 1)[1]))
+    for label, (intervals, make) in INTERVAL_PRESETS.items():
+        for k in intervals:
+            if preset == label.format(k):
+                return make(model, steps, k)
     files = shipped(model, scheduler, steps)
     if preset not in files:
         raise ValueError(f"no preset {preset!r} for {model}, {scheduler}, {steps} steps; "

@@ -362,7 +362,7 @@ def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
                            f"leave the first accelerate() context before entering another")
     if scheduler is None or not hasattr(scheduler, "set_timesteps") or not hasattr(scheduler, "step"):
         raise ValueError("accelerate() needs a diffusers scheduler (set_timesteps and step)")
-    no_calls = isinstance(policy, KeyframePolicy) and any(map(policy.no_call, range(policy.num_steps)))
+    no_calls = isinstance(policy, KeyframePolicy) and policy.has_no_call
     if (mixing.enabled or no_calls) and not hasattr(scheduler, "alphas_cumprod"):
         raise ValueError(f"score mixing and no-call (N) steps need a scheduler with alphas_cumprod; "
                          f"{type(scheduler).__name__} has none (use ScoreMixing.off() and no N steps)")

@@ -137,7 +137,7 @@ def frequency_comparison(pipe, num_inference_steps: int = 50, interval: int = 2,
     fewer = max(1, round(num_inference_steps / interval))
     results = {"fewer steps": (sample(fewer), num_inference_steps / fewer)}
     policy = KeyframePolicy.uniform(num_inference_steps, interval)
-    mixings = {"reduced NFE (lam = 0)": ScoreMixing(slope=1e4, bias=1.0),
+    mixings = {"reduced NFE (lam = 0)": ScoreMixing.reduced_nfe(),
                "FR only": ScoreMixing.off(), "FRDiff (FR + mixing)": ScoreMixing()}
     for name, mixing in mixings.items():
         with accelerate(pipe, policy, mixing) as run:

@@ -75,12 +75,6 @@ def lambdas(num_steps: int, mixing: ScoreMixing) -> list[float]:
     return [mixing.lam(i, num_steps) for i in range(num_steps)]
 
 
-def no_call_family(mixing: ScoreMixing) -> ScoreMixing:
-    """The mixing under which every non-keyframe step makes no call (lam = 0 everywhere):
-    while tuning, the stand-in for policies whose reuse steps are all N (reduced NFE)."""
-    return ScoreMixing(slope=1e4, bias=1.0, multistep=mixing.multistep)
-
-
 def as_no_call(policy: KeyframePolicy) -> KeyframePolicy:
     """Every step that is not a keyframe becomes N (no network call)."""
     return KeyframePolicy(tuple(row if set(row) == {"K"} else "N" * len(row) for row in policy.schedule),
@@ -377,7 +371,7 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
         return raw_call(pipe, num_inference_steps=steps, generator=g, **kwargs)
 
     costs = _probe_costs(pipe, model, blocks, call)
-    ceiling = max(max_speedup(costs, n, mixing), max_speedup(costs, n, no_call_family(mixing)))
+    ceiling = max(max_speedup(costs, n, mixing), max_speedup(costs, n, ScoreMixing.reduced_nfe(mixing.multistep)))
     if target_speedup > ceiling:
         raise ValueError(f"target {target_speedup}x is unreachable: at most {ceiling:.2f}x for {n} "
                          f"steps (step 0 always computes in full)")
@@ -398,75 +392,45 @@ def tune(pipe, num_inference_steps: int, target_speedup: float, per_block: bool 
         p = project(torch.zeros(n, width), torch.zeros(n, width), costs, mixing, target_speedup, names)
         starts["projected"] = (p, selection_loss(p))
     # two families, each descended from its best start: reuse steps with FR / skip under the
-    # user's mixing, and reuse steps with no call at all (learned step selection); the "no
-    # call" family gets a third of the iterations (it has one gate per step)
+    # user's mixing, and reuse steps with no call at all (learned step selection; under
+    # ScoreMixing.reduced_nfe every non-keyframe step makes no call, and `as_no_call` writes
+    # those steps as N); the "no call" family gets a third of the iterations (one gate per step)
     families = {}
     for no_call in (False, True):
-        mine = {k: v for k, v in starts.items() if any(map(v[0].no_call, range(n))) == no_call}
+        mine = [name for name, (p, _) in starts.items() if p.has_no_call == no_call]
         if mine:
-            families[no_call] = min(mine, key=lambda name: mine[name][1])
-    bar = tqdm(total=sum(iterations if not f else iterations // 3 for f in families) + 1,
-               desc="auto-fr", disable=not progress)
+            families[no_call] = min(mine, key=lambda name: starts[name][1])
+    iters = {no_call: iterations // 3 if no_call else iterations for no_call in families}
+    bar = tqdm(total=sum(iters.values()) + 1, desc="auto-fr", disable=not progress)
     bar.update(1)
-    best_start = min(starts, key=lambda name: starts[name][1])
-    result = TuneResult(starts[best_start][0], 0.0, starts[best_start][1], [], best_start,
-                        starts[best_start][1], starts={name: loss for name, (_, loss) in starts.items()})
-    model.requires_grad_(False)
-    try:
-        for no_call, name in families.items():
-            policy, loss = starts[name]
-            family = no_call_family(mixing) if no_call else mixing
-            descent = _Descent(pipe, blocks, costs, family, call, references, selection_loss, n, width,
-                               names, target_speedup, lr, segment, tuning_batches, checks, bar,
-                               as_no_call if no_call else (lambda p: p))
-            found, found_loss, at, losses = descent.run(policy, loss, iterations // 3 if no_call else iterations)
-            if not no_call or not result.losses:  # the reuse family's curve where there is one
-                result.losses = losses
-            if found_loss < result.final_loss:
-                result.policy, result.final_loss, result.selected_at = found, found_loss, at
-                result.start, result.start_loss = name, loss
-    finally:
-        model.requires_grad_(True)
-        bar.close()
-    result.ideal_speedup = costs.speedup(result.policy, mixing)
-    return result
+    budget = n * costs.total / target_speedup
+    check_every = {f: max(1, b // max(checks, 1)) for f, b in iters.items()}
 
-
-class _Descent:
-    """The gradient phase from one start, in one family (see the module docstring, part 2)."""
-
-    def __init__(self, pipe, blocks, costs, family, call, references, selection_loss, n, width,
-                 names, target, lr, segment, tuning_batches, checks, bar, finish):
-        self.pipe, self.blocks, self.costs, self.family, self.call = pipe, blocks, costs, family, call
-        self.references, self.selection_loss, self.n, self.width = references, selection_loss, n, width
-        self.names, self.target, self.lr, self.segment = names, target, lr, segment
-        self.tuning_batches, self.checks, self.bar, self.finish = tuning_batches, checks, bar, finish
-
-    def run(self, start: KeyframePolicy, start_loss: float, iterations: int):
-        """(best policy, its selection loss, the iteration it came from, distances)."""
-        n, width, per_block = self.n, self.width, self.names is not None
-        lam = lambdas(n, self.family)
-        k0, z0 = policy_gates(start, len(self.blocks))
+    def descend(start: KeyframePolicy, start_loss: float, no_call: bool):
+        """Part 2 from one start: (best policy, its selection loss, its iteration, distances)."""
+        family = ScoreMixing.reduced_nfe(mixing.multistep) if no_call else mixing
+        finish = as_no_call if no_call else (lambda p: p)
+        lam = lambdas(n, family)
+        k0, z0 = policy_gates(start, len(blocks))
         logits_k = (3.0 * k0[:, :width] - 1.5).clone().requires_grad_(True)
         logits_z = (3.0 * z0[:, :width] - 1.5).clone().requires_grad_(per_block)
-        opt = torch.optim.Adam([logits_k, logits_z] if per_block else [logits_k], lr=self.lr)
-        budget, dual, scale = n * self.costs.total / self.target, 0.0, None
-        check_every = max(1, iterations // max(self.checks, 1))
+        opt = torch.optim.Adam([logits_k, logits_z] if per_block else [logits_k], lr=lr)
+        dual, scale = 0.0, None
         best, best_loss, best_at, losses = start, start_loss, 0, []
-        for it in range(iterations):
-            batch = it % self.tuning_batches
+        for it in range(iters[no_call]):
+            batch = it % tuning_batches
             k = _straight_through(logits_k)
             k = torch.cat([torch.ones(1, width), k[1:]])  # step 0 is always a keyframe
             z = _straight_through(logits_z) if per_block else torch.zeros(n, width)
-            kb = step_gated(k.expand(n, len(self.blocks)), lam)
-            zb = z.expand(n, len(self.blocks))
-            distance = _gated_pass(self.pipe, self.blocks, self.family, self.call, batch, kb, zb,
-                                   self.references[batch], self.segment, 1.0 / scale if scale else 1.0)
+            kb = step_gated(k.expand(n, len(blocks)), lam)
+            zb = z.expand(n, len(blocks))
+            distance = _gated_pass(pipe, blocks, family, call, batch, kb, zb, references[batch],
+                                   segment, 1.0 / scale if scale else 1.0)
             if scale is None:  # losses are relative to the start policy's on the first batch
                 scale = max(distance, 1e-6)
                 _rescale_grads([logits_k, logits_z], 1.0 / scale)
             distance /= scale
-            cost = self.costs.per_step(kb, zb, lam).sum() / budget
+            cost = costs.per_step(kb, zb, lam).sum() / budget
             (dual * cost).backward()
             if not math.isfinite(distance) or not torch.isfinite(logits_k.grad).all():
                 raise FloatingPointError(f"non-finite loss or gradient at iteration {it}")
@@ -474,18 +438,35 @@ class _Descent:
             opt.zero_grad()
             dual = max(0.0, dual + (float(cost.detach()) - 1.0))  # dual ascent on the budget
             losses.append(distance)
-            if (it + 1) % check_every == 0 or it + 1 == iterations:
+            if (it + 1) % check_every[no_call] == 0 or it + 1 == iters[no_call]:
                 with torch.no_grad():
-                    policy = self.finish(project(torch.sigmoid(logits_k), torch.sigmoid(logits_z) if per_block
-                                                 else torch.zeros(n, width), self.costs, self.family,
-                                                 self.target, self.names))
-                loss = self.selection_loss(policy)
+                    policy = finish(project(torch.sigmoid(logits_k), torch.sigmoid(logits_z) if per_block
+                                            else torch.zeros(n, width), costs, family, target_speedup, names))
+                loss = selection_loss(policy)
                 if loss < best_loss:
                     best, best_loss, best_at = policy, loss, it + 1
-            self.bar.update(1)
-            self.bar.set_postfix(dist=f"{distance:.3f}", cost=f"{float(cost.detach()):.2f}",
-                                 dual=f"{dual:.2f}", best=f"{best_loss:.2e}")
+            bar.update(1)
+            bar.set_postfix(dist=f"{distance:.3f}", cost=f"{float(cost.detach()):.2f}",
+                            dual=f"{dual:.2f}", best=f"{best_loss:.2e}")
         return best, best_loss, best_at, losses
+
+    best_start = min(starts, key=lambda name: starts[name][1])
+    result = TuneResult(starts[best_start][0], 0.0, starts[best_start][1], [], best_start,
+                        starts[best_start][1], starts={name: loss for name, (_, loss) in starts.items()})
+    model.requires_grad_(False)
+    try:
+        for no_call, name in families.items():
+            found, found_loss, at, losses = descend(*starts[name], no_call)
+            if not no_call or not result.losses:  # the reuse family's curve where there is one
+                result.losses = losses
+            if found_loss < result.final_loss:
+                result.policy, result.final_loss, result.selected_at = found, found_loss, at
+                result.start, result.start_loss = name, starts[name][1]
+    finally:
+        model.requires_grad_(True)
+        bar.close()
+    result.ideal_speedup = costs.speedup(result.policy, mixing)
+    return result
 
 
 def _rescale_grads(params, factor: float) -> None:

@@ -126,6 +126,21 @@ def bench(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing, steps: 
 
 
 # -- rows of a comparison (`sweep`, analysis/deepcache.py): one setting each, same protocol --
+def collect_rows(jobs, progress: bool = True, report=None) -> list[dict]:
+    """Run row jobs in order; each takes the full-compute images of the one before (None for
+    the first), so the baseline is generated once. `report(row)` sees every finished row."""
+    from tqdm.auto import tqdm
+
+    rows, baseline = [], None
+    for job in tqdm(jobs, desc="settings", disable=not progress):
+        row = job(baseline)
+        baseline = row.pop("baseline_images")
+        rows.append(row)
+        if report is not None:
+            report(row)
+    return rows
+
+
 def policy_row(pipe, classifier, spec: str, mixing: ScoreMixing, labels: list[int], steps: int,
                seed: int, samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
     """Speed and quality of an frdiff policy (`uniform:2`, `deep:3`, `adaptive:0.1`, a JSON file)."""

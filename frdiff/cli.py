@@ -191,9 +191,7 @@ def _add_sweep(sub) -> None:
 
 
 def _run_sweep(args) -> dict:
-    from tqdm.auto import tqdm
-
-    from .bench import fewer_steps_row, machine, policy_row
+    from .bench import collect_rows, fewer_steps_row, machine, policy_row
     from .metrics import pareto_front
     from .pipelines import load_classifier
 
@@ -208,11 +206,7 @@ def _run_sweep(args) -> dict:
     clf = load_classifier()
     jobs = [lambda b, s=s: policy_row(pipe, clf, s, _mixing(args), baseline=b, **common) for s in specs]
     jobs += [lambda b, k=k: fewer_steps_row(pipe, clf, k, baseline=b, **common) for k in fewer]
-    rows, baseline = [], None
-    for job in tqdm(jobs, desc="settings", disable=args.json):
-        row = job(baseline)
-        baseline = row.pop("baseline_images")
-        rows.append(row)
+    rows = collect_rows(jobs, progress=not args.json)
     for key in ("ideal_speedup", "speedup"):
         front = pareto_front([(r[key], r["psnr"]) for r in rows])
         for r in rows:

@@ -47,6 +47,12 @@ class ScoreMixing:
     def off(cls) -> "ScoreMixing":
         return cls(enabled=False)
 
+    @classmethod
+    def reduced_nfe(cls, multistep: str = "extrapolate") -> "ScoreMixing":
+        """lam = 0 at every non-keyframe step: no FR forward, the keyframe prediction is reused
+        (the reduced-NFE half of FRDiff on its own; per policy step, mode N does the same)."""
+        return cls(slope=1e4, bias=1.0, multistep=multistep)
+
     def lam(self, step: int, num_steps: int) -> float:
         """Weight of the FR output at `step` of `num_steps` (step 0 is the noisiest)."""
         if not self.enabled:

@@ -120,6 +120,11 @@ class KeyframePolicy:
         """Does this step skip the network altogether (mode N)?"""
         return self.schedule[step][0] == "N"
 
+    @property
+    def has_no_call(self) -> bool:
+        """Does any step skip the network altogether (mode N)?"""
+        return any(map(self.no_call, range(self.num_steps)))
+
     def reuse_weight(self, step: int, mixing) -> float:
         """lam at a non-keyframe step: 0 where the step is N (no call), else the mixing's."""
         return 0.0 if self.no_call(step) else mixing.lam(step, self.num_steps)
