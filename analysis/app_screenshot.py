@@ -1,10 +1,12 @@
-"""A screenshot of the app for the README, taken in headless Chromium (Playwright drives it).
+"""Screenshots of the app's four tabs for the README, taken in headless Chromium (Playwright).
 
-    python -m analysis.app_screenshot [--out assets/app.png] [--preset "Auto-FR tuned, 2.0x"]
+    python -m analysis.app_screenshot [--out assets/app] [--preset "uniform, interval 2"]
 
-Serves the app on localhost, types glyphs, picks a policy preset, presses Generate on the
-defaults (glyph-unet, DDIM 50 steps) and saves the page once the three runs are shown. Needs
-`pip install playwright` and a Chromium binary (Debian: `apt-get install chromium`).
+Serves the app on localhost, types glyphs, picks a policy preset and, on the defaults
+(glyph-unet, DDIM 50 steps), presses each tab's button and saves OUT.png (Compare, with every
+method ticked), OUT-redundancy.png, OUT-frequency.png and OUT-trajectory.png (scrubbed to
+step 12) once its results are shown. Needs `pip install playwright` and a Chromium binary
+(Debian: `apt-get install chromium`).
 """
 
 from __future__ import annotations
@@ -23,11 +25,17 @@ def find_chromium() -> str | None:
                              shutil.which("chromium-browser")) if p), None)
 
 
+def _shoot(page, path: str) -> None:
+    page.wait_for_timeout(1500)  # let the plots finish drawing
+    page.screenshot(path=path, full_page=True)
+    print(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="assets/app.png")
+    ap.add_argument("--out", default="assets/app")
     ap.add_argument("--glyphs", default="AK7R3X")
-    ap.add_argument("--preset", default="Auto-FR tuned, 2.0x")
+    ap.add_argument("--preset", default="uniform, interval 2")
     args = ap.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from playwright.sync_api import expect, sync_playwright
@@ -47,14 +55,30 @@ def main() -> None:
             page.locator("#preset input").click()
             page.get_by_role("option", name=args.preset).click()
             expect(page.locator("#policy-status")).to_contain_text("Valid", timeout=30_000)
+            for box in page.locator("#methods input[type=checkbox]").all():
+                box.check()
             page.locator("#generate").click()
-            expect(page.locator("#results")).to_contain_text("Fewer steps", timeout=120_000)
-            page.wait_for_timeout(1500)  # let the plots finish drawing
-            page.screenshot(path=args.out, full_page=True)
+            expect(page.locator("#results")).to_contain_text("Fewer steps", timeout=300_000)
+            _shoot(page, f"{args.out}.png")
+            page.get_by_role("tab", name="Temporal redundancy").click()
+            page.locator("#measure").click()
+            expect(page.locator("#redundancy-summary")).to_contain_text("Most active", timeout=120_000)
+            _shoot(page, f"{args.out}-redundancy.png")
+            page.get_by_role("tab", name="Frequency").click()
+            page.locator("#spectra-run").click()
+            expect(page.locator("#spectra-summary")).to_contain_text("error", timeout=300_000)
+            _shoot(page, f"{args.out}-frequency.png")
+            page.get_by_role("tab", name="Trajectory").click()
+            page.locator("#trajectory-run").click()
+            expect(page.locator("#trajectory-text")).to_contain_text("Step 0", timeout=120_000)
+            step = page.locator("#trajectory-step input[type=number]")
+            step.fill("12")
+            step.press("Enter")
+            expect(page.locator("#trajectory-text")).to_contain_text("Step 12", timeout=30_000)
+            _shoot(page, f"{args.out}-trajectory.png")
             browser.close()
     finally:
         demo.close()
-    print(args.out)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ What DeepCacheSDHelper needs on our `UNet2DModel` (0.1.1, used unmodified): its 
 forward reads the step from `timesteps.index(args[1].item())`, i.e. it wants one scalar
 timestep as the second positional argument, as SD pipelines pass it. The glyph pipeline passes
 one timestep per sample (batch >= 2 with classifier-free guidance), so `.item()` raises. The
-adapter below puts one more forward outside DeepCache's: it hands DeepCache the (all equal)
-timestep as a 0-d tensor, which UNet2DModel broadcasts back, so nothing else changes. Its block
-wrappers need no change (UNet2DModel's blocks have the `resnets`, `attentions`, `downsamplers`,
-`upsamplers` and `mid_block` it walks). `disable()` leaves a bound-method `forward` on every
-module it wrapped; the adapter restores each module's instance `forward` exactly.
+adapter (`frdiff.peers.deepcache`) puts one more forward outside DeepCache's: it hands DeepCache
+the (all equal) timestep as a 0-d tensor, which UNet2DModel broadcasts back, so nothing else
+changes. Its block wrappers need no change (UNet2DModel's blocks have the `resnets`,
+`attentions`, `downsamplers`, `upsamplers` and `mid_block` it walks). `disable()` leaves a
+bound-method `forward` on every module it wrapped; the adapter restores each module's instance
+`forward` exactly.
 
 DeepCache's branch id b means (block b // 3, layer b % 3): between full steps, down-path layers
 from there inward, the mid block and the matching up-path layers return cached outputs. The
@@ -46,51 +47,9 @@ from frdiff import ScoreMixing, block_depths, load_pipeline, set_scheduler
 from frdiff.bench import collect_rows, fewer_steps_row, machine, measure_speed_with, policy_row, quality_against
 from frdiff.cost import MacCounter
 from frdiff.evaluate import balanced_labels, generate
+from frdiff.peers import deepcache
 from frdiff.pipelines import load_classifier
 from frdiff.policy import KeyframePolicy
-
-_MISSING = object()
-
-
-def _scalar_timestep(forward):
-    """DeepCache reads the step with `timestep.item()`: give it the batch's one timestep."""
-    def wrapped(sample, timestep, *args, **kwargs):
-        if torch.is_tensor(timestep) and timestep.ndim > 0:
-            if not bool((timestep == timestep.flatten()[0]).all()):
-                raise ValueError("DeepCache needs one timestep for the whole batch")
-            timestep = timestep.flatten()[0]
-        return forward(sample, timestep, *args, **kwargs)
-    return wrapped
-
-
-@contextlib.contextmanager
-def deepcache(pipe, interval: int, branch_id: int = 0):
-    """DeepCacheSDHelper on `pipe.unet` (a diffusers UNet2DModel) inside the `with` block."""
-    from DeepCache import DeepCacheSDHelper
-
-    unet = getattr(pipe, "unet", None)
-    if unet is None or getattr(unet, "mid_block", None) is None:
-        raise ValueError("DeepCacheSDHelper needs a pipeline whose `unet` has a mid block")
-    if not (isinstance(interval, int) and interval >= 1):
-        raise ValueError(f"cache_interval must be an integer >= 1, got {interval!r}")
-    if not 0 <= branch_id < 3 * len(unet.down_blocks):
-        raise ValueError(f"branch_id must be in 0..{3 * len(unet.down_blocks) - 1}, got {branch_id}")
-    saved = {m: m.__dict__.get("forward", _MISSING) for m in unet.modules()}
-    helper = DeepCacheSDHelper(pipe=pipe)
-    helper.set_params(cache_interval=interval, cache_branch_id=branch_id)
-    try:
-        helper.enable()
-        unet.forward = _scalar_timestep(unet.forward)
-        yield helper
-    finally:
-        # DeepCache's disable() would leave a bound-method `forward` on every module it
-        # wrapped; putting back each module's own instance attribute is the exact inverse.
-        helper.reset_states()  # drops the cached block outputs
-        for m, forward in saved.items():
-            if forward is _MISSING:
-                m.__dict__.pop("forward", None)
-            else:
-                m.forward = forward
 
 
 def ideal_speedup(pipe, make_context, steps: int) -> float:

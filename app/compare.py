@@ -1,69 +1,104 @@
-"""One comparison for the app: full compute, FRDiff with the edited policy, and fewer steps at
-the same counted compute, all from the same noise and labels."""
+"""The Compare tab: full compute, FRDiff and the chosen alternatives from the same noise."""
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-from frdiff import accelerate
 from frdiff.images import make_grid
-from frdiff.metrics import error_spectrum, psnr, ssim
-from frdiff.pipelines import set_scheduler
+from frdiff.metrics import classify, psnr, ssim
 
-from .editor import mixing_of, parse_policy
-from .plots import spectrum_figure
-from .presets import SCHEDULERS, pipeline
+from . import inputs
+from .methods import FRDIFF, FULL, OPTIONAL, Run, run_optional, run_plain, run_policy, step_progress
+from .models import POOL, classifier, labels_of
 
-MAX_GLYPHS = 8
-
-
-def glyphs(pipe, labels: str) -> list[str]:
-    chars = [c for c in labels.upper() if not c.isspace()]
-    if not chars:
-        raise ValueError(f"type at least one glyph; valid labels: {pipe.labels}")
-    if len(chars) > MAX_GLYPHS:
-        raise ValueError(f"at most {MAX_GLYPHS} glyphs per run, got {len(chars)}")
-    pipe.label_ids(chars)  # raises ValueError naming the valid labels
-    return chars
+DIFF_GAIN = 8
+HEADERS = ["method", "network calls", "time (s)", "measured speedup", "counted speedup",
+           "PSNR vs full (dB)", "SSIM vs full", "class agreement"]
 
 
-def compare(model: str, labels: str, scheduler: str, steps: int, policy_text: str, mixing: bool,
-            slope: float, bias: float, seed: int):
-    """Three image grids, a Markdown table (time, speedups, PSNR, SSIM) and an error-spectrum plot."""
-    steps = int(steps)
-    pipe = set_scheduler(pipeline(model), SCHEDULERS[scheduler])
-    chars = glyphs(pipe, labels)
-    policy = parse_policy(model, steps, policy_text)
-    mix = mixing_of(mixing, slope, bias)
+def method_keys(methods) -> list[str]:
+    """The optional methods asked for, in the picker's order; unknown ones are an error."""
+    if methods is None:
+        return []
+    if isinstance(methods, str):
+        methods = [methods]
+    if not isinstance(methods, (list, tuple)):
+        raise ValueError(f"methods must be a list of names from {', '.join(OPTIONAL)}")
+    unknown = [m for m in methods if m not in OPTIONAL]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(map(str, unknown))}; choose from {', '.join(OPTIONAL)}")
+    return [m for m in OPTIONAL if m in methods]
 
-    def sample(n_steps: int):
-        g = torch.Generator().manual_seed(int(seed))
-        start = time.perf_counter()
-        images = pipe(chars, num_inference_steps=n_steps, generator=g, output_type="pt").images
-        return images, time.perf_counter() - start
 
-    full, t_full = sample(steps)
-    with accelerate(pipe, policy, mix) as run:
-        fast, t_fast = sample(steps)
-    ideal = run.stats.ideal_speedup
-    fewer_steps = max(1, round(steps / ideal))
-    fewer, t_fewer = sample(fewer_steps)
-    rows = [("Full compute", f"{steps} steps", t_full, 1.0, full),
-            ("FRDiff (edited policy)", f"{run.stats.network_calls} calls / {steps} steps", t_fast, ideal, fast),
-            ("Fewer steps, same counted compute", f"{fewer_steps} steps", t_fewer, steps / fewer_steps, fewer)]
-    table = ["| run | network | time | speedup (this run) | counted speedup | PSNR vs full | SSIM vs full |",
-             "|---|---|---|---|---|---|---|"]
-    for name, work, t, counted, images in rows:
-        table.append(f"| {name} | {work} | {t:.2f} s | {t_full / t:.2f}x | {counted:.2f}x | "
-                     f"{psnr(images, full):.1f} dB | {ssim(images, full):.3f} |")
-    table.append(f"\n{scheduler}, seed {int(seed)}, mixing {'on' if mixing else 'off'}. Times are one "
-                 "run each on the machine serving this app; `python -m frdiff bench` measures "
-                 "speed properly (warm-up, interleaved pairs, median).")
-    spectra = {"FRDiff": error_spectrum(fast, full).tolist(),
-               f"fewer steps ({fewer_steps})": error_spectrum(fewer, full).tolist()}
-    fig = spectrum_figure(list(range(len(spectra["FRDiff"]))), spectra,
-                          "what each shortcut loses, per spatial frequency (lower is closer to full compute)")
-    grids = [make_grid(images, ncol=len(chars), scale=4) for *_, images in rows]
-    return (*grids, "\n".join(table), fig)
+def compare(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed, methods,
+            progress=None) -> tuple[list[Run], list[str], dict]:
+    """Run full compute, FRDiff and `methods`; (runs, notes, settings). Checks everything first."""
+    s = inputs.run_settings(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed)
+    model, chars, scheduler, steps, policy, mixing, seed = (s.model, s.glyphs, s.scheduler, s.steps,
+                                                            s.policy, s.mixing, s.seed)
+    keys = method_keys(methods)
+    total = steps * (2 + len(keys))  # an estimate: fewer-steps runs are shorter
+    done = [0]
+
+    def tick(name):
+        done[0] += 1
+        if progress is not None:
+            progress((min(done[0], total), total), desc=name, unit="steps")
+
+    runs, notes = [], []
+    with POOL.borrow(model, scheduler) as pipe:
+        current = [FULL]
+        with step_progress(pipe, lambda: tick(current[0])):
+            runs.append(run_plain(pipe, FULL, steps, steps, chars, seed, "the reference"))
+            current[0] = FRDIFF
+            runs.append(run_policy(pipe, FRDIFF, policy, mixing, chars, seed, policy_summary(policy)))
+            for key in keys:
+                current[0] = OPTIONAL[key]
+                try:
+                    runs.append(run_optional(key, pipe, model, scheduler, policy, mixing, runs[1],
+                                             chars, seed))
+                except ValueError as err:  # does not apply here: say so, run the others
+                    notes.append(f"{OPTIONAL[key]}: not run ({err})")
+    settings = {"model": model, "glyphs": "".join(chars), "scheduler": scheduler, "steps": steps,
+                "seed": seed, "mixing": {"enabled": mixing.enabled, "slope": mixing.slope,
+                                         "bias": mixing.bias}}
+    return runs, notes, settings
+
+
+def policy_summary(policy) -> str:
+    return f"{len(policy.keyframes)} keyframe steps of {policy.num_steps}"
+
+
+def difference(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """White where a run equals full compute, darker with |difference| x DIFF_GAIN."""
+    return 1 - ((images - reference).abs() * DIFF_GAIN).clamp(0, 1)
+
+
+def score(runs: list[Run], model: str, chars: str) -> list[dict]:
+    """One row of numbers per run: cost, time, and closeness to full compute."""
+    full = runs[0]
+    labels = labels_of(model)
+    target = torch.tensor([labels.index(c) for c in chars])
+    rows = []
+    for r in runs:
+        logits, _ = classify(classifier(), r.images)
+        agree = int((logits.argmax(1) == target).sum())
+        rows.append({"method": r.name, "network_calls": r.calls, "seconds": r.seconds,
+                     "measured_speedup": full.seconds / r.seconds, "counted_speedup": r.counted,
+                     "psnr": psnr(r.images, full.images), "ssim": ssim(r.images, full.images),
+                     "class_agreement": agree, "glyphs": len(chars), "note": r.note} | r.numbers)
+    return rows
+
+
+def table_rows(rows: list[dict]) -> list[list]:
+    return [[r["method"], r["network_calls"], round(r["seconds"], 3), f"{r['measured_speedup']:.2f}x",
+             f"{r['counted_speedup']:.2f}x", round(r["psnr"], 1), round(r["ssim"], 3),
+             f"{r['class_agreement']}/{r['glyphs']}"] for r in rows]
+
+
+def grids(runs: list[Run], ncol: int) -> tuple[dict, list]:
+    """name -> image grid of every run, and the amplified difference of each against full compute."""
+    full = runs[0].images
+    images = {r.name: make_grid(r.images, ncol=ncol, scale=4) for r in runs}
+    diffs = [(make_grid(difference(r.images, full), ncol=ncol, scale=4), r.name) for r in runs[1:]]
+    return images, diffs

@@ -49,7 +49,15 @@ def policy_figure(policy: KeyframePolicy, mixing: ScoreMixing, blocks: list[str]
     return fig
 
 
-def similarity_figure(blocks: list[str], change, title: str) -> go.Figure:
+def _mark_keyframes(fig: go.Figure, keyframes: list[int] | None, axis: str = "x") -> None:
+    """Thin lines at the policy's keyframe steps (on the x axis, or both for a matrix)."""
+    for k in keyframes or []:
+        fig.add_vline(x=k, line=dict(color="#2a9d8f", width=1, dash="dot"), opacity=0.7)
+        if axis == "xy":
+            fig.add_hline(y=k, line=dict(color="#2a9d8f", width=1, dash="dot"), opacity=0.7)
+
+
+def similarity_figure(blocks: list[str], change, title: str, keyframes: list[int] | None = None) -> go.Figure:
     """Heatmap of each block's relative change from the previous step (steps x blocks tensor)."""
     z = change.T.tolist()
     steps = list(range(1, change.shape[0] + 1))
@@ -59,6 +67,65 @@ def similarity_figure(blocks: list[str], change, title: str) -> go.Figure:
     fig.update_layout(height=140 + 24 * len(blocks), margin=dict(l=10, r=10, t=40, b=10),
                       xaxis_title="step (0 = noisiest)", yaxis_autorange="reversed",
                       title=dict(text=title, font=dict(size=13)))
+    _mark_keyframes(fig, keyframes)
+    return fig
+
+
+def pairwise_figure(values, block: str, keyframes: list[int] | None = None) -> go.Figure:
+    """Step x step relative distance of one block's output; keyframes as dotted lines."""
+    fig = go.Figure(go.Heatmap(z=values, colorscale="Magma", colorbar=dict(title="distance", tickformat=".0%"),
+                               hovertemplate="step %{y} vs step %{x}: %{z:.1%}<extra></extra>"))
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step",
+                      yaxis_title="step", yaxis_autorange="reversed", yaxis_scaleanchor="x",
+                      title=dict(text=f"{_short(block)}: distance between its outputs at any two steps "
+                                      "(dotted: the policy's keyframes)", font=dict(size=13)))
+    _mark_keyframes(fig, keyframes, "xy")
+    return fig
+
+
+KIND_COLOURS = {"keyframe": "#1d3557", "reuse": "#f4a261", "no call": "#bbbbbb"}
+
+
+def lam_figure(lam: list[float], kinds: list[str]) -> go.Figure:
+    """lam(r) for the current slope and bias, with each step's kind under the policy."""
+    n = len(lam)
+    fig = go.Figure(go.Scatter(x=list(range(n)), y=lam, mode="lines", name="lam(r): weight of FR",
+                               line=dict(color="#444")))
+    for kind, colour in KIND_COLOURS.items():
+        steps = [i for i, k in enumerate(kinds) if k == kind]
+        fig.add_trace(go.Scatter(x=steps, y=[lam[i] if kind == "reuse" else (1.0 if kind == "keyframe" else 0.0)
+                                             for i in steps], mode="markers", name=kind,
+                                 marker=dict(color=colour, size=7, line=dict(width=1, color="#555"))))
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step (0 = noisiest)",
+                      yaxis=dict(title="lam", range=[-0.05, 1.05]), legend=dict(orientation="h", y=-0.35),
+                      title=dict(text="score mixing: eps = lam eps_FR + (1 - lam) eps_key", font=dict(size=13)))
+    return fig
+
+
+def score_spectra_figure(bands: list[int], mean: dict | None, space: str) -> go.Figure:
+    """Mean error spectra of eps_key, eps_FR and the mix over the steps where 0 < lam < 1."""
+    names = {"eps_key": "keyframe's prediction (reduced NFE)", "eps_fr": "feature reuse (FR)",
+             "mixed": "score mixing (what the sampler used)"}
+    spectra = {names[k]: v for k, v in (mean or {}).items() if k in names}
+    what = "eps" if space == "eps" else "x0"
+    fig = spectrum_figure(bands, spectra, f"mixed {what} predictions vs full compute at the same input "
+                                          "(mean over steps with 0 < lam < 1)")
+    fig.update_layout(xaxis_title="spatial frequency (cycles per image)")
+    return fig
+
+
+def distance_figure(psnr: list[float], kinds: list[str], step: int) -> go.Figure:
+    """PSNR of FRDiff's predicted x0 vs full compute's at every step; the scrubbed step marked."""
+    fig = go.Figure(go.Scatter(x=list(range(len(psnr))), y=psnr, mode="lines", line=dict(color="#888"),
+                               showlegend=False))
+    for kind, colour in KIND_COLOURS.items():
+        steps = [i for i, k in enumerate(kinds) if k == kind]
+        fig.add_trace(go.Scatter(x=steps, y=[psnr[i] for i in steps], mode="markers", name=kind,
+                                 marker=dict(color=colour, size=7)))
+    fig.add_vline(x=step, line=dict(color="#e63946", width=2))
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step",
+                      yaxis_title="x0 PSNR (dB)", legend=dict(orientation="h", y=-0.4),
+                      title=dict(text="predicted x0, FRDiff vs full compute", font=dict(size=13)))
     return fig
 
 

@@ -5,25 +5,12 @@ from __future__ import annotations
 import glob
 import os
 import re
-from functools import lru_cache
 
-from frdiff import KeyframePolicy, load_pipeline
-from frdiff.accelerate import block_depths
+from frdiff import KeyframePolicy
 from frdiff.pipelines import ASSETS_DIR
 
-SCHEDULERS = {"DDIM": "ddim", "DPM-Solver++": "dpmsolver", "Euler": "euler"}
-
-
-@lru_cache(maxsize=4)
-def pipeline(name: str):
-    """One loaded pipeline per model, shared by every callback (the app's model cache)."""
-    pipe = load_pipeline(name)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def blocks_of(model: str) -> dict[str, int]:
-    return block_depths(pipeline(model))
+from . import inputs
+from .models import SCHEDULERS, blocks_of
 
 
 def shipped(model: str, scheduler: str, steps: int) -> dict[str, str]:
@@ -52,7 +39,7 @@ def preset_names(model: str, scheduler: str, steps: int) -> list[str]:
 
 
 def preset_policy(model: str, scheduler: str, steps: int, preset: str) -> KeyframePolicy:
-    steps = int(steps)
+    model, scheduler, steps = inputs.model_name(model), inputs.sampler(scheduler), inputs.steps_of(steps)
     for label, (intervals, make) in INTERVAL_PRESETS.items():
         for k in intervals:
             if preset == label.format(k):
@@ -66,3 +53,15 @@ def preset_policy(model: str, scheduler: str, steps: int, preset: str) -> Keyfra
 
 def preset_text(model: str, scheduler: str, steps: int, preset: str) -> str:
     return preset_policy(model, scheduler, steps, preset).to_text(list(blocks_of(model)))
+
+
+def shipped_policy(model: str, scheduler: str, steps: int, target: float) -> tuple[str, KeyframePolicy]:
+    """The shipped Auto-FR policy for this setting whose speed is nearest `target`."""
+    files = shipped(model, scheduler, steps)
+    if not files:
+        settings = sorted({os.path.basename(p).split("-")[2] for p in
+                           glob.glob(os.path.join(ASSETS_DIR, "policies", f"{model}-*.json"))})
+        raise ValueError(f"no shipped Auto-FR policy for {model} with {scheduler} {int(steps)} steps "
+                         f"(they ship for {', '.join(settings)})")
+    label = min(files, key=lambda name: abs(float(name.split(", ")[1][:-1]) - target))
+    return label.replace("Auto-FR tuned, ", "tuned "), KeyframePolicy.from_json(files[label])

@@ -5,29 +5,47 @@ from __future__ import annotations
 import torch
 
 from frdiff.analysis import temporal_similarity
-from frdiff.pipelines import set_scheduler
 
-from .compare import glyphs
-from .plots import similarity_figure
-from .presets import SCHEDULERS, pipeline
+from . import inputs
+from .models import POOL
+from .plots import pairwise_figure, similarity_figure
 
 
-def redundancy(model: str, labels: str, scheduler: str, steps: int, seed: int):
-    """(heatmap, Markdown summary) of one full-compute run's per-block step-to-step change."""
-    pipe = set_scheduler(pipeline(model), SCHEDULERS[scheduler])
-    chars = glyphs(pipe, labels)
-    sim = temporal_similarity(pipe, int(steps), class_labels=chars, output_type="pt",
-                              generator=torch.Generator().manual_seed(int(seed)))
-    change = sim.change.nan_to_num()
-    fig = similarity_figure(sim.blocks, change, f"{model}, {scheduler} {int(steps)} steps: relative "
-                                                f"change of each block's output vs the previous step")
+def measure(model, glyphs, scheduler, steps, seed) -> dict:
+    """One full-compute run's per-block change (consecutive and step x step), as plain data."""
+    model, scheduler = inputs.model_name(model), inputs.sampler(scheduler)
+    steps, seed = inputs.steps_of(steps), inputs.seed_of(seed)
+    chars = inputs.glyphs_of(model, glyphs)
+    with POOL.borrow(model, scheduler) as pipe:
+        sim = temporal_similarity(pipe, steps, pairwise=True, class_labels=chars, output_type="pt",
+                                  generator=torch.Generator().manual_seed(seed))
+    return {"model": model, "scheduler": scheduler, "steps": steps, "seed": seed,
+            "glyphs": "".join(chars)} | sim.as_dict()
+
+
+def summary(data: dict) -> str:
+    change = torch.tensor(data["change"]).nan_to_num()
+    blocks = data["blocks"]
     mean = change.mean(0)
     order = mean.argsort(descending=True).tolist()
     busiest = change.mean(1).argmax().item() + 1
-    lines = [f"Median change over all blocks and steps: **{change.median().item():.1%}** of a "
-             "block's output: consecutive steps are close, and that redundancy is what feature "
-             "reuse spends.",
-             f"Most active block: **{sim.blocks[order[0]]}** (mean {mean[order[0]]:.1%} per step); "
-             f"most stable: **{sim.blocks[order[-1]]}** ({mean[order[-1]]:.1%}).",
-             f"The step with the largest average change is step **{busiest}**."]
-    return fig, "\n\n".join(lines)
+    return "\n\n".join([
+        f"Median change over all blocks and steps: **{change.median().item():.1%}** of a block's "
+        "output: consecutive steps are close, and that redundancy is what feature reuse spends.",
+        f"Most active block: **{blocks[order[0]]}** (mean {mean[order[0]]:.1%} per step); most "
+        f"stable: **{blocks[order[-1]]}** ({mean[order[-1]]:.1%}).",
+        f"The step with the largest average change is step **{busiest}**."])
+
+
+def heatmap(data: dict, keyframes: list[int] | None = None):
+    title = (f"{data['model']}, {data['scheduler']} {data['steps']} steps: relative change of each "
+             "block's output vs the previous step")
+    return similarity_figure(data["blocks"], torch.tensor(data["change"]).nan_to_num(), title, keyframes)
+
+
+def matrix(data: dict, block: str, keyframes: list[int] | None = None):
+    """The step x step distance matrix of one block, the policy's keyframes marked."""
+    if block not in data["blocks"]:
+        raise ValueError(f"unknown block {block!r}; choose from {', '.join(data['blocks'])}")
+    values = data["pairwise"][data["blocks"].index(block)]
+    return pairwise_figure(values, block, keyframes)

@@ -1,115 +1,260 @@
-"""Layout of the Space: generate beside baselines with an editable policy; see the redundancy."""
+"""Layout of the Space and the wiring of its events; the callbacks live in the tab modules.
+
+Every event that runs a model shares one concurrency group ("model", limit
+FRDIFF_APP_CONCURRENCY) and borrows its own pipeline from the pool; cheap events (drawing the
+policy, choosing the slider's pair, scrubbing a stored trajectory) skip the queue.
+"""
 
 from __future__ import annotations
 
 import gradio as gr
 
-from .compare import compare
+from . import compare as cmp
+from . import frequency, redundancy, trajectory
 from .editor import check_policy
-from .presets import SCHEDULERS, preset_names, preset_text
-from .redundancy import redundancy
+from .errors import safe
+from .inputs import LIMITS, MIN_STEPS
+from .methods import DEFAULT_METHODS, FRDIFF, FULL, OPTIONAL
+from .models import MODELS, POOL, SCHEDULERS, app_concurrency, blocks_of
+from .plots import distance_figure, lam_figure
+from .presets import preset_names, preset_text
+from .texts import (COMPARE_HELP, EDITOR_HELP, FREQUENCY_HELP, INTRO, REDUNDANCY_HELP,
+                    TRAJECTORY_HELP)
 
-CSS = "#policy-editor textarea { font-family: ui-monospace, monospace; font-size: 12px; white-space: pre; }"
-
-INTRO = """# frdiff: feature reuse for diffusion models
-The same glyphs generated three ways from the same noise: **full compute**, **FRDiff** (feature
-reuse between keyframes + score mixing) with a policy you can edit, and **fewer steps** at the
-same counted compute (the usual shortcut). Models are small class-conditional glyph generators
-trained by this project; everything runs on the CPU."""
-
-EDITOR_HELP = """One row per block, one letter per step: **K** compute (keyframe), **F** feature reuse
-(reuse the block's expensive part, recompute the rest), **S** skip the block (reuse its whole
-output), **N** no network call at this step (a whole column: the keyframe's prediction is
-reused, as with fewer steps). Spaces are ignored; step 0 must be all K. With score mixing,
-early non-keyframe steps (lam = 0) make no call either (white in the grid)."""
-
-REDUNDANCY_HELP = """Feature reuse works because a block's output barely changes between neighbouring
-steps. This runs the model once at full compute and measures, for every block, how much its
-output changes from the previous step (mean absolute change / mean magnitude). Dark cells are
-cheap to reuse; bright ones are where a policy should keep keyframes."""
-
+CSS = """#policy-editor textarea { font-family: ui-monospace, monospace; font-size: 12px; white-space: pre; }
+#guide { border-left: 4px solid #f4a261; padding-left: 12px; }"""
 DEFAULT = ("glyph-unet", "DDIM", 50, "uniform, interval 2")
+CHEAP = dict(queue=False, api_visibility="private")
 
 
-def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="frdiff") as demo:
-        gr.Markdown(INTRO)
+def build_demo(concurrency: int | None = None) -> gr.Blocks:
+    """The app; `concurrency` model runs at once (default: env FRDIFF_APP_CONCURRENCY, else 1)."""
+    concurrency = concurrency or app_concurrency()
+    POOL.ensure(concurrency)
+    # every event that runs a model: one group, so together they never exceed the limit
+    runs = dict(concurrency_id="model", concurrency_limit=concurrency, trigger_mode="once")
+    with gr.Blocks(title="frdiff: feature reuse for diffusion models") as demo:
+        gr.Markdown(INTRO, elem_id="guide")
         with gr.Row():
-            model = gr.Dropdown(["glyph-unet", "glyph-dit"], value=DEFAULT[0], label="model")
-            labels = gr.Textbox("A7K3", label="glyphs to draw (2-7, 9, A C E F H K M P R T U W X)",
-                                elem_id="glyphs")
-            scheduler = gr.Dropdown(list(SCHEDULERS), value=DEFAULT[1], label="sampler")
-            steps = gr.Slider(4, 100, value=DEFAULT[2], step=1, label="steps", elem_id="steps")
-            seed = gr.Number(0, label="seed", precision=0)
+            model = gr.Dropdown(list(MODELS), value=DEFAULT[0], label="model", elem_id="model")
+            glyphs = gr.Textbox("A7K3", label="glyphs to draw (2-7, 9, A C E F H K M P R T U W X)",
+                                max_length=4 * LIMITS.glyphs, elem_id="glyphs")
+            scheduler = gr.Dropdown(list(SCHEDULERS), value=DEFAULT[1], label="sampler", elem_id="sampler")
+            steps = gr.Slider(MIN_STEPS, LIMITS.steps, value=DEFAULT[2], step=1, label="steps", elem_id="steps")
+            seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
+        policy = _policy_editor(model, scheduler, steps)
+        settings = [model, glyphs, scheduler, steps, *policy["run"], seed]
         with gr.Tabs():
-            with gr.Tab("Generate and compare"):
-                check_inputs, check_outputs = _compare_tab(model, labels, scheduler, steps, seed)
-            with gr.Tab("Temporal redundancy"):
-                gr.Markdown(REDUNDANCY_HELP)
-                measure = gr.Button("Measure", elem_id="measure")
-                heatmap = gr.Plot(label="per-block change", elem_id="heatmap")
-                summary = gr.Markdown(elem_id="redundancy-summary")
-                measure.click(_safe(redundancy), [model, labels, scheduler, steps, seed], [heatmap, summary])
-        demo.load(check_policy, check_inputs, check_outputs)
+            with gr.Tab("Compare", id="compare"):
+                _compare_tab(settings, runs)
+            with gr.Tab("Temporal redundancy", id="redundancy"):
+                _redundancy_tab(settings, policy, runs)
+            with gr.Tab("Frequency", id="frequency"):
+                lam_now, lam_plot = _frequency_tab(settings, policy, runs)
+            with gr.Tab("Trajectory", id="trajectory"):
+                _trajectory_tab(settings, runs)
+        demo.load(check_policy, policy["check"], policy["status"], **CHEAP)
+        demo.load(lam_now, policy["check"], [lam_plot], **CHEAP)
+    demo.queue(max_size=LIMITS.queue, default_concurrency_limit=concurrency)
     return demo
 
 
-def _compare_tab(model, labels, scheduler, steps, seed):
-    """The compare tab; returns the editor check's inputs and outputs (drawn again on page load)."""
-    with gr.Row():
-        with gr.Column(scale=3):
-            preset = gr.Dropdown(preset_names(*DEFAULT[:3]), value=DEFAULT[3], label="policy preset "
-                                 "(fills the editor)", elem_id="preset")
-            editor = gr.Textbox(preset_text(*DEFAULT), lines=12, max_lines=40, label="keyframe policy",
-                                elem_id="policy-editor", info=EDITOR_HELP)
-        with gr.Column(scale=2):
-            mixing = gr.Checkbox(True, label="score mixing")
-            slope = gr.Slider(1, 100, value=30, step=1, label="mixing slope k")
-            bias = gr.Slider(0, 1, value=0.5, step=0.05, label="mixing bias b")
-            status = gr.Markdown(elem_id="policy-status")
-    grid = gr.Plot(label="policy", elem_id="policy-grid")
-    run = gr.Button("Generate", variant="primary", elem_id="generate")
-    with gr.Row():
-        full = gr.Image(label="full compute", type="pil", elem_id="img-full")
-        fast = gr.Image(label="FRDiff", type="pil", elem_id="img-fast")
-        fewer = gr.Image(label="fewer steps, same counted compute", type="pil",
-                         elem_id="img-fewer")
-    table = gr.Markdown(elem_id="results")
-    spectrum = gr.Plot(label="error spectrum", elem_id="spectrum")
+def _policy_editor(model, scheduler, steps) -> dict:
+    """The policy shared by every tab: presets, the text grid, the mixing sliders, its drawing."""
+    with gr.Accordion("Keyframe policy and score mixing (used by every tab)", open=True):
+        with gr.Row():
+            with gr.Column(scale=3):
+                preset = gr.Dropdown(preset_names(*DEFAULT[:3]), value=DEFAULT[3], elem_id="preset",
+                                     label="policy preset (fills the editor)")
+                editor = gr.Textbox(preset_text(*DEFAULT), lines=10, max_lines=40, label="keyframe policy",
+                                    elem_id="policy-editor", info=EDITOR_HELP, max_length=LIMITS.text)
+            with gr.Column(scale=2):
+                mixing = gr.Checkbox(True, label="score mixing", elem_id="mixing")
+                slope = gr.Slider(1, 100, value=30, step=1, label="mixing slope k", elem_id="slope")
+                bias = gr.Slider(0, 1, value=0.5, step=0.05, label="mixing bias b", elem_id="bias")
+                status = gr.Markdown(elem_id="policy-status")
+        grid = gr.Plot(label="policy", elem_id="policy-grid")
 
     def presets_for(model, scheduler, steps, current):
         names = preset_names(model, scheduler, steps)
-        value = current if current in names else names[1]
+        value = current if current in names else DEFAULT[3]
         return gr.Dropdown(choices=names, value=value), preset_text(model, scheduler, steps, value)
 
-    settings = [model, scheduler, steps]
-    for control in settings:
-        control.change(_safe(presets_for), [*settings, preset], [preset, editor])
-    preset.input(_safe(preset_text), [*settings, preset], [editor])
+    setting = [model, scheduler, steps]
+    for control in setting:
+        control.change(safe(presets_for), [*setting, preset], [preset, editor], **CHEAP)
+    preset.input(safe(preset_text), [*setting, preset], [editor], **CHEAP)
     check = [model, steps, editor, mixing, slope, bias]
     for control in (editor, mixing, slope, bias):
-        control.change(check_policy, check, [grid, status])
-    run.click(_safe(compare), [model, labels, scheduler, steps, editor, mixing, slope, bias, seed],
-              [full, fast, fewer, table, spectrum])
-    return check, [grid, status]
+        control.change(check_policy, check, [grid, status], queue=False, api_name="check_policy")
+    return {"run": [editor, mixing, slope, bias], "check": check, "status": [grid, status]}
 
 
-def serve_locally() -> tuple[gr.Blocks, str]:
+def _compare_tab(settings, runs: dict):
+    gr.Markdown(COMPARE_HELP)
+    with gr.Row():
+        methods = gr.CheckboxGroup([(label, key) for key, label in OPTIONAL.items()], value=list(DEFAULT_METHODS),
+                                   label=f"also run ({FULL} and {FRDIFF} always run)", elem_id="methods")
+        run = gr.Button("Generate", variant="primary", elem_id="generate", scale=0, min_width=160)
+    gallery = gr.Gallery(label="every run, same noise and glyphs", columns=4, height="auto",
+                         object_fit="contain", elem_id="gallery", format="png")
+    with gr.Row():
+        left = gr.Dropdown([FULL], value=FULL, label="slider: left", elem_id="slider-left")
+        right = gr.Dropdown([FRDIFF], value=FRDIFF, label="slider: right", elem_id="slider-right")
+    slider = gr.ImageSlider(label="drag to compare", type="pil", elem_id="slider", max_height=360, format="png")
+    diffs = gr.Gallery(label=f"|run - full compute| x {cmp.DIFF_GAIN} (white: identical)", columns=4,
+                       height="auto", object_fit="contain", elem_id="diffs", format="png")
+    table = gr.Dataframe(headers=cmp.HEADERS, interactive=False, elem_id="results", wrap=True)
+    notes = gr.Markdown(elem_id="compare-notes")
+    with gr.Accordion("numbers (JSON)", open=False):
+        numbers = gr.JSON(elem_id="compare-json")
+    images = gr.State({})
+
+    def generate(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, methods,
+                 progress=gr.Progress()):
+        runs, notes_, settings_ = cmp.compare(model, glyphs, scheduler, steps, editor, mixing, slope,
+                                              bias, seed, methods, progress)
+        rows = cmp.score(runs, settings_["model"], settings_["glyphs"])
+        grids, diff_grids = cmp.grids(runs, len(settings_["glyphs"]))
+        names = list(grids)
+        caption = {r["method"]: f"{r['method']}: {r['network_calls']} calls, {r['psnr']:.1f} dB" for r in rows}
+        text = "\n\n".join(notes_ + [
+            "Times are one run each on the machine serving this app (shared CPU): measured speedups "
+            "are indicative; `python -m frdiff bench` measures properly (warm-up, interleaved pairs, "
+            "median). Counted speedup = full-compute MACs / MACs this run executed."])
+        return ([(g, caption[n]) for n, g in grids.items()], (grids[FULL], grids[FRDIFF]),
+                gr.Dropdown(choices=names, value=FULL), gr.Dropdown(choices=names, value=FRDIFF),
+                [(g, caption[n]) for g, n in diff_grids], {"headers": cmp.HEADERS, "data": cmp.table_rows(rows)},
+                text, settings_ | {"runs": rows, "notes": notes_}, grids)
+
+    run.click(safe(generate), [*settings, methods], [gallery, slider, left, right, diffs, table, notes,
+                                                     numbers, images], api_name="generate", **runs)
+
+    def pair(grids, a, b):
+        if a not in grids or b not in grids:
+            return gr.skip()
+        return grids[a], grids[b]
+
+    for dd in (left, right):
+        dd.input(pair, [images, left, right], [slider], **CHEAP)
+
+
+def _redundancy_tab(settings, policy, runs):
+    gr.Markdown(REDUNDANCY_HELP)
+    measure = gr.Button("Measure", variant="primary", elem_id="measure")
+    heatmap = gr.Plot(label="per-block change", elem_id="heatmap")
+    summary = gr.Markdown(elem_id="redundancy-summary")
+    block = gr.Dropdown(list(blocks_of(DEFAULT[0])), value=list(blocks_of(DEFAULT[0]))[0],
+                        label="block for the step x step matrix", elem_id="block")
+    matrix = gr.Plot(label="step x step distance", elem_id="pairwise")
+    with gr.Accordion("numbers (JSON)", open=False):
+        numbers = gr.JSON(elem_id="similarity-json")
+    data = gr.State({})
+    model, steps, editor = settings[0], settings[3], settings[4]
+
+    def keyframes(model, steps, editor):
+        try:
+            from .inputs import policy_of
+            return policy_of(model, int(steps), editor).keyframes
+        except (ValueError, TypeError):
+            return None
+
+    def similarity(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, block,
+                   progress=gr.Progress()):
+        progress(0, desc="one full-compute run, every block observed")
+        d = redundancy.measure(model, glyphs, scheduler, steps, seed)
+        marks = keyframes(model, steps, editor)
+        chosen = block if block in d["blocks"] else d["blocks"][0]
+        return (redundancy.heatmap(d, marks), redundancy.summary(d), gr.Dropdown(choices=d["blocks"], value=chosen),
+                redundancy.matrix(d, chosen, marks), d, d)
+
+    measure.click(safe(similarity), [*settings, block], [heatmap, summary, block, matrix, numbers, data],
+                  api_name="similarity", **runs)
+
+    def redraw(d, block, model, steps, editor):
+        if not d or block not in d.get("blocks", []):
+            return gr.skip()
+        return redundancy.matrix(d, block, keyframes(model, steps, editor))
+
+    block.input(redraw, [data, block, model, steps, editor], [matrix], **CHEAP)
+
+
+def _frequency_tab(settings, policy, runs):
+    gr.Markdown(FREQUENCY_HELP)
+    run = gr.Button("Measure spectra", variant="primary", elem_id="spectra-run")
+    lam = gr.Plot(label="lam(r)", elem_id="lam")
+    scores = gr.Plot(label="spectra of the mixed predictions", elem_id="score-spectra")
+    summary = gr.Markdown(elem_id="spectra-summary")
+    final = gr.Plot(label="spectra of the final images", elem_id="image-spectra")
+    with gr.Accordion("numbers (JSON)", open=False):
+        numbers = gr.JSON(elem_id="spectra-json")
+
+    def spectra(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, progress=gr.Progress()):
+        progress(0, desc="one FRDiff run observed, then the image spectra")
+        d = frequency.spectra(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed)
+        score_fig, lam_fig, final_fig = frequency.figures(d)
+        return score_fig, lam_fig, final_fig, frequency.summary(d), d
+
+    run.click(safe(spectra), settings, [scores, lam, final, summary, numbers], api_name="spectra", **runs)
+
+    def lam_now(model, steps, editor, mixing, slope, bias):
+        from .inputs import mixing_of, policy_of
+        try:
+            p, m = policy_of(model, int(steps), editor), mixing_of(mixing, slope, bias)
+        except (ValueError, TypeError):
+            return gr.skip()
+        return lam_figure([m.lam(i, p.num_steps) for i in range(p.num_steps)],
+                          [p.step_kind(i, m) for i in range(p.num_steps)])
+
+    for control in policy["run"]:
+        control.change(lam_now, policy["check"], [lam], **CHEAP)
+    return lam_now, lam
+
+
+def _trajectory_tab(settings, runs):
+    gr.Markdown(TRAJECTORY_HELP)
+    with gr.Row():
+        record = gr.Button("Record both runs", variant="primary", elem_id="trajectory-run")
+        play = gr.Checkbox(False, label="play", elem_id="play")
+    step = gr.Slider(0, DEFAULT[2] - 1, value=0, step=1, label="step", elem_id="trajectory-step")
+    with gr.Row():
+        full = gr.Image(label="full compute: predicted x0", type="pil", elem_id="x0-full", format="png")
+        fast = gr.Image(label="FRDiff: predicted x0", type="pil", elem_id="x0-frdiff", format="png")
+    text = gr.Markdown(elem_id="trajectory-text")
+    curve = gr.Plot(label="distance per step", elem_id="trajectory-curve")
+    with gr.Accordion("numbers (JSON)", open=False):
+        numbers = gr.JSON(elem_id="trajectory-json")
+    data = gr.State({})
+    timer = gr.Timer(0.3, active=False)
+
+    def run(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, progress=gr.Progress()):
+        progress(0, desc="full compute and FRDiff, every predicted x0 kept")
+        d = trajectory.record(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed)
+        left, right, md = trajectory.frame(d, 0)
+        return (d, gr.Slider(maximum=d["steps"] - 1, value=0), left, right, md,
+                distance_figure(d["psnr"], d["kinds"], 0), trajectory.numbers(d))
+
+    record.click(safe(run), settings, [data, step, full, fast, text, curve, numbers],
+                 api_name="trajectory", **runs)
+
+    def scrub(d, s):
+        if not d:
+            return gr.skip(), gr.skip(), "Record a trajectory first.", gr.skip()
+        left, right, md = trajectory.frame(d, s)
+        return left, right, md, distance_figure(d["psnr"], d["kinds"], int(s))
+
+    step.change(safe(scrub), [data, step], [full, fast, text, curve], **CHEAP)
+    play.change(lambda on: gr.Timer(active=on), play, timer, **CHEAP)
+    timer.tick(lambda d, s: (int(s) + 1) % d["steps"] if d else gr.skip(), [data, step], step, **CHEAP)
+
+
+def serve_locally(concurrency: int | None = None) -> tuple[gr.Blocks, str]:
     """Build the demo and serve it on a free localhost port without blocking: (demo, url)."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = build_demo()
+    demo = build_demo(concurrency)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, css=CSS, quiet=True)
     return demo, f"http://127.0.0.1:{port}/"
-
-
-def _safe(fn):
-    def wrapped(*args):
-        try:
-            return fn(*args)
-        except ValueError as err:  # bad labels or settings: show the message, not a trace
-            raise gr.Error(str(err)) from err
-    return wrapped

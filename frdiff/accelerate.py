@@ -11,6 +11,10 @@ step, exactly as a pipeline does, and that is what advances frdiff's step clock.
 
 The policy is a `KeyframePolicy` (modes fixed per step) or an `AdaptivePolicy` (the first
 model call of each step decides, after the probe block, whether the step is a keyframe).
+
+Observers (analysis only): set `run.observer` to a callable before sampling and it gets a
+`MixEvent` at every model call of every reuse step: eps_key, the FR output and the mix, in the
+space score mixing blends. Without an observer nothing extra is computed.
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ import contextlib
 import inspect
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 
 from .adaptive import AdaptivePolicy, AdaptiveState, relative_change
 from .clock import StepClock, drive_clock
 from .cost import MacCounter
-from .mixing import (Prediction, ScoreMixing, forecast_x0, from_prediction, output_for_x0,
-                     to_prediction, x0_of)
+from .mixing import (MixEvent, Prediction, ScoreMixing, extra_channels, forecast_x0,
+                     from_prediction, in_space, log_snr, output_for_x0, to_prediction, x0_of)
 from .policy import KeyframePolicy
 from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook
 from .targets import (PolicyBlock, build_output, denoiser_of, expensive_part, find_blocks,
@@ -110,6 +115,10 @@ class Run:
         self._saved_macs: dict[tuple[str, int], int] = {}
         self._unit_savings: dict[tuple[int, int], int] = {}  # (id(unit/block), branch) -> MACs saved
         self._signature = inspect.signature(model.forward)
+        self.prediction_type = getattr(scheduler.config, "prediction_type", "epsilon")
+        x0_mixed = self._data_space or self.prediction_type == "sample"
+        self.space = "x0" if x0_mixed else "eps"  # what score mixing blends
+        self.observer: Callable[[MixEvent], None] | None = None
         n = policy.num_steps  # does any step blend or reuse eps_key? (else keyframes skip storing it)
         known = policy.forced_keyframe if self.adaptive else policy.is_keyframe
         self._mixing_used = any(not known(i) and self._lam(i) < 1.0 for i in range(n))
@@ -187,8 +196,24 @@ class Run:
             if branch == 0 and keyframe:
                 self.stats.keyframe_steps[-1].append(step)
             self._account(step, branch, keyframe, lam, probe_only)
-            return self._mix(out, args, kwargs, branch, keyframe, lam)
+            shadow = None
+            if out is None and not keyframe and self.observer is not None:
+                shadow = self._shadow_fr(original, step, args, kwargs)
+            return self._mix(out, args, kwargs, branch, keyframe, lam, shadow)
         return forward
+
+    def _shadow_fr(self, original, step: int, args, kwargs):
+        """For observers: the FR output at a lam = 0 step, leaving caches and stats untouched."""
+        if self.adaptive is not None or self.policy.no_call(step):
+            return None  # N steps have no FR modes; an adaptive probe would decide again
+        cache, sizes = dict(self._cache), dict(self._cache_bytes)
+        misses, peak = self.stats.cache_misses, self.stats.peak_cache_bytes
+        try:
+            return original(*args, **kwargs)
+        finally:  # blocks in K mode refreshed caches the real run must not see
+            self._cache.clear(), self._cache.update(cache)
+            self._cache_bytes.clear(), self._cache_bytes.update(sizes)
+            self.stats.cache_misses, self.stats.peak_cache_bytes = misses, peak
 
     def _counted(self, original, branch: int, args, kwargs):
         """Step 0 is a full keyframe: count the MACs of the call (and of its modules)."""
@@ -229,46 +254,60 @@ class Run:
             self.adaptive.keyframe()
         self.store(self.adaptive, probe)  # p_key: the probe at this keyframe
 
-    def _mix(self, out, args, kwargs, branch: int, keyframe: bool, lam: float):
-        if not self._mixing_used or (lam == 1.0 and not keyframe):
+    def _mix(self, out, args, kwargs, branch: int, keyframe: bool, lam: float, shadow=None):
+        """Keyframes keep eps_key (x0_key); reuse steps get lam * FR + (1 - lam) * key."""
+        watched = self.observer is not None
+        if not watched and (not self._mixing_used or (lam == 1.0 and not keyframe)):
             return out
         x, alpha, sigma = self._point(args, kwargs)
-        kind = self.scheduler.config.prediction_type
+        kind = self.prediction_type
         if keyframe:
             self._out_type = type(out)
-        mix = self._mix_x0 if self._data_space else self._mix_eps
-        sample = mix(out, x, alpha, sigma, branch, keyframe, lam, kind)
-        if keyframe:
+            keep = self._keep_x0 if self._data_space else self._keep_eps
+            keep(sample_of(out).detach(), x, alpha, sigma, branch, kind)
             return out
-        sample = sample.to(x.dtype if out is None else sample_of(out).dtype)
-        return build_output(self._out_type, sample) if out is None else with_sample(out, sample)
+        mix = self._mix_x0 if self._data_space else self._mix_eps
+        key, mixed, sample = mix(out, x, alpha, sigma, branch, lam, kind)
+        if lam == 1.0:  # pure FR (only observers get here): the network's output, bit for bit
+            result = out
+        else:
+            sample = sample.to(x.dtype if out is None else sample_of(out).dtype)
+            result = build_output(self._out_type, sample) if out is None else with_sample(out, sample)
+        if watched:
+            fr = out if out is not None else shadow
+            fr = None if fr is None else in_space(self.space, sample_of(fr), x, alpha, sigma, kind)
+            self.observer(MixEvent(self.clock.step, branch, lam, self.space, kind, x, alpha, sigma,
+                                   key, fr, fr if lam == 1.0 else mixed, sample_of(result), args,
+                                   kwargs))
+        return result
 
-    def _mix_eps(self, out, x, alpha, sigma, branch, keyframe, lam, kind):
-        """Hold eps_key (and x0_key): noise-prediction solvers such as DDIM and Euler."""
-        if keyframe:  # store eps_key (and x0_key) for the following reuse steps
-            self._keys[branch] = to_prediction(sample_of(out).detach(), x, alpha, sigma, kind)
-            return None
+    def _keep_eps(self, out, x, alpha, sigma, branch, kind) -> None:
+        """At a keyframe: store eps_key (and x0_key) for the following reuse steps."""
+        self._keys[branch] = to_prediction(out, x, alpha, sigma, kind)
+
+    def _mix_eps(self, out, x, alpha, sigma, branch, lam, kind):
+        """eps = lam eps_FR + (1 - lam) eps_key: noise-prediction solvers (DDIM, Euler)."""
         key = self._keys[branch]
         pred = key if out is None else to_prediction(sample_of(out), x, alpha, sigma, kind).mix(key, lam)
-        return from_prediction(pred, alpha, sigma, kind)
+        mixed = from_prediction(pred, alpha, sigma, kind)
+        return getattr(key, self.space), getattr(pred, self.space), mixed
 
-    def _mix_x0(self, out, x, alpha, sigma, branch, keyframe, lam, kind):
-        """Mix data predictions x0: DPM-Solver++ (see mixing.py for hold / extrapolate)."""
-        log_snr = float((alpha / sigma).flatten()[0].log())
-        extra = lambda o: o[:, x.shape[1]:] if o.shape[1] > x.shape[1] else None  # noqa: E731
+    def _keep_x0(self, out, x, alpha, sigma, branch, kind) -> None:
+        """At a keyframe: append (log-SNR, x0_key, extra channels) to the last two."""
         history = self._x0_history.setdefault(branch, [])
-        if keyframe:
-            sample = sample_of(out).detach()
-            history.append((log_snr, x0_of(sample, x, alpha, sigma, kind), extra(sample)))
-            del history[:-2]
-            return None
-        x0 = forecast_x0([(l, v) for l, v, _ in history], log_snr, self.mixing.multistep)
-        extras = history[-1][2]
+        history.append((log_snr(alpha, sigma), x0_of(out, x, alpha, sigma, kind), extra_channels(out, x)))
+        del history[:-2]
+
+    def _mix_x0(self, out, x, alpha, sigma, branch, lam, kind):
+        """Mix data predictions x0: DPM-Solver++ (see mixing.py for hold / extrapolate)."""
+        history = self._x0_history[branch]
+        key = forecast_x0([(snr, v) for snr, v, _ in history], log_snr(alpha, sigma), self.mixing.multistep)
+        x0, extras = key, history[-1][2]
         if out is not None:
-            x0 = torch.lerp(x0, x0_of(sample_of(out), x, alpha, sigma, kind), lam)
-            extras = extra(sample_of(out))
+            x0 = torch.lerp(key, x0_of(sample_of(out), x, alpha, sigma, kind), lam)
+            extras = extra_channels(sample_of(out), x)
         sample = output_for_x0(x0, x, alpha, sigma, kind)
-        return sample if extras is None else torch.cat([sample, extras], 1)
+        return key, x0, sample if extras is None else torch.cat([sample, extras], 1)
 
     def _point(self, args, kwargs):
         """The model input x and its coefficients: x = alpha x0 + sigma eps."""

@@ -32,13 +32,17 @@ class MacCounter:
 
     `total(module)` is what ran *inside* that module's forward: a submodule that something
     else calls from outside (DiT's output layer reuses block 0's conditioning embedding) is
-    not charged to the module that owns it."""
+    not charged to the module that owns it. An attention product is charged only when something
+    ran inside the attention call: a forward replaced by a cache (DeepCache wraps UNet2DModel's
+    attentions) returns without running it, and is not charged."""
 
     def __init__(self, model: torch.nn.Module):
         self.model = model
         self.macs: dict[int, int] = defaultdict(int)
         self.inside: dict[int, int] = defaultdict(int)
         self._stack: list[int] = []
+        self._calls = 0  # modules entered so far
+        self._pending: dict[int, list[tuple[int, int]]] = defaultdict(list)  # attention -> (MACs, calls)
         self._handles = []
 
     def __enter__(self) -> "MacCounter":
@@ -53,6 +57,7 @@ class MacCounter:
                     self._handles.append(m.register_forward_hook(self._record(_linear_macs)))
                 elif isinstance(m, Attention):
                     self._handles.append(m.register_forward_pre_hook(self._attention, with_kwargs=True))
+                    self._handles.append(m.register_forward_hook(self._attention_done, always_call=True))
         except BaseException:
             self.__exit__()
             raise
@@ -65,6 +70,7 @@ class MacCounter:
 
     def _push(self, module, args):
         self._stack.append(id(module))
+        self._calls += 1
 
     def _pop(self, module, args, output):
         if self._stack and self._stack[-1] == id(module):
@@ -81,7 +87,14 @@ class MacCounter:
         return hook
 
     def _attention(self, module, args, kwargs):
-        self._add(module, _attention_core_macs(module, args, kwargs))
+        self._pending[id(module)].append((_attention_core_macs(module, args, kwargs), self._calls))
+
+    def _attention_done(self, module, args, output):
+        pending = self._pending[id(module)]
+        if pending:
+            macs, calls = pending.pop()
+            if self._calls > calls:  # its projections ran: not a cached output
+                self._add(module, macs)
 
     def total(self, module: torch.nn.Module | None = None) -> int:
         """MACs executed inside `module`'s forward calls (default: everything recorded)."""

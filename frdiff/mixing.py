@@ -115,6 +115,26 @@ def x0_of(output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, sigma: tor
     return out
 
 
+def eps_of(output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
+           prediction_type: str) -> torch.Tensor:
+    """The noise prediction eps implied by a model output (first x.shape[1] channels)."""
+    out = output[:, : x.shape[1]]
+    if prediction_type == "epsilon":
+        return out
+    if prediction_type == "v_prediction":
+        return alpha * out + sigma * x
+    return (x - alpha * out) / sigma
+
+
+def in_space(space: str, output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor,
+             sigma: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """A model output as the prediction score mixing blends: eps (space "eps") or x0 ("x0")."""
+    if space not in ("eps", "x0"):
+        raise ValueError(f"space must be 'eps' or 'x0', got {space!r}")
+    fn = eps_of if space == "eps" else x0_of
+    return fn(output, x, alpha, sigma, prediction_type)
+
+
 def output_for_x0(x0: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor,
                   prediction_type: str) -> torch.Tensor:
     """The model output from which a solver at x recovers exactly x0."""
@@ -125,6 +145,16 @@ def output_for_x0(x0: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, sigma:
     return x0
 
 
+def log_snr(alpha: torch.Tensor, sigma: torch.Tensor) -> float:
+    """lambda = log(alpha / sigma) of a point (the first sample's: one timestep per call)."""
+    return float((alpha / sigma).flatten()[0].log())
+
+
+def extra_channels(output: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+    """Channels of a model output beyond the prediction (e.g. learned variance), or None."""
+    return output[:, x.shape[1]:] if output.shape[1] > x.shape[1] else None
+
+
 def forecast_x0(history: list[tuple[float, torch.Tensor]], lam_now: float, mode: str) -> torch.Tensor:
     """x0 at log-SNR lam_now from the keyframes' (lambda, x0): held, or linear in lambda."""
     lam_k, x0_k = history[-1]
@@ -132,3 +162,24 @@ def forecast_x0(history: list[tuple[float, torch.Tensor]], lam_now: float, mode:
         return x0_k
     lam_j, x0_j = history[-2]
     return x0_k + (lam_now - lam_k) / (lam_k - lam_j) * (x0_k - x0_j)
+
+
+@dataclass
+class MixEvent:
+    """One model call at a reuse step, as score mixing saw it (for observers; section 3)."""
+
+    step: int
+    branch: int
+    lam: float  # weight of the FR output (0: no call was made)
+    space: str  # "eps" (DDIM, Euler) or "x0" (DPM-Solver++, x0-predicting models)
+    prediction_type: str
+    x: torch.Tensor  # the model input, float; x = alpha x0 + sigma eps
+    alpha: torch.Tensor
+    sigma: torch.Tensor
+    key: torch.Tensor  # eps_key (or x0_key, held or forecast): the reduced-NFE prediction
+    fr: torch.Tensor | None  # the FR output; at lam = 0 an analysis-only forward's, None at
+    # N steps and adaptive lam = 0 steps (no FR modes to run there)
+    mixed: torch.Tensor  # lam * fr + (1 - lam) * key: the prediction the sampler gets
+    output: torch.Tensor  # the model output returned to the pipeline, in its units
+    args: tuple  # the model call's arguments (to rerun it, e.g. at full compute)
+    kwargs: dict

@@ -133,6 +133,12 @@ class KeyframePolicy:
         """Does the network run at this step (a keyframe, or reuse with lam > 0)?"""
         return self.is_keyframe(step) or self.reuse_weight(step, mixing) > 0.0
 
+    def step_kind(self, step: int, mixing) -> str:
+        """The step's kind: "keyframe", "reuse" (F/S blocks, mixed with lam > 0) or "no call"."""
+        if self.is_keyframe(step):
+            return "keyframe"
+        return "reuse" if self.reuse_weight(step, mixing) > 0.0 else "no call"
+
     def block_modes(self, block_index: int) -> set[str]:
         """The modes a block takes over the run (what accelerate() must install for it)."""
         return {self.mode(s, block_index) for s in range(self.num_steps)}

@@ -1,49 +1,104 @@
-"""The app's callbacks on the embedded models (the browser test drives the same through the page)."""
+"""The app's callbacks on the embedded models, called directly (the served app and the browser
+tests drive the same through gradio_client and Chromium)."""
 
 import gradio as gr
 import pytest
+import torch
 
-from app.compare import compare
+from app import compare as cmp
+from app import frequency, redundancy, trajectory
 from app.editor import check_policy
-from app.presets import blocks_of, preset_names, preset_policy, preset_text
-from app.redundancy import redundancy
+from app.errors import GENERIC, safe
+from app.methods import FRDIFF, FULL
+from app.models import POOL, blocks_of, replica
+from app.presets import preset_names, preset_policy, preset_text
 from app.ui import build_demo
 from frdiff import KeyframePolicy
+
+
+def policy_text(model="glyph-unet", steps=6, preset="uniform, interval 2", scheduler="DDIM"):
+    return preset_text(model, scheduler, steps, preset)
+
+
+def run_compare(model="glyph-unet", glyphs="A7", steps=6, methods=(), text=None, scheduler="DDIM", seed=0):
+    text = text or policy_text()
+    return cmp.compare(model, glyphs, scheduler, steps, text, True, 30, 0.5, seed, list(methods))
 
 
 def test_demo_builds():
     assert isinstance(build_demo(), gr.Blocks)
 
 
-def test_compare_runs_three_ways_and_reports():
-    text = preset_text("glyph-unet", "DDIM", 6, "uniform, interval 2")
-    full, fast, fewer, table, spectrum = compare("glyph-unet", "A7", "DDIM", 6, text, True, 30, 0.5, 0)
-    assert full.size == fast.size == fewer.size
-    rows = [r for r in table.splitlines() if r.startswith("| ")][1:]
-    assert [r.split("|")[1].strip() for r in rows] == [
-        "Full compute", "FRDiff (edited policy)", "Fewer steps, same counted compute"]
-    assert "100.0 dB" in rows[0] and "100.0 dB" not in rows[1]
-    assert [t.name for t in spectrum.data] == ["FRDiff", "fewer steps (4)"]
+def test_compare_runs_every_method_from_the_same_noise():
+    runs, notes, settings = run_compare(methods=["fr-only", "reduced-nfe", "fewer-steps"])
+    assert [r.name for r in runs] == [FULL, FRDIFF, "FR only (mixing off)", "Reduced NFE only (lam = 0)",
+                                      "Fewer steps (4)"]
+    rows = cmp.score(runs, "glyph-unet", settings["glyphs"])
+    assert rows[0]["psnr"] == 100.0 and rows[0]["counted_speedup"] == 1.0
+    assert all(r["psnr"] < 100.0 for r in rows[1:])
+    assert rows[1]["network_calls"] + rows[1]["network_calls_skipped"] == 6
+    assert rows[3]["network_calls"] == 3  # reduced NFE: only the keyframes call the network
+    assert rows[2]["network_calls"] == 6  # FR only: every step calls (with reused features)
+    assert all(0 <= r["class_agreement"] <= 2 for r in rows)
+    images, diffs = cmp.grids(runs, 2)
+    assert list(images) == [r.name for r in runs] and len(diffs) == len(runs) - 1
+    assert not notes
 
 
-def test_all_keyframe_policy_reproduces_full_compute():
-    text = preset_text("glyph-dit", "DDIM", 4, "uniform, interval 1")
-    *_, table, _ = compare("glyph-dit", "K", "DDIM", 4, text, True, 30, 0.5, 3)
-    assert table.splitlines()[3].count("100.0 dB") == 1  # the FRDiff row, bit for bit
+def test_all_keyframe_policy_reproduces_full_compute_bit_for_bit():
+    runs, _, _ = run_compare("glyph-dit", "K", 4, text=policy_text("glyph-dit", 4, "uniform, interval 1"))
+    assert torch.equal(runs[0].images, runs[1].images)
+    assert cmp.difference(runs[1].images, runs[0].images).min() == 1.0  # an all-white difference
 
 
-@pytest.mark.parametrize("labels, message", [("A0", "valid labels"), ("", "at least one"),
-                                             ("A" * 9, "at most 8")])
-def test_compare_rejects_bad_glyphs(labels, message):
-    text = preset_text("glyph-unet", "DDIM", 4, "uniform, interval 2")
+def test_shipped_auto_fr_runs_where_it_ships_and_is_a_note_elsewhere():
+    runs, notes, _ = run_compare(steps=6, methods=["auto-fr"])
+    assert len(runs) == 2 and "no shipped Auto-FR policy" in notes[0]
+
+
+@pytest.mark.parametrize("glyphs, message", [("A0", "valid glyphs"), ("", "at least one"),
+                                             ("A" * 9, "at most 8"), (None, "must be text")])
+def test_compare_rejects_bad_glyphs(glyphs, message):
     with pytest.raises(ValueError, match=message):
-        compare("glyph-unet", labels, "DDIM", 4, text, True, 30, 0.5, 0)
+        run_compare(glyphs=glyphs)
 
 
-def test_compare_rejects_a_policy_of_another_length_before_any_work():
-    text = preset_text("glyph-unet", "DDIM", 5, "uniform, interval 2")
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(steps=2), "steps must be from 4"), (dict(steps=float("nan")), "whole number"),
+    (dict(steps=6.5), "whole number"), (dict(seed=-1), "seed must be from 0"),
+    (dict(scheduler="PLMS"), "unknown sampler"), (dict(model="sd15"), "unknown model"),
+    (dict(methods=["magic"]), "unknown method"), (dict(text="K" * 30_000), "at most 20000")])
+def test_compare_rejects_bad_settings_before_any_work(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run_compare(**kwargs)
+
+
+def test_compare_rejects_a_policy_of_another_length():
     with pytest.raises(ValueError, match="covers 5 steps but the run has 4"):
-        compare("glyph-unet", "A", "DDIM", 4, text, True, 30, 0.5, 0)
+        run_compare(steps=4, text=policy_text(steps=5))
+
+
+def test_errors_reach_the_page_as_messages():
+    with pytest.raises(gr.Error, match="unknown sampler"):
+        safe(run_compare)(scheduler="PLMS")
+
+    def broken():
+        raise RuntimeError("internal detail")
+    with pytest.raises(gr.Error) as info:
+        safe(broken)()
+    assert info.value.message == GENERIC
+
+
+def test_pool_replicas_share_weights_but_not_modules_or_schedulers():
+    base = POOL.peek("glyph-unet")
+    twin = replica(base)
+    assert twin.unet is not base.unet
+    assert all(a is b for a, b in zip(twin.unet.parameters(), base.unet.parameters()))
+    with POOL.borrow("glyph-unet", "DPM-Solver++") as pipe:
+        dpm = pipe.scheduler
+        assert dpm.config.algorithm_type == "dpmsolver++"
+    with POOL.borrow("glyph-unet", "DDIM") as pipe:  # a fresh scheduler, nothing left from DPM
+        assert pipe.scheduler is not dpm and "algorithm_type" not in pipe.scheduler.config
 
 
 def test_presets_offer_tuned_policies_where_they_ship():
@@ -65,7 +120,7 @@ def test_every_preset_round_trips_through_the_editor(preset):
 
 
 def test_editor_check_draws_valid_policies_and_explains_bad_ones():
-    text = preset_text("glyph-unet", "DDIM", 10, "uniform, interval 2")
+    text = policy_text(steps=10)
     fig, status = check_policy("glyph-unet", 10, text, True, 30, 0.5)
     assert status.startswith("Valid: 5 keyframe steps, 2 steps with no network call")
     assert len(fig.data[0].z) == len(blocks_of("glyph-unet")) and len(fig.data[0].z[0]) == 10
@@ -74,9 +129,37 @@ def test_editor_check_draws_valid_policies_and_explains_bad_ones():
     assert fig is None and "step 0 must be a keyframe" in status
     fig, status = check_policy("glyph-dit", 10, text, True, 30, 0.5)
     assert fig is None and "do not match the model" in status
+    fig, status = check_policy("glyph-unet", 10, text, True, float("nan"), 0.5)
+    assert fig is None and "finite number" in status
 
 
-def test_redundancy_view_measures_every_block():
-    fig, summary = redundancy("glyph-dit", "A7", "DDIM", 5, 0)
-    assert len(fig.data[0].z) == len(blocks_of("glyph-dit")) and len(fig.data[0].z[0]) == 4
-    assert "Most active block" in summary
+def test_redundancy_measures_every_block_and_the_step_matrix():
+    data = redundancy.measure("glyph-dit", "A7", "DDIM", 5, 0)
+    blocks = list(blocks_of("glyph-dit"))
+    assert data["blocks"] == blocks
+    fig = redundancy.heatmap(data, [0, 2, 4])
+    assert len(fig.data[0].z) == len(blocks) and len(fig.data[0].z[0]) == 4
+    matrix = redundancy.matrix(data, blocks[1], [0, 2, 4])
+    assert len(matrix.data[0].z) == 5 and matrix.data[0].z[2][2] == 0
+    assert "Most active block" in redundancy.summary(data)
+    with pytest.raises(ValueError, match="unknown block"):
+        redundancy.matrix(data, "nope")
+
+
+def test_trajectory_is_recorded_once_and_scrubbed_from_the_store():
+    data = trajectory.record("glyph-unet", "A7", "DDIM", 6, policy_text(), True, 30, 0.5, 0)
+    assert data["kinds"][0] == "keyframe" and set(data["kinds"]) <= {"keyframe", "reuse", "no call"}
+    assert data["full"].shape[:2] == (6, 2) and data["psnr"][0] == 100.0  # step 0: both compute
+    left, right, text = trajectory.frame(data, 3)
+    assert left.size == right.size and "Step **3** of 6" in text
+    with pytest.raises(ValueError, match="step must be from 0 to 5"):
+        trajectory.frame(data, 6)
+
+
+def test_frequency_tab_returns_mixed_score_and_image_spectra():
+    data = frequency.spectra("glyph-unet", "A7", "DDIM", 10, policy_text(steps=10), True, 30, 0.5, 0)
+    scores, lam, final = frequency.figures(data)
+    assert {t.name for t in scores.data} == {"keyframe's prediction (reduced NFE)", "feature reuse (FR)",
+                                             "score mixing (what the sampler used)"}
+    assert len(data["lam_curve"]) == 10 and "low-frequency error" in frequency.summary(data)
+    assert "FRDiff (FR + mixing)" in data["images"]["runs"]

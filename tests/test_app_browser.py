@@ -49,7 +49,7 @@ def test_page_draws_the_default_policy(page):
     expect(page.locator("#policy-grid .js-plotly-plot")).to_be_visible()
 
 
-def test_generate_compares_three_runs(page):
+def test_generate_compares_every_run_and_the_slider_picks_a_pair(page):
     page.locator("#glyphs textarea").fill("A7")
     steps = page.locator("#steps input[type=number]")
     steps.fill("10")
@@ -57,13 +57,20 @@ def test_generate_compares_three_runs(page):
     expect(page.locator("#policy-editor textarea")).to_have_value(
         re.compile(r"KFKFKFKFKF"), timeout=30_000)
     expect(page.locator("#policy-status")).to_contain_text("Valid: 5 keyframe steps", timeout=30_000)
+    page.get_by_label("FR only (mixing off)").check()
     page.locator("#generate").click()
     results = page.locator("#results")
-    expect(results).to_contain_text("Fewer steps, same counted compute", timeout=60_000)
-    expect(results).to_contain_text("FRDiff (edited policy)")
-    expect(page.locator("#spectrum .js-plotly-plot")).to_be_visible()
-    for name in ("full", "fast", "fewer"):  # each grid arrives as an image file
-        expect(page.locator(f"#img-{name} img").first).to_have_attribute("src", re.compile(r"\S+"))
+    expect(results).to_contain_text("Fewer steps (", timeout=90_000)
+    expect(results).to_contain_text("FRDiff (your policy)")
+    expect(results).to_contain_text("FR only (mixing off)")
+    expect(page.locator("#compare-notes")).to_contain_text("Auto-FR (shipped policy): not run")
+    expect(page.locator("#gallery img")).to_have_count(5, timeout=30_000)
+    expect(page.locator("#diffs img")).to_have_count(4, timeout=30_000)
+    expect(page.locator("#slider img").first).to_have_attribute("src", re.compile(r"\S+"))
+    before = page.locator("#slider img").nth(1).get_attribute("src")
+    page.locator("#slider-right input").click()
+    page.get_by_role("option", name="FR only (mixing off)").click()
+    expect(page.locator("#slider img").nth(1)).not_to_have_attribute("src", before, timeout=30_000)
 
 
 def test_a_preset_fills_the_editor(page):
@@ -88,10 +95,37 @@ def test_editing_the_policy_redraws_it_live_and_bad_text_is_explained(page):
     expect(page.locator("#policy-status")).to_contain_text("unknown mode(s) X", timeout=30_000)
     page.locator("#generate").click()
     expect(page.get_by_text("unknown mode(s) X").first).to_be_visible(timeout=30_000)
+    editor.fill("\n".join(rows))  # back to the valid policy for the tabs below
+    expect(page.locator("#policy-status")).to_contain_text("Valid", timeout=30_000)
 
 
-def test_redundancy_tab_measures_the_model(page):
+def test_redundancy_tab_measures_the_model_and_the_step_matrix(page):
     page.get_by_role("tab", name="Temporal redundancy").click()
     page.locator("#measure").click()
     expect(page.locator("#redundancy-summary")).to_contain_text("Most active block", timeout=60_000)
     expect(page.locator("#heatmap .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#pairwise .js-plotly-plot")).to_be_visible()
+    page.locator("#block input").click()
+    page.get_by_role("option", name="mid_block").click()
+    expect(page.locator("#pairwise")).to_contain_text("mid", timeout=30_000)
+
+
+def test_frequency_tab_shows_the_spectra_of_the_mixed_scores(page):
+    page.get_by_role("tab", name="Frequency").click()
+    page.locator("#spectra-run").click()
+    expect(page.locator("#spectra-summary")).to_contain_text("low-frequency error", timeout=90_000)
+    for plot in ("score-spectra", "lam", "image-spectra"):
+        expect(page.locator(f"#{plot} .js-plotly-plot")).to_be_visible()
+
+
+def test_trajectory_tab_records_once_and_scrubs(page):
+    page.get_by_role("tab", name="Trajectory").click()
+    page.locator("#trajectory-run").click()
+    text = page.locator("#trajectory-text")
+    expect(text).to_contain_text("Step 0 of 10", timeout=90_000)
+    step = page.locator("#trajectory-step input[type=number]")
+    step.fill("3")
+    step.press("Enter")
+    expect(text).to_contain_text("Step 3 of 10", timeout=10_000)
+    for name in ("full", "frdiff"):
+        expect(page.locator(f"#x0-{name} img").first).to_have_attribute("src", re.compile(r"\S+"))

@@ -1,14 +1,15 @@
-"""DeepCache (PyPI, unmodified) on a diffusers UNet2DModel through analysis.deepcache's adapter."""
+"""DeepCache (PyPI, unmodified) on a diffusers UNet2DModel through frdiff.peers' adapter."""
 
 import pytest
 import torch
 from conftest import LABELS, tiny_dit, tiny_unet
 from DeepCache import DeepCacheSDHelper
 
-from analysis.deepcache import deepcache, deepcache_row, ideal_speedup, markdown
-from frdiff.bench import fewer_steps_row, policy_row
+from analysis.deepcache import deepcache_row, ideal_speedup, markdown
 from frdiff import ScoreMixing
+from frdiff.bench import fewer_steps_row, policy_row
 from frdiff.models import GlyphClassifier, build_scheduler
+from frdiff.peers import deepcache
 from frdiff.pipelines import GlyphPipeline
 
 N = 6

@@ -1,0 +1,86 @@
+"""How fast the app answers: time to first page after `python app.py`, and /generate times.
+
+    python -m analysis.app_bench [--repeats 3] [--port 7861] [--json]
+
+Starts `python app.py` in a subprocess (a real server, as a user would), polls the page until
+it answers, then drives /generate with gradio_client on the defaults a visitor gets: glyph-unet,
+DDIM 50 steps, 4 glyphs ("A7K3"), uniform interval-2 policy with score mixing, and the default
+method set (full compute, FRDiff, fewer steps, the shipped Auto-FR policy, the peer). The first
+call may wait for the server's warm-up; the median of the rest is the steady figure. Prints the
+machine with the figures. Nothing else heavy should run meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+from frdiff.bench import machine
+
+
+def wait_for_page(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> float:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if proc.poll() is not None:
+            raise SystemExit(f"python app.py exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return time.perf_counter() - start
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"no page at {url} after {timeout:.0f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--port", type=int, default=7861)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    from gradio_client import Client
+
+    from app.methods import DEFAULT_METHODS
+    from app.presets import preset_text
+
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(args.port), GRADIO_ANALYTICS_ENABLED="False")
+    url = f"http://127.0.0.1:{args.port}/"
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for_page(url, proc)
+        first_page = time.perf_counter() - start
+        client = Client(url, verbose=False)
+        text = preset_text("glyph-unet", "DDIM", 50, "uniform, interval 2")
+        times, methods = [], None
+        for _ in range(args.repeats + 1):
+            t = time.perf_counter()
+            out = client.predict("glyph-unet", "A7K3", "DDIM", 50, text, True, 30, 0.5, 0,
+                                 list(DEFAULT_METHODS), api_name="/generate")
+            times.append(time.perf_counter() - t)
+            methods = [r["method"] for r in out[7]["runs"]]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    result = {"first_page_s": first_page, "generate_first_s": times[0],
+              "generate_median_s": statistics.median(times[1:]), "generate_s": times,
+              "methods": methods, "settings": "glyph-unet, DDIM 50, 4 glyphs", "machine": machine()}
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"machine: {result['machine']}")
+    print(f"first page after `python app.py`: {first_page:.1f} s (target 20 s)")
+    print(f"/generate, {result['settings']}, methods {', '.join(methods)}:")
+    print(f"  first call {times[0]:.2f} s, then median {result['generate_median_s']:.2f} s "
+          f"over {args.repeats} (target 5 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Per-request model views: every run borrows a pipeline nobody else is using.
+
+`frdiff.accelerate`, DeepCache and diffusers' cache hooks all replace forwards on the model they
+are given, and every sampler keeps its own step state, so two requests must never share a
+denoiser object or a scheduler. The pool keeps, per model, `APP_CONCURRENCY` replicas that share
+the weight tensors (one copy of the parameters in memory) but are distinct module objects; a
+request borrows one and gets a scheduler of its own, built from the model's pristine scheduler
+config (so no setting left by another sampler's config leaks in), and gives it back at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import os
+import queue
+import threading
+from functools import lru_cache
+
+import torch
+
+from frdiff import block_depths, load_pipeline
+from frdiff.pipelines import SCHEDULERS as SCHEDULER_CLASSES
+from frdiff.pipelines import GlyphPipeline, load_classifier
+
+MODELS = ("glyph-unet", "glyph-dit")
+SCHEDULERS = {"DDIM": "ddim", "DPM-Solver++": "dpmsolver", "Euler": "euler"}
+
+
+def _env_int(name: str, default: int, low: int = 1) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        value = int(raw) if raw.strip() else default
+    except ValueError as err:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from err
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return value
+
+
+def app_concurrency() -> int:
+    """How many model runs may go on at once (env FRDIFF_APP_CONCURRENCY, default 1: 2 CPU cores)."""
+    return _env_int("FRDIFF_APP_CONCURRENCY", 1)
+
+
+def replica(pipe: GlyphPipeline) -> GlyphPipeline:
+    """A pipeline whose denoiser is a new module object sharing `pipe`'s weight tensors."""
+    model = pipe.denoiser
+    shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    twin = copy.deepcopy(model, memo=shared)
+    return GlyphPipeline.from_model(twin, copy.deepcopy(pipe.scheduler), labels=pipe.labels)
+
+
+class ModelPool:
+    """Replicas of each embedded model, lent to one request at a time."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._free: dict[str, queue.Queue] = {}
+        self._configs: dict[str, dict] = {}
+        self._base: dict[str, GlyphPipeline] = {}
+        self._lock = threading.Lock()
+
+    def _queue(self, name: str) -> queue.Queue:
+        if name not in MODELS:
+            raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+        with self._lock:  # the first request for a model loads it, the others wait for it
+            if name not in self._free:
+                base = load_pipeline(name)
+                self._configs[name] = dict(base.scheduler.config)
+                free: queue.Queue = queue.Queue()
+                for pipe in [base] + [replica(base) for _ in range(self.size - 1)]:
+                    pipe.set_progress_bar_config(disable=True)
+                    free.put(pipe)
+                self._free[name] = free
+                self._base[name] = base
+            return self._free[name]
+
+    @contextlib.contextmanager
+    def borrow(self, name: str, scheduler: str = "DDIM"):
+        """An exclusive pipeline for `name` with a fresh `scheduler` ("DDIM", "DPM-Solver++", "Euler")."""
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown sampler {scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+        free = self._queue(name)
+        pipe = free.get()
+        try:
+            cls, overrides = SCHEDULER_CLASSES[SCHEDULERS[scheduler]]
+            pipe.scheduler = cls.from_config(self._configs[name], **overrides)
+            yield pipe
+        finally:
+            free.put(pipe)
+
+    def ensure(self, size: int) -> None:
+        """Grow to `size` replicas per model (for a server allowed more concurrent runs)."""
+        with self._lock:
+            for name, free in self._free.items():
+                for _ in range(size - self.size):
+                    pipe = replica(self._base[name])
+                    pipe.set_progress_bar_config(disable=True)
+                    free.put(pipe)
+            self.size = max(self.size, size)
+
+    def peek(self, name: str) -> GlyphPipeline:
+        """A loaded pipeline for read-only questions (its block names, its labels): never sample with it."""
+        self._queue(name)
+        return self._base[name]
+
+    def warm_up(self, name: str) -> None:
+        """One short run per replica: the first convolutions on a CPU pick their kernels slowly."""
+        free = self._queue(name)
+        with self._lock:
+            size = self.size
+        pipes = [free.get() for _ in range(size)]
+        try:
+            for pipe in pipes:
+                pipe(["A"], num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+        finally:
+            for pipe in pipes:
+                free.put(pipe)
+
+
+POOL = ModelPool(app_concurrency())
+
+
+@lru_cache(maxsize=None)
+def blocks_of(model: str) -> dict[str, int]:
+    """Policy block names of a model and their depth (read once; never changes)."""
+    return block_depths(POOL.peek(model))
+
+
+@lru_cache(maxsize=None)
+def labels_of(model: str) -> str:
+    return POOL.peek(model).labels
+
+
+@lru_cache(maxsize=1)
+def classifier():
+    """The project's glyph classifier (eval mode, only ever read: safe to share)."""
+    return load_classifier()

@@ -1,0 +1,458 @@
+"""Peer methods a user would pick instead of frdiff, run unmodified from their own packages.
+
+    DeepCache        `DeepCacheSDHelper` (PyPI `DeepCache`) on UNet pipelines
+    MagCache         diffusers' `apply_mag_cache` on DiT-family transformers (needs calibration)
+    FirstBlockCache  diffusers' `apply_first_block_cache` on DiT-family transformers
+
+Each is a context manager that validates, installs, yields, and on exit (also on an exception)
+removes every hook and puts back every attribute it changed: the model then runs bit-for-bit as
+before. `peer_methods(pipe)` lists those that apply to a pipeline; a package that is missing or
+fails to import is reported there (`available`, `reason`), never on import of this module.
+`counted_macs` / `counted_speedup` count the compute a peer actually ran.
+
+What diffusers' hooks (0.42) need on our pipelines: their state is keyed by a cache context that
+diffusers' pipelines set around each denoiser call (`transformer.cache_context("cond")`, a
+`CacheMixin` method `DiTTransformer2DModel` lacks); FirstBlockCache raises "No cache context is
+set" without one. Nothing resets the state between pipeline calls either (only `CacheMixin`
+components are reset), so FirstBlockCache's first step would compare against the previous call's
+last. So the hooks are driven from the scheduler, like frdiff's step clock: each `set_timesteps`
+(a new pipeline call) resets their state and sets one context, right for GlyphPipeline's one
+batched-CFG [uncond, cond] denoiser call per step (one skip decision per step for the batch).
+`remove_hook` leaves a bound-method `forward` and an empty `_diffusers_hook` on each module it
+touched; those attributes are restored exactly too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .clock import drive_clock
+from .cost import MacCounter
+from .targets import denoiser_of
+
+CACHE_CONTEXT = "frdiff-peers"  # batched CFG: one denoiser call per step, so one context
+_MISSING = object()
+_HOOKS = "diffusers.hooks"
+
+
+class PeerUnavailable(ImportError):
+    """A peer method's package is missing or fails to import."""
+
+
+def _load(module: str, package: str, *names: str) -> tuple:
+    """`names` from `module`, or PeerUnavailable naming the package and the import error."""
+    try:
+        mod = importlib.import_module(module)
+        return tuple(getattr(mod, name) for name in names)
+    except Exception as err:  # missing, or broken against the installed torch/diffusers
+        raise PeerUnavailable(f"{package} is unavailable: importing {module} failed with "
+                              f"{type(err).__name__}: {err}") from err
+
+
+def _saved(objects: Sequence[object], names: Sequence[str]) -> Callable[[], None]:
+    """Record the objects' own `names` attributes; the returned function puts them back exactly."""
+    saved = [(obj, name, obj.__dict__.get(name, _MISSING)) for obj in objects for name in names]
+
+    def restore() -> None:
+        for obj, name, value in saved:
+            if value is _MISSING:
+                obj.__dict__.pop(name, None)
+            else:
+                obj.__dict__[name] = value
+
+    return restore
+
+
+def _number(what: str, value: Any, low: float, high: float = math.inf, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+        noun = "an integer" if integer else "a number"
+        allowed = f"{noun} >= {low}" if high == math.inf else f"{noun} in [{low}, {high}]"
+        raise ValueError(f"{what} must be {allowed}, got {value!r}")
+
+
+# -- settings --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeepCacheSettings:
+    """DeepCacheSDHelper: a full step every `interval` steps; between them, cache from `branch_id`."""
+
+    interval: int = 3
+    branch_id: int = 0
+
+    def __post_init__(self) -> None:
+        _number("DeepCache interval", self.interval, 1, integer=True)
+        _number("DeepCache branch_id", self.branch_id, 0, integer=True)
+
+
+@dataclass(frozen=True)
+class FirstBlockCacheSettings:
+    """Skip blocks 1.. when block 0's residual changed by less than `threshold` (relative L1)."""
+
+    threshold: float = 0.08
+
+    def __post_init__(self) -> None:
+        _number("FirstBlockCache threshold", self.threshold, 0.0)
+
+
+@dataclass(frozen=True)
+class MagCacheSettings:
+    """Skip the whole block stack while the accumulated magnitude-ratio error stays under threshold."""
+
+    mag_ratios: tuple[float, ...]
+    threshold: float = 0.12
+    max_skip_steps: int = 3
+    retention_ratio: float = 0.2
+    num_inference_steps: int | None = None  # None: len(mag_ratios); else diffusers interpolates
+
+    def __post_init__(self) -> None:
+        ratios = tuple(float(r) for r in self.mag_ratios)
+        if not ratios or not all(math.isfinite(r) and r > 0 for r in ratios):
+            raise ValueError("mag_ratios must be a non-empty sequence of finite positive numbers "
+                             "(one per step, from calibrate_mag_cache)")
+        object.__setattr__(self, "mag_ratios", ratios)
+        _number("MagCache threshold", self.threshold, 0.0)
+        _number("MagCache max_skip_steps", self.max_skip_steps, 0, integer=True)
+        _number("MagCache retention_ratio", self.retention_ratio, 0.0, 1.0)
+        if self.num_inference_steps is not None:
+            _number("MagCache num_inference_steps", self.num_inference_steps, 1, integer=True)
+
+    @property
+    def steps(self) -> int:
+        return self.num_inference_steps or len(self.mag_ratios)
+
+
+# -- DeepCache -------------------------------------------------------------------------------
+def _scalar_timestep(forward: Callable) -> Callable:
+    """DeepCache reads the step with `timestep.item()`: give it the batch's one timestep."""
+    @functools.wraps(forward)
+    def wrapped(sample, timestep, *args, **kwargs):
+        if torch.is_tensor(timestep) and timestep.ndim > 0:
+            if not bool((timestep == timestep.flatten()[0]).all()):
+                raise ValueError("DeepCache needs one timestep for the whole batch")
+            timestep = timestep.flatten()[0]
+        return forward(sample, timestep, *args, **kwargs)
+    return wrapped
+
+
+@contextlib.contextmanager
+def deepcache(pipe, interval: int = DeepCacheSettings.interval,
+              branch_id: int = DeepCacheSettings.branch_id) -> Iterator[Any]:
+    """DeepCacheSDHelper (unmodified) on `pipe.unet` inside the `with` block; yields the helper.
+
+    What DeepCacheSDHelper needs on our `UNet2DModel` (DeepCache 0.1.1): its wrapped UNet forward
+    reads the step from `timesteps.index(args[1].item())`, i.e. one scalar timestep as the second
+    positional argument, as SD pipelines pass it. The glyph pipeline passes one timestep per
+    sample (batch >= 2 with classifier-free guidance), so `.item()` raises; one more forward
+    outside DeepCache's hands it the (all equal) timestep as a 0-d tensor, which UNet2DModel
+    broadcasts back. `disable()` would leave a bound-method `forward` on every module it wrapped;
+    on exit each module's own `forward` attribute is put back exactly instead.
+    """
+    settings = DeepCacheSettings(interval, branch_id)
+    unet = getattr(pipe, "unet", None)
+    if not isinstance(unet, torch.nn.Module) or getattr(unet, "mid_block", None) is None:
+        raise ValueError(f"DeepCache applies to UNet pipelines (a `unet` with down blocks and a "
+                         f"mid block); this pipeline's denoiser is a {_denoiser_name(pipe)}")
+    last = 3 * len(unet.down_blocks) - 1
+    if branch_id > last:  # DeepCache's branch b is (down block b // 3, layer b % 3)
+        raise ValueError(f"DeepCache branch_id must be in 0..{last} for this UNet's "
+                         f"{len(unet.down_blocks)} down blocks, got {branch_id}")
+    (helper_cls,) = _load("DeepCache", "DeepCache", "DeepCacheSDHelper")
+    restore = _saved(list(unet.modules()), ["forward"])
+    helper = helper_cls(pipe=pipe)
+    helper.set_params(cache_interval=settings.interval, cache_branch_id=settings.branch_id)
+    try:
+        helper.enable()
+        unet.forward = _scalar_timestep(unet.forward)
+        yield helper
+    finally:
+        helper.reset_states()  # drops the cached block outputs
+        restore()
+
+
+def _denoiser_name(pipe) -> str:
+    try:
+        return type(denoiser_of(pipe)).__name__
+    except ValueError:
+        return f"missing ({type(pipe).__name__} has neither `unet` nor `transformer`)"
+
+
+# -- diffusers cache hooks -------------------------------------------------------------------
+def _transformer_blocks(model: torch.nn.Module, method: str) -> list[torch.nn.Module]:
+    """The blocks diffusers' cache hooks walk, checked first so nothing half-installs."""
+    (identifiers,) = _load("diffusers.hooks._common", _HOOKS, "_ALL_TRANSFORMER_BLOCK_IDENTIFIERS")
+    (registry,) = _load("diffusers.hooks._helpers", _HOOKS, "TransformerBlockRegistry")
+    blocks = [block for name, child in model.named_children()
+              if name in identifiers and isinstance(child, torch.nn.ModuleList) for block in child]
+    if not blocks:
+        raise ValueError(f"{method} applies to transformer denoisers (DiT, PixArt, ...: a "
+                         f"`transformer_blocks` list of blocks); this pipeline's denoiser is a "
+                         f"{type(model).__name__}")
+    for block in blocks:
+        try:
+            registry.get(type(block))
+        except ValueError:
+            raise ValueError(f"{method}: diffusers' hooks have no metadata for "
+                             f"{type(block).__name__} blocks (they support BasicTransformerBlock, "
+                             f"Flux, Wan, ... blocks)") from None
+    return blocks
+
+
+def _set_context(manager, name: str) -> None:
+    """StateManager.set_context takes a CacheContext in diffusers 0.42, a plain name before."""
+    try:
+        (context_cls,) = _load("diffusers.hooks.hooks", _HOOKS, "CacheContext")
+    except PeerUnavailable:
+        context_cls = str
+    manager.set_context(context_cls(name))
+
+
+@contextlib.contextmanager
+def _cache_hooks(pipe, method: str, apply: Callable[[torch.nn.Module], None],
+                 hook_names: Sequence[str], num_steps: int | None = None) -> Iterator[list]:
+    """Install diffusers hooks with `apply(model)`, reset per pipeline call; exact inverse on exit.
+
+    Yields the hooks' state managers. `num_steps`: the step count the hooks were configured for;
+    a pipeline call with another count raises ValueError at its `set_timesteps`."""
+    (registry_cls,) = _load("diffusers.hooks.hooks", _HOOKS, "HookRegistry")
+    model = denoiser_of(pipe)
+    blocks = _transformer_blocks(model, method)
+    if any(name in _hooks_of(m) for m in model.modules() for name in hook_names):
+        raise ValueError(f"this denoiser already has {method} hooks (enable_cache or apply_*); "
+                         f"remove them before entering {method}")
+    managers: list = []
+    with contextlib.ExitStack() as stack:
+        stack.callback(_saved(list(model.modules()), ["forward", "_diffusers_hook"]))
+        stack.callback(lambda: [m.reset() for m in managers])  # frees the cached residuals
+        stack.callback(_remove_hooks, registry_cls, model, hook_names)
+        apply(model)
+        for hook in (h for block in blocks for h in _hooks_of(block).values()):
+            manager = getattr(hook, "state_manager", None)
+            if manager is not None and all(manager is not m for m in managers):
+                managers.append(manager)
+
+        def start(steps: int | None = None) -> None:
+            if None not in (steps, num_steps) and steps != num_steps:
+                raise ValueError(f"{method} was set up for {num_steps} steps but the sampler "
+                                 f"runs {steps}; call the pipeline with "
+                                 f"num_inference_steps={num_steps} or set {method} up again")
+            for manager in managers:  # a new call: no state carried over from the last one
+                manager.reset()
+                _set_context(manager, CACHE_CONTEXT)
+
+        start()  # a context for direct denoiser calls too
+        stack.callback(drive_clock(pipe.scheduler, start, lambda out: out))
+        yield managers
+
+
+def _hooks_of(module: torch.nn.Module) -> dict:
+    registry = module.__dict__.get("_diffusers_hook")
+    return registry.hooks if registry is not None else {}
+
+
+def _remove_hooks(registry_cls, model: torch.nn.Module, hook_names: Sequence[str]) -> None:
+    root = registry_cls.check_if_exists_or_initialize(model)
+    for name in hook_names:
+        root.remove_hook(name, recurse=True)
+    if hasattr(root, "invalidate_child_registries_cache"):  # diffusers >= 0.42 caches the walk
+        root.invalidate_child_registries_cache()
+
+
+@contextlib.contextmanager
+def first_block_cache(pipe, threshold: float = FirstBlockCacheSettings.threshold
+                      ) -> Iterator[FirstBlockCacheSettings]:
+    """diffusers' FirstBlockCache (unmodified) on a DiT-family transformer inside the `with` block.
+
+    Each step runs block 0; if its residual changed by less than `threshold` (mean |change| over
+    mean |residual|, against the last step that ran everything), the other blocks are skipped and
+    their cached residual is added. Default 0.08, the knee of its curve on glyph-dit (DDIM 50,
+    PSNR vs full compute, counted speedup; 4 glyphs seed 0 / 8 glyphs seed 1): 0.05 57 dB 1.09x,
+    0.06 43 / 37 dB 1.46x, 0.08 40 / 37 dB 1.6x, 0.1 33 / 31 dB 1.7x, 0.2 (diffusers' documented
+    example) 31 / 28 dB 2.4x. Unlike MagCache it has no cap on consecutive skips."""
+    settings = FirstBlockCacheSettings(threshold)
+    config_cls, apply, leader, follower = _load(
+        "diffusers.hooks.first_block_cache", _HOOKS, "FirstBlockCacheConfig",
+        "apply_first_block_cache", "_FBC_LEADER_BLOCK_HOOK", "_FBC_BLOCK_HOOK")
+    model = denoiser_of(pipe)
+    if len(_transformer_blocks(model, "FirstBlockCache")) < 2:
+        raise ValueError("FirstBlockCache needs a transformer with at least 2 blocks")
+    with _cache_hooks(pipe, "FirstBlockCache", lambda m: apply(m, config_cls(threshold=threshold)),
+                      (leader, follower)):
+        yield settings
+
+
+def _mag_cache_hooks(pipe, config) -> ContextManager[list]:
+    apply, leader, follower = _load("diffusers.hooks.mag_cache", _HOOKS, "apply_mag_cache",
+                                    "_MAG_CACHE_LEADER_BLOCK_HOOK", "_MAG_CACHE_BLOCK_HOOK")
+    return _cache_hooks(pipe, "MagCache", lambda m: apply(m, config), (leader, follower),
+                        num_steps=None if config.calibrate else config.num_inference_steps)
+
+
+def calibrate_mag_cache(pipe, num_inference_steps: int, **call_kwargs) -> tuple[float, ...]:
+    """MagCache's magnitude ratios from one full-compute call `pipe(..., calibrate=True)`.
+
+    The hooks run every block and record mean |residual_t| / |residual_t-1| per step; the call's
+    output is the full-compute one. The config is told one step more than the call runs, so its
+    end-of-run reset (which prints the ratios and drops them) never fires before they are read."""
+    _number("num_inference_steps", num_inference_steps, 1, integer=True)
+    (config_cls,) = _load("diffusers.hooks.mag_cache", _HOOKS, "MagCacheConfig")
+    config = config_cls(calibrate=True, num_inference_steps=num_inference_steps + 1)
+    with _mag_cache_hooks(pipe, config) as managers:
+        pipe(num_inference_steps=num_inference_steps, **call_kwargs)
+        ratios = tuple(float(r) for m in managers[:1] for r in m.get_state().calibration_ratios)
+    if len(ratios) != num_inference_steps:
+        raise RuntimeError(f"MagCache calibration recorded {len(ratios)} ratios for a "
+                           f"{num_inference_steps}-step call; does the pipeline call its "
+                           f"denoiser once per step?")
+    return ratios
+
+
+@contextlib.contextmanager
+def mag_cache(pipe, mag_ratios: Sequence[float], threshold: float = MagCacheSettings.threshold,
+              max_skip_steps: int = MagCacheSettings.max_skip_steps,
+              retention_ratio: float = MagCacheSettings.retention_ratio,
+              num_inference_steps: int | None = None) -> Iterator[MagCacheSettings]:
+    """diffusers' MagCache (unmodified) with calibrated `mag_ratios` inside the `with` block.
+
+    After the first `retention_ratio` of the steps, a step reuses the last computed residual of the
+    whole block stack while the accumulated error sum |1 - prod ratios| stays <= `threshold`, at
+    most `max_skip_steps` steps in a row. Calls must run `num_inference_steps` steps (default
+    len(mag_ratios)). Defaults: threshold 0.12, 44 dB PSNR at a 1.78x counted speedup on
+    glyph-dit (DDIM 50, vs full compute; 4 glyphs seed 0: 44.3 dB, 8 glyphs seed 1: 43.6 dB;
+    diffusers' default 0.06 gives 50 dB at 1.38x, 0.2 gives 40 dB at 2.07x); max_skip_steps 3
+    and retention_ratio 0.2 are diffusers' defaults."""
+    settings = MagCacheSettings(tuple(mag_ratios), threshold, max_skip_steps, retention_ratio,
+                                num_inference_steps)
+    (config_cls,) = _load("diffusers.hooks.mag_cache", _HOOKS, "MagCacheConfig")
+    config = config_cls(threshold=threshold, max_skip_steps=max_skip_steps,
+                        retention_ratio=retention_ratio, num_inference_steps=settings.steps,
+                        mag_ratios=list(settings.mag_ratios))
+    with _mag_cache_hooks(pipe, config):
+        yield settings
+
+
+# -- what applies to a pipeline ----------------------------------------------------------------
+@dataclass(frozen=True)
+class PeerMethod:
+    """A peer method for one pipeline: `method(num_inference_steps, **call_kwargs)` gives its
+    context manager. MagCache calibrates there, outside the context, on exactly that call
+    (`pipe(num_inference_steps=..., **call_kwargs)`, generators by their state), once per
+    distinct call and scheduler; the others ignore the call."""
+
+    name: str
+    package: str
+    setting: str
+    make: Callable[..., ContextManager] = field(repr=False)
+    reason: str = ""  # why it is unavailable; empty when it is available
+
+    @property
+    def available(self) -> bool:
+        return not self.reason
+
+    def __call__(self, num_inference_steps: int, **call_kwargs) -> ContextManager:
+        if self.reason:
+            raise PeerUnavailable(f"{self.name}: {self.reason}")
+        return self.make(num_inference_steps, **call_kwargs)
+
+
+def _probe(module: str, package: str) -> str:
+    """'' when `module` imports, else the reason it does not."""
+    try:
+        _load(module, package)
+    except PeerUnavailable as err:
+        return str(err)
+    return ""
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a call argument: generators by state, tensors by content."""
+    if isinstance(value, torch.Generator):
+        return "generator", value.get_state().numpy().tobytes()
+    if torch.is_tensor(value):
+        return "tensor", tuple(value.shape), value.detach().cpu().numpy().tobytes()
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    return repr(value)
+
+
+def _mag_cache_factory(pipe) -> Callable[..., ContextManager]:
+    """MagCache's `make`: calibrates on the given call, once per distinct call and scheduler."""
+    calibrated: dict[tuple, tuple[float, ...]] = {}
+
+    def make(num_inference_steps: int, **call_kwargs) -> ContextManager:
+        scheduler = pipe.scheduler  # the ratios depend on the sampler and its steps
+        key = (num_inference_steps, type(scheduler).__name__, _frozen(dict(scheduler.config)),
+               _frozen(call_kwargs))
+        if key not in calibrated:
+            calibrated[key] = calibrate_mag_cache(pipe, num_inference_steps, **call_kwargs)
+        return mag_cache(pipe, calibrated[key])
+
+    return make
+
+
+_MAG_SETTING = (f"threshold {MagCacheSettings.threshold}, at most {MagCacheSettings.max_skip_steps} "
+                f"steps skipped in a row, first {MagCacheSettings.retention_ratio:.0%} of steps "
+                f"always run, calibrated on the call")
+
+
+def peer_methods(pipe, deepcache_interval: int = 3) -> dict[str, PeerMethod]:
+    """The peer methods that apply to `pipe`'s denoiser, by display name (unavailable ones too)."""
+    model = denoiser_of(pipe)
+    methods: list[PeerMethod] = []
+    if getattr(pipe, "unet", None) is model and getattr(model, "mid_block", None) is not None:
+        methods.append(PeerMethod(
+            f"DeepCache (interval {deepcache_interval})", "DeepCache", f"interval "
+            f"{deepcache_interval}, branch 0", lambda steps, **_: deepcache(pipe, deepcache_interval),
+            _probe("DeepCache", "DeepCache")))
+    blocks, hooks_reason = _hookable_blocks(model)
+    if blocks >= 1:
+        methods.append(PeerMethod(
+            "MagCache", "diffusers", _MAG_SETTING,
+            _mag_cache_factory(pipe), hooks_reason or _probe("diffusers.hooks.mag_cache", _HOOKS)))
+    if blocks >= 2:
+        methods.append(PeerMethod(
+            "FirstBlockCache", "diffusers", f"threshold {FirstBlockCacheSettings.threshold}",
+            lambda steps, **_: first_block_cache(pipe),
+            hooks_reason or _probe("diffusers.hooks.first_block_cache", _HOOKS)))
+    return {m.name: m for m in methods}
+
+
+def _hookable_blocks(model: torch.nn.Module) -> tuple[int, str]:
+    """How many blocks diffusers' cache hooks would walk, and why the hooks are unavailable."""
+    try:
+        return len(_transformer_blocks(model, "diffusers' cache hooks")), ""
+    except ValueError:
+        return 0, ""
+    except PeerUnavailable as err:  # still say that they would apply to a transformer
+        blocks = getattr(model, "transformer_blocks", None)
+        return (len(blocks) if isinstance(blocks, torch.nn.ModuleList) else 0), str(err)
+
+
+# -- counted compute ---------------------------------------------------------------------------
+def counted_macs(pipe, context: ContextManager | None = None, **call_kwargs) -> tuple[Any, int]:
+    """Run `pipe(**call_kwargs)` (inside `context`); its output and the denoiser MACs executed."""
+    context = context if context is not None else contextlib.nullcontext()
+    with context, MacCounter(denoiser_of(pipe)) as counter:
+        out = pipe(**call_kwargs)
+    return out, counter.total()
+
+
+def counted_speedup(pipe, make_context: Callable[[], ContextManager], seed: int = 0,
+                    **call_kwargs) -> float:
+    """MACs of the full-compute call over those run inside `make_context()`, on the same noise."""
+    totals = []
+    for make in (contextlib.nullcontext, make_context):
+        context = make()  # MagCache's factory calibrates here, outside the counted call
+        generator = torch.Generator().manual_seed(seed)
+        totals.append(counted_macs(pipe, context, generator=generator, **call_kwargs)[1])
+    return totals[0] / totals[1]

@@ -1,0 +1,109 @@
+"""The served app driven as API users drive it: gradio_client against a localhost server.
+
+Every documented endpoint is called; two clients call /generate and /similarity at the same
+moment on the same model (the server allows two concurrent model runs) and each result must
+equal the same request run alone, bit for bit; bad input gets its message back."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.presets import preset_text
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+pytestmark = pytest.mark.timeout(300)
+STEPS = 6
+TEXT = preset_text("glyph-unet", "DDIM", STEPS, "uniform, interval 2")
+SETTINGS = ["glyph-unet", "A7", "DDIM", STEPS, TEXT, True, 30, 0.5, 0]
+TIMING = {"seconds", "measured_speedup"}
+
+
+@pytest.fixture(scope="module")
+def url():
+    from app.ui import serve_locally
+
+    demo, address = serve_locally(concurrency=2)
+    yield address
+    demo.close()
+
+
+def client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def generate(url, seed=0, methods=("fewer-steps", "fr-only")):
+    out = client(url).predict(*SETTINGS[:-1], seed, list(methods), api_name="/generate")
+    gallery, numbers = out[0], out[7]
+    pixels = [np.asarray(Image.open(item["image"])) for item in gallery]
+    rows = [{k: v for k, v in r.items() if k not in TIMING} for r in numbers["runs"]]
+    return pixels, rows, out
+
+
+def similarity(url, seed=0):
+    return client(url).predict(*SETTINGS[:-1], seed, "down_blocks.0", api_name="/similarity")[4]
+
+
+def test_generate_returns_every_run_and_its_numbers(url):
+    pixels, rows, out = generate(url)
+    assert [r["method"] for r in rows] == ["Full compute", "FRDiff (your policy)", "FR only (mixing off)",
+                                           "Fewer steps (4)"]
+    assert len(pixels) == 4 and len(out[4]) == 3  # the runs, and their differences to full compute
+    table = out[5]
+    assert table["headers"][0] == "method" and len(table["data"]) == 4
+    assert rows[0]["psnr"] == 100.0 and rows[1]["psnr"] < 100.0
+
+
+def test_every_analysis_endpoint_answers(url):
+    c = client(url)
+    sim = c.predict(*SETTINGS, "down_blocks.0", api_name="/similarity")[4]
+    assert len(sim["change"]) == STEPS - 1 and len(sim["pairwise"][0]) == STEPS
+    spectra = c.predict(*SETTINGS, api_name="/spectra")[4]
+    assert set(spectra["scores"]["mean"]) >= {"eps_key", "eps_fr", "mixed"}
+    traj = c.predict(*SETTINGS, api_name="/trajectory")
+    assert traj[-1]["kinds"][0] == "keyframe" and len(traj[-1]["psnr"]) == STEPS
+    grid, status = c.predict("glyph-unet", STEPS, TEXT, True, 30, 0.5, api_name="/check_policy")
+    assert status.startswith("Valid: 3 keyframe steps")
+
+
+def test_bad_input_gets_a_clear_message_and_the_server_keeps_serving(url):
+    from gradio_client.exceptions import AppError
+
+    c = client(url)
+    with pytest.raises(AppError, match="no glyph '0'"):
+        c.predict("glyph-unet", "A0", *SETTINGS[2:], [], api_name="/generate")
+    with pytest.raises(AppError, match="greater than maximum value 100"):  # the slider, server-side
+        c.predict("glyph-unet", "A", "DDIM", 1000, TEXT, True, 30, 0.5, 0, [], api_name="/generate")
+    with pytest.raises(AppError, match="not in the list of choices"):  # the dropdown, server-side
+        c.predict("glyph-unet", "A", "nope", STEPS, *SETTINGS[4:], "x", api_name="/similarity")
+    assert generate(url, methods=())[1][0]["psnr"] == 100.0
+
+
+def test_concurrent_generate_and_similarity_equal_their_sequential_results(url):
+    alone_generate, alone_similarity = generate(url, seed=3), similarity(url, seed=3)
+    results, errors = {}, []
+
+    def call(name, fn):
+        try:
+            results[name] = fn(url, seed=3)
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    for _ in range(2):  # twice: the second round starts with every replica already used
+        threads = [threading.Thread(target=call, args=("generate", generate)),
+                   threading.Thread(target=call, args=("generate2", generate)),
+                   threading.Thread(target=call, args=("similarity", similarity))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        for name in ("generate", "generate2"):
+            pixels, rows, _ = results[name]
+            assert rows == alone_generate[1]
+            assert all(np.array_equal(a, b) for a, b in zip(pixels, alone_generate[0]))
+        assert results["similarity"] == alone_similarity

@@ -1,0 +1,188 @@
+"""frdiff.peers: DeepCache and diffusers' MagCache / FirstBlockCache, installed and removed exactly."""
+
+import sys
+
+import pytest
+import torch
+from conftest import LABELS, tiny_dit, tiny_unet
+
+from frdiff import peers
+from frdiff.cost import MacCounter
+from frdiff.models import build_scheduler
+from frdiff.pipelines import GlyphPipeline
+
+N = 6
+CALL = {"class_labels": ["A", "7"], "num_inference_steps": N, "output_type": "pt"}
+
+
+def _pipe(model) -> GlyphPipeline:
+    pipe = GlyphPipeline.from_model(model, build_scheduler(), labels=LABELS)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def unet_pipe() -> GlyphPipeline:
+    return _pipe(tiny_unet())
+
+
+@pytest.fixture
+def dit_pipe() -> GlyphPipeline:
+    return _pipe(tiny_dit())
+
+
+def run(pipe) -> torch.Tensor:
+    return pipe(generator=torch.Generator().manual_seed(0), **CALL).images
+
+
+def _attrs(pipe) -> dict:
+    """What the peers replace: modules' own forward / hook registry, the scheduler's methods."""
+    names = ("forward", "_diffusers_hook", "set_timesteps", "step")
+    return {(id(o), n): id(vars(o)[n]) for o in [*pipe.denoiser.modules(), pipe.scheduler]
+            for n in names if n in vars(o)}
+
+
+def _ratios(pipe) -> tuple[float, ...]:
+    return peers.calibrate_mag_cache(pipe, N, **{k: v for k, v in CALL.items() if k != "num_inference_steps"},
+                                     generator=torch.Generator().manual_seed(0))
+
+
+HOOKS = {
+    "FirstBlockCache": lambda pipe, trivial: peers.first_block_cache(pipe, 0.0 if trivial else 10.0),
+    "MagCache": lambda pipe, trivial: peers.mag_cache(pipe, _ratios(pipe), threshold=10.0,
+                                                      max_skip_steps=0 if trivial else 3),
+}
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_hooks_change_the_output_and_removal_is_exact(dit_pipe, name):
+    base, before = run(dit_pipe), _attrs(dit_pipe)
+    context = HOOKS[name](dit_pipe, trivial=False)  # MagCache calibrates here
+    assert _attrs(dit_pipe) == before  # calibration left nothing behind
+    with context:
+        assert "forward" in vars(dit_pipe.transformer.transformer_blocks[1])  # really hooked
+        out, again = run(dit_pipe), run(dit_pipe)
+    assert torch.equal(out, again)  # the state is reset per pipeline call: nothing leaks
+    diff = (out - base).abs()
+    assert diff.max() > 1e-4 and diff.mean() < 0.2
+    assert _attrs(dit_pipe) == before
+    assert torch.equal(run(dit_pipe), base)
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_trivial_setting_is_full_compute(dit_pipe, name):
+    base = run(dit_pipe)
+    with HOOKS[name](dit_pipe, trivial=True):
+        assert torch.equal(run(dit_pipe), base)
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_exception_inside_restores_everything(dit_pipe, name):
+    base, before = run(dit_pipe), _attrs(dit_pipe)
+    with pytest.raises(KeyError), HOOKS[name](dit_pipe, trivial=False):
+        run(dit_pipe)
+        raise KeyError("boom")
+    assert _attrs(dit_pipe) == before and torch.equal(run(dit_pipe), base)
+
+
+def test_mag_cache_calibration_and_step_count(dit_pipe):
+    ratios = _ratios(dit_pipe)
+    assert len(ratios) == N and ratios[0] == 1.0 and all(r > 0 for r in ratios)
+    assert _ratios(dit_pipe) == ratios  # the same call calibrates the same
+    with peers.mag_cache(dit_pipe, ratios, threshold=10.0):
+        first = run(dit_pipe)
+        with pytest.raises(ValueError, match=f"set up for {N} steps but the sampler runs 4"):
+            dit_pipe(["A"], num_inference_steps=4, output_type="pt")
+        assert torch.equal(run(dit_pipe), first)  # the failed call left no state behind
+
+
+@pytest.mark.parametrize("make", [lambda p: peers.first_block_cache(p), lambda p: peers.mag_cache(p, [1.0] * N)])
+def test_hooks_reject_a_unet(unet_pipe, make):
+    before = _attrs(unet_pipe)
+    match = "applies to transformer denoisers.*this pipeline's denoiser is a UNet2DModel"
+    with pytest.raises(ValueError, match=match), make(unet_pipe):
+        pass
+    with pytest.raises(ValueError, match=match):
+        peers.calibrate_mag_cache(unet_pipe, N, class_labels=["A"])
+    assert _attrs(unet_pipe) == before
+
+
+def test_deepcache_rejects_a_dit(dit_pipe):
+    match = "DeepCache applies to UNet pipelines.*this pipeline's denoiser is a DiTTransformer2DModel"
+    with pytest.raises(ValueError, match=match), peers.deepcache(dit_pipe, 3):
+        pass
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda p: peers.first_block_cache(p, -0.1), "threshold must be a number >= 0"),
+    (lambda p: peers.mag_cache(p, []), "mag_ratios must be a non-empty"),
+    (lambda p: peers.mag_cache(p, [1.0, float("nan")]), "mag_ratios"),
+    (lambda p: peers.mag_cache(p, [1.0] * N, max_skip_steps=1.5), "max_skip_steps must be an integer"),
+    (lambda p: peers.mag_cache(p, [1.0] * N, retention_ratio=2), r"retention_ratio must be a number in \[0"),
+])
+def test_settings_are_validated(dit_pipe, bad, match):
+    with pytest.raises(ValueError, match=match), bad(dit_pipe):
+        pass
+
+
+def test_peer_methods_per_model_class(unet_pipe, dit_pipe, monkeypatch):
+    on_unet, on_dit = peers.peer_methods(unet_pipe), peers.peer_methods(dit_pipe)
+    assert list(on_unet) == ["DeepCache (interval 3)"] and set(on_dit) == {"MagCache", "FirstBlockCache"}
+    assert all(m.available and not m.reason for m in [*on_unet.values(), *on_dit.values()])
+    calibrations = []
+    calibrate = peers.calibrate_mag_cache
+    monkeypatch.setattr(peers, "calibrate_mag_cache", lambda *a, **k: calibrations.append(1) or calibrate(*a, **k))
+    base = run(dit_pipe)
+    for labels in (["A", "7"], ["A", "7"], ["K"]):  # calibrated once per distinct call
+        with on_dit["MagCache"](N, class_labels=labels, generator=torch.Generator().manual_seed(0)):
+            run(dit_pipe)
+    assert len(calibrations) == 2
+    with on_dit["FirstBlockCache"](N), on_unet["DeepCache (interval 3)"](N):
+        run(unet_pipe)
+    assert torch.equal(run(dit_pipe), base)
+
+
+def test_unavailable_packages_are_reported_not_raised(monkeypatch, unet_pipe, dit_pipe):
+    monkeypatch.setitem(sys.modules, "DeepCache", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "diffusers.hooks.mag_cache", None)
+    deepcache = peers.peer_methods(unet_pipe)["DeepCache (interval 3)"]
+    on_dit = peers.peer_methods(dit_pipe)
+    assert not deepcache.available and "DeepCache is unavailable" in deepcache.reason
+    assert not on_dit["MagCache"].available and "diffusers.hooks.mag_cache" in on_dit["MagCache"].reason
+    assert on_dit["FirstBlockCache"].available
+    with pytest.raises(peers.PeerUnavailable, match="DeepCache"):
+        deepcache(N)
+    with pytest.raises(peers.PeerUnavailable), peers.deepcache(unet_pipe):
+        pass
+    assert isinstance(peers.PeerUnavailable("x"), ImportError)
+
+
+def test_counted_macs_follow_what_ran(unet_pipe, dit_pipe):
+    def macs(pipe, context=None) -> int:
+        return peers.counted_macs(pipe, context, generator=torch.Generator().manual_seed(0), **CALL)[1]
+
+    unet_full, dit_full = macs(unet_pipe), macs(dit_pipe)
+    assert macs(unet_pipe, peers.deepcache(unet_pipe, 1)) == unet_full
+    assert 1.0 < unet_full / macs(unet_pipe, peers.deepcache(unet_pipe, 3)) < 3.0
+    assert macs(dit_pipe, peers.first_block_cache(dit_pipe, 0.0)) == dit_full
+    # a skipped block runs no conv/linear/attention: at threshold 10 every step after the first
+    # skips block 1 (of 2), so exactly N - 1 of its calls are missing from the count
+    with MacCounter(dit_pipe.transformer) as full:
+        run(dit_pipe)
+    block = full.total(dit_pipe.transformer.transformer_blocks[1]) // N
+    assert macs(dit_pipe, peers.first_block_cache(dit_pipe, 10.0)) == dit_full - (N - 1) * block
+    ratios = _ratios(dit_pipe)
+    speedup = peers.counted_speedup(dit_pipe, lambda: peers.mag_cache(dit_pipe, ratios, threshold=10.0), **CALL)
+    assert 1.0 < speedup < N
+
+
+def test_mac_counter_skips_attention_a_cache_returned(unet_pipe):
+    # DeepCache wraps UNet2DModel's Attention modules: a cached step must not charge QK^T / AV
+    attn = unet_pipe.unet.down_blocks[1].attentions[0]
+    with MacCounter(unet_pipe.unet) as full:
+        run(unet_pipe)
+    with peers.deepcache(unet_pipe, interval=2, branch_id=0), MacCounter(unet_pipe.unet) as cached:
+        run(unet_pipe)
+    per_call = full.macs[id(attn)] / N
+    assert cached.macs[id(attn)] == per_call * N / 2  # ran at steps 0, 2, 4 only
+    assert cached.macs[id(attn.to_q)] * 2 == full.macs[id(attn.to_q)]
