@@ -58,7 +58,7 @@ def main() -> None:
             for box in page.locator("#methods input[type=checkbox]").all():
                 box.check()
             page.locator("#generate").click()
-            expect(page.locator("#results")).to_contain_text("Fewer steps", timeout=300_000)
+            expect(page.locator("#compare-notes")).to_contain_text("Times are one run", timeout=300_000)
             _shoot(page, f"{args.out}.png")
             page.get_by_role("tab", name="Temporal redundancy").click()
             page.locator("#measure").click()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from frdiff.images import make_grid
@@ -11,6 +13,7 @@ from . import inputs
 from .methods import FRDIFF, FULL, OPTIONAL, Run, run_optional, run_plain, run_policy, step_progress
 from .models import POOL, classifier, labels_of
 
+log = logging.getLogger("frdiff.app")
 DIFF_GAIN = 8
 HEADERS = ["method", "network calls", "time (s)", "measured speedup", "counted speedup",
            "PSNR vs full (dB)", "SSIM vs full", "class agreement"]
@@ -59,6 +62,11 @@ def compare(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias
                                              chars, seed))
                 except ValueError as err:  # does not apply here: say so, run the others
                     notes.append(f"{OPTIONAL[key]}: not run ({err})")
+                except Exception as err:  # noqa: BLE001 - a failing peer package must not take the others down
+                    if key != "peer":
+                        raise
+                    log.exception("the peer method failed")
+                    notes.append(f"{OPTIONAL[key]}: failed ({type(err).__name__}: {err}); the other methods ran")
     settings = {"model": model, "glyphs": "".join(chars), "scheduler": scheduler, "steps": steps,
                 "seed": seed, "mixing": {"enabled": mixing.enabled, "slope": mixing.slope,
                                          "bias": mixing.bias}}

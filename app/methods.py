@@ -25,7 +25,7 @@ OPTIONAL = {"fr-only": "FR only (mixing off)",
             "fewer-steps": "Fewer steps, same counted compute",
             "auto-fr": "Auto-FR (shipped policy)",
             "peer": "Peer (DeepCache / diffusers cache hook)"}
-DEFAULT_METHODS = ("fewer-steps", "auto-fr", "peer")
+DEFAULT_METHODS = ("fewer-steps", "peer")  # full + FRDiff + these: about 4 s on a 2-core CPU
 
 
 @dataclass

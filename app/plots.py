@@ -123,8 +123,9 @@ def distance_figure(psnr: list[float], kinds: list[str], step: int) -> go.Figure
         fig.add_trace(go.Scatter(x=steps, y=[psnr[i] for i in steps], mode="markers", name=kind,
                                  marker=dict(color=colour, size=7)))
     fig.add_vline(x=step, line=dict(color="#e63946", width=2))
+    finite = [v for v in psnr if v < 100.0] or [0.0]  # 100 dB means identical: keep it off the scale
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step",
-                      yaxis_title="x0 PSNR (dB)", legend=dict(orientation="h", y=-0.4),
+                      yaxis=dict(title="x0 PSNR (dB)", range=[min(finite) - 3, max(finite) + 8]), legend=dict(orientation="h", y=-0.4),
                       title=dict(text="predicted x0, FRDiff vs full compute", font=dict(size=13)))
     return fig
 

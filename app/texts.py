@@ -36,9 +36,10 @@ so you can see how far a cache can be carried (dotted lines: your policy's keyfr
 FREQUENCY_HELP = """Why mix? At every reuse step of one FRDiff run, frdiff records the keyframe's
 prediction (what reduced NFE would use), the feature-reuse output, the mix the sampler actually
 used, and, for this analysis only, the full-compute prediction at the same input. The spectra
-show each one's error per spatial frequency: the keyframe's prediction keeps the coarse
-structure but misses detail, feature reuse keeps detail, and the mix should beat both where
-0 < lam < 1. The lam curve follows your mixing sliders live; the last plot is the final images."""
+show each one's error per spatial frequency. The paper's argument: the keyframe's prediction
+keeps the coarse structure but misses detail, feature reuse keeps detail, so a mix beats both.
+The table under the plot says whether that holds for *this* run. The lam curve follows your
+mixing sliders live; the last plot is the final images' error spectra."""
 
 TRAJECTORY_HELP = """The sample x_t looks like static for half the run, so this shows the **predicted
 x0** (what the network thinks the clean image is) at every step, for full compute and FRDiff

@@ -61,19 +61,20 @@ def build_demo(concurrency: int | None = None) -> gr.Blocks:
 
 def _policy_editor(model, scheduler, steps) -> dict:
     """The policy shared by every tab: presets, the text grid, the mixing sliders, its drawing."""
-    with gr.Accordion("Keyframe policy and score mixing (used by every tab)", open=True):
-        with gr.Row():
-            with gr.Column(scale=3):
-                preset = gr.Dropdown(preset_names(*DEFAULT[:3]), value=DEFAULT[3], elem_id="preset",
-                                     label="policy preset (fills the editor)")
+    with gr.Group():
+        with gr.Row(equal_height=True):
+            preset = gr.Dropdown(preset_names(*DEFAULT[:3]), value=DEFAULT[3], elem_id="preset", scale=2,
+                                 label="keyframe policy (used by every tab): a preset fills the editor")
+            mixing = gr.Checkbox(True, label="score mixing", elem_id="mixing", scale=0, min_width=140)
+            status = gr.Markdown(elem_id="policy-status")
+        with gr.Accordion("edit the policy cell by cell, and the mixing ramp", open=False, elem_id="edit-policy"):
+            with gr.Row():
                 editor = gr.Textbox(preset_text(*DEFAULT), lines=10, max_lines=40, label="keyframe policy",
-                                    elem_id="policy-editor", info=EDITOR_HELP, max_length=LIMITS.text)
-            with gr.Column(scale=2):
-                mixing = gr.Checkbox(True, label="score mixing", elem_id="mixing")
-                slope = gr.Slider(1, 100, value=30, step=1, label="mixing slope k", elem_id="slope")
-                bias = gr.Slider(0, 1, value=0.5, step=0.05, label="mixing bias b", elem_id="bias")
-                status = gr.Markdown(elem_id="policy-status")
-        grid = gr.Plot(label="policy", elem_id="policy-grid")
+                                    elem_id="policy-editor", info=EDITOR_HELP, max_length=LIMITS.text, scale=3)
+                with gr.Column(scale=1):
+                    slope = gr.Slider(1, 100, value=30, step=1, label="mixing slope k", elem_id="slope")
+                    bias = gr.Slider(0, 1, value=0.5, step=0.05, label="mixing bias b", elem_id="bias")
+        grid = gr.Plot(show_label=False, elem_id="policy-grid")
 
     def presets_for(model, scheduler, steps, current):
         names = preset_names(model, scheduler, steps)
@@ -128,7 +129,7 @@ def _compare_tab(settings, runs: dict):
                 text, settings_ | {"runs": rows, "notes": notes_}, grids)
 
     run.click(safe(generate), [*settings, methods], [gallery, slider, left, right, diffs, table, notes,
-                                                     numbers, images], api_name="generate", **runs)
+                                                     numbers, images], api_name="generate", show_progress_on=[gallery], **runs)
 
     def pair(grids, a, b):
         if a not in grids or b not in grids:
@@ -169,7 +170,7 @@ def _redundancy_tab(settings, policy, runs):
                 redundancy.matrix(d, chosen, marks), d, d)
 
     measure.click(safe(similarity), [*settings, block], [heatmap, summary, block, matrix, numbers, data],
-                  api_name="similarity", **runs)
+                  api_name="similarity", show_progress_on=[heatmap], **runs)
 
     def redraw(d, block, model, steps, editor):
         if not d or block not in d.get("blocks", []):
@@ -195,7 +196,7 @@ def _frequency_tab(settings, policy, runs):
         score_fig, lam_fig, final_fig = frequency.figures(d)
         return score_fig, lam_fig, final_fig, frequency.summary(d), d
 
-    run.click(safe(spectra), settings, [scores, lam, final, summary, numbers], api_name="spectra", **runs)
+    run.click(safe(spectra), settings, [scores, lam, final, summary, numbers], api_name="spectra", show_progress_on=[scores], **runs)
 
     def lam_now(model, steps, editor, mixing, slope, bias):
         from .inputs import mixing_of, policy_of
@@ -235,7 +236,7 @@ def _trajectory_tab(settings, runs):
                 distance_figure(d["psnr"], d["kinds"], 0), trajectory.numbers(d))
 
     record.click(safe(run), settings, [data, step, full, fast, text, curve, numbers],
-                 api_name="trajectory", **runs)
+                 api_name="trajectory", show_progress_on=[full, fast], **runs)
 
     def scrub(d, s):
         if not d:

@@ -56,6 +56,29 @@ def test_shipped_auto_fr_runs_where_it_ships_and_is_a_note_elsewhere():
     assert len(runs) == 2 and "no shipped Auto-FR policy" in notes[0]
 
 
+def test_a_failing_or_missing_peer_is_a_note_and_the_other_methods_run(monkeypatch):
+    import app.peers
+
+    def broken(*args):
+        raise RuntimeError("the package blew up")
+    monkeypatch.setattr(app.peers, "run_peer", broken)
+    runs, notes, _ = run_compare(methods=["peer", "fewer-steps"])
+    assert [r.name for r in runs][-1] == "Fewer steps (4)"
+    assert "failed (RuntimeError: the package blew up)" in notes[0]
+    monkeypatch.undo()
+    monkeypatch.setattr("frdiff.peers._probe", lambda module, package: f"{package} is not installed")
+    runs, notes, _ = run_compare(methods=["peer"])
+    assert len(runs) == 2 and "DeepCache (interval 3) is unavailable here" in notes[0]
+
+
+def test_the_peer_that_applies_runs_with_its_counted_compute():
+    for model, name in (("glyph-unet", "DeepCache (interval 3) (peer)"), ("glyph-dit", "MagCache (peer)")):
+        runs, notes, _ = run_compare(model, "A7", 8, methods=["peer"], text=policy_text(model, 8))
+        assert not notes and runs[-1].name == name
+        assert runs[-1].calls == 8 and runs[-1].counted >= 1.0
+        assert not torch.equal(runs[-1].images, runs[0].images) or runs[-1].counted == 1.0
+
+
 @pytest.mark.parametrize("glyphs, message", [("A0", "valid glyphs"), ("", "at least one"),
                                              ("A" * 9, "at most 8"), (None, "must be text")])
 def test_compare_rejects_bad_glyphs(glyphs, message):
@@ -162,4 +185,14 @@ def test_frequency_tab_returns_mixed_score_and_image_spectra():
     assert {t.name for t in scores.data} == {"keyframe's prediction (reduced NFE)", "feature reuse (FR)",
                                              "score mixing (what the sampler used)"}
     assert len(data["lam_curve"]) == 10 and "low-frequency error" in frequency.summary(data)
+    assert "the paper's picture" in frequency.summary(data).lower()
     assert "FRDiff (FR + mixing)" in data["images"]["runs"]
+
+
+@pytest.mark.parametrize("key, fr, verdict", [([1e-3] * 4 + [1e-2] * 4, [1e-2] * 4 + [1e-3] * 4, "**holds**"),
+                                              ([1e-3] * 8, [1e-2] * 8, "**does not hold**")])
+def test_frequency_summary_states_what_the_numbers_show(key, fr, verdict):
+    mixed = [(a + b) / 2 for a, b in zip(key, fr)]
+    data = {"scores": {"bands": list(range(8)), "lam": [1.0, 0.5, 1.0],
+                       "mean": {"eps_key": key, "eps_fr": fr, "mixed": mixed}}}
+    assert verdict in frequency.summary(data)

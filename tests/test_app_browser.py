@@ -39,6 +39,8 @@ def page(app_url, tmp_path_factory):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.goto(app_url)
+        page.get_by_text("edit the policy cell by cell").click()  # open the editor
+        expect(page.locator("#policy-editor textarea")).to_be_visible(timeout=30_000)
         yield page
         page.screenshot(path=str(tmp_path_factory.getbasetemp() / "app.png"), full_page=True)
         browser.close()
@@ -58,6 +60,7 @@ def test_generate_compares_every_run_and_the_slider_picks_a_pair(page):
         re.compile(r"KFKFKFKFKF"), timeout=30_000)
     expect(page.locator("#policy-status")).to_contain_text("Valid: 5 keyframe steps", timeout=30_000)
     page.get_by_label("FR only (mixing off)").check()
+    page.get_by_label("Auto-FR (shipped policy)").check()  # none ships for 10 steps: a note
     page.locator("#generate").click()
     results = page.locator("#results")
     expect(results).to_contain_text("Fewer steps (", timeout=90_000)
