@@ -1,6 +1,6 @@
 """How fast the app answers: time to first page after `python app.py`, and /generate times.
 
-    python -m analysis.app_bench [--repeats 3] [--port 7861] [--json]
+    python -m analysis.app_bench [--repeats 3] [--port 7861] [--methods fewer-steps,peer] [--json]
 
 Starts `python app.py` in a subprocess (a real server, as a user would), polls the page until
 it answers, then drives /generate with gradio_client on the defaults a visitor gets: glyph-unet,
@@ -42,6 +42,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--port", type=int, default=7861)
+    ap.add_argument("--methods", default=None, help="comma-separated optional methods "
+                    "(default: the app's default set)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from gradio_client import Client
@@ -59,11 +61,13 @@ def main() -> None:
         first_page = time.perf_counter() - start
         client = Client(url, verbose=False)
         text = preset_text("glyph-unet", "DDIM", 50, "uniform, interval 2")
+        chosen = args.methods.split(",") if args.methods is not None else list(DEFAULT_METHODS)
+        chosen = [m for m in chosen if m]
         times, methods = [], None
         for _ in range(args.repeats + 1):
             t = time.perf_counter()
             out = client.predict("glyph-unet", "A7K3", "DDIM", 50, text, True, 30, 0.5, 0,
-                                 list(DEFAULT_METHODS), api_name="/generate")
+                                 chosen, api_name="/generate")
             times.append(time.perf_counter() - t)
             methods = [r["method"] for r in out[7]["runs"]]
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import torch
 
@@ -41,11 +42,13 @@ def compare(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias
                                                             s.policy, s.mixing, s.seed)
     keys = method_keys(methods)
     total = steps * (2 + len(keys))  # an estimate: fewer-steps runs are shorter
-    done = [0]
+    done, shown = [0], [0.0]
 
     def tick(name):
         done[0] += 1
-        if progress is not None:
+        now = time.perf_counter()
+        if progress is not None and now - shown[0] > 0.25:  # each update is a message to the page
+            shown[0] = now
             progress((min(done[0], total), total), desc=name, unit="steps")
 
     runs, notes = [], []
@@ -78,8 +81,19 @@ def policy_summary(policy) -> str:
 
 
 def difference(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """White where a run equals full compute, darker with |difference| x DIFF_GAIN."""
-    return 1 - ((images - reference).abs() * DIFF_GAIN).clamp(0, 1)
+    """|images - reference| per pixel (mean over colours) x DIFF_GAIN through a colour map whose
+    zero is white: identical pixels white, larger errors darker and redder."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    ramp = LinearSegmentedColormap.from_list("difference", ["#ffffff", "#f4a261", "#e63946", "#1d1d1d"])
+    error = ((images.float() - reference.float()).abs().mean(1) * DIFF_GAIN).clamp(0, 1)
+    rgb = ramp(error.cpu().numpy())[..., :3]  # (N, H, W, 3)
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).float()
+
+
+def columns(n: int) -> int:
+    """Glyphs per row of a run's grid: two rows once there are more than four."""
+    return n if n <= 4 else -(-n // 2)
 
 
 def score(runs: list[Run], model: str, chars: str) -> list[dict]:
@@ -105,8 +119,10 @@ def table_rows(rows: list[dict]) -> list[list]:
 
 
 def grids(runs: list[Run], ncol: int) -> tuple[dict, list]:
+    # ncol: the number of glyphs; grids wrap into two rows past four
     """name -> image grid of every run, and the amplified difference of each against full compute."""
     full = runs[0].images
+    ncol = columns(ncol)
     images = {r.name: make_grid(r.images, ncol=ncol, scale=4) for r in runs}
     diffs = [(make_grid(difference(r.images, full), ncol=ncol, scale=4), r.name) for r in runs[1:]]
     return images, diffs

@@ -13,6 +13,7 @@ from frdiff.images import make_grid
 from frdiff.metrics import psnr
 
 from . import inputs
+from .compare import columns
 from .models import POOL
 
 
@@ -43,7 +44,7 @@ def frame(data: dict, step) -> tuple:
     if not data:
         raise ValueError("record a trajectory first (the Record button)")
     step = inputs._integer(step, "step", 0, data["steps"] - 1)
-    ncol = data["ncol"]
+    ncol = columns(data["ncol"])
     left = make_grid(data["full"][step], ncol=ncol, scale=4)
     right = make_grid(data["frdiff"][step], ncol=ncol, scale=4)
     kind = data["kinds"][step]

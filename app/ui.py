@@ -103,7 +103,7 @@ def _compare_tab(settings, runs: dict):
         left = gr.Dropdown([FULL], value=FULL, label="slider: left", elem_id="slider-left")
         right = gr.Dropdown([FRDIFF], value=FRDIFF, label="slider: right", elem_id="slider-right")
     slider = gr.ImageSlider(label="drag to compare", type="pil", elem_id="slider", max_height=360, format="png")
-    diffs = gr.Gallery(label=f"|run - full compute| x {cmp.DIFF_GAIN} (white: identical)", columns=4,
+    diffs = gr.Gallery(label=f"|run - full compute| x {cmp.DIFF_GAIN} per pixel (white: identical)", columns=4,
                        height="auto", object_fit="contain", elem_id="diffs", format="png")
     table = gr.Dataframe(headers=cmp.HEADERS, interactive=False, elem_id="results", wrap=True)
     notes = gr.Markdown(elem_id="compare-notes")
