@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.request
 
-from frdiff.bench import machine
+from frdiff.timing import machine
 
 
 def wait_for_page(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> float:

@@ -17,9 +17,10 @@ import os
 import torch
 
 from frdiff import ScoreMixing, block_depths, load_pipeline, set_scheduler
-from frdiff.bench import machine, measure_quality, measure_speed
-from frdiff.pipelines import load_classifier
+from frdiff.glyphs import load_classifier
+from frdiff.glyphs.bench import measure_quality, measure_speed
 from frdiff.policy import KeyframePolicy
+from frdiff.timing import machine
 
 CONFIGS = [  # (label, policy spec, mixing on)
     ("all keyframes (hook overhead)", "uniform:1", True),

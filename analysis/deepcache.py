@@ -44,12 +44,13 @@ from diffusers.models.attention_processor import Attention
 from tqdm.auto import tqdm
 
 from frdiff import ScoreMixing, block_depths, load_pipeline, set_scheduler
-from frdiff.bench import collect_rows, fewer_steps_row, machine, measure_speed_with, policy_row, quality_against
 from frdiff.cost import MacCounter
-from frdiff.evaluate import balanced_labels, generate
+from frdiff.glyphs import load_classifier
+from frdiff.glyphs.bench import collect_rows, fewer_steps_row, measure_speed_with, policy_row, quality_against
+from frdiff.glyphs.evaluate import balanced_labels, generate
 from frdiff.peers import deepcache
-from frdiff.pipelines import load_classifier
 from frdiff.policy import KeyframePolicy
+from frdiff.timing import machine
 
 
 def ideal_speedup(pipe, make_context, steps: int) -> float:

@@ -17,10 +17,10 @@ import os
 import torch
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate, load_pipeline, set_scheduler
-from frdiff.bench import machine
-from frdiff.evaluate import balanced_labels, generate
+from frdiff.glyphs import load_classifier
+from frdiff.glyphs.evaluate import balanced_labels, generate
 from frdiff.metrics import accuracy, classify, psnr, ssim
-from frdiff.pipelines import load_classifier
+from frdiff.timing import machine
 
 
 def main() -> None:

@@ -20,10 +20,10 @@ import time
 import torch
 
 from frdiff import load_pipeline
-from frdiff.bench import machine
-from frdiff.evaluate import classifier_accuracy, evaluate
+from frdiff.glyphs import load_classifier
+from frdiff.glyphs.evaluate import classifier_accuracy, evaluate
 from frdiff.images import save_grid
-from frdiff.pipelines import load_classifier
+from frdiff.timing import machine
 
 MODELS = ("glyph-unet", "glyph-dit")
 

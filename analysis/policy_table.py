@@ -19,8 +19,9 @@ import os
 import torch
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate, load_pipeline, set_scheduler
-from frdiff.bench import machine, measure_quality, measure_speed
-from frdiff.pipelines import load_classifier
+from frdiff.glyphs import load_classifier
+from frdiff.glyphs.bench import measure_quality, measure_speed
+from frdiff.timing import machine
 
 
 def ideal_speedup(pipe, policy: KeyframePolicy, mixing: ScoreMixing) -> float:

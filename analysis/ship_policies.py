@@ -21,7 +21,7 @@ import time
 from analysis.policy_table import ideal_speedup
 from frdiff import KeyframePolicy, ScoreMixing, load_pipeline, set_scheduler
 from frdiff.autofr import tune
-from frdiff.bench import machine
+from frdiff.timing import machine
 
 
 def policy_path(model: str, scheduler: str, steps: int, speedup: float) -> str:

@@ -29,8 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from frdiff import load_pipeline  # noqa: E402
 from frdiff.analysis import frequency_comparison  # noqa: E402
-from frdiff.bench import machine  # noqa: E402
-from frdiff.evaluate import balanced_labels  # noqa: E402
+from frdiff.glyphs.evaluate import balanced_labels  # noqa: E402
+from frdiff.timing import machine  # noqa: E402
 
 MODELS = ("glyph-unet", "glyph-dit")
 GROUPS = {"low 0-3": (0, 3), "mid 4-9": (4, 9), "high 10-16": (10, 16)}

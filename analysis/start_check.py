@@ -20,7 +20,7 @@ import torch
 
 from frdiff import ScoreMixing, load_pipeline, set_scheduler
 from frdiff.autofr import tune
-from frdiff.bench import machine
+from frdiff.timing import machine
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from frdiff import KeyframePolicy, ScoreMixing, load_pipeline  # noqa: E402
 from frdiff.analysis import temporal_similarity  # noqa: E402
-from frdiff.bench import machine  # noqa: E402
+from frdiff.timing import machine  # noqa: E402
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from diffusers import UNet2DModel
 from torch.profiler import profile
 
 from frdiff import load_pipeline
-from frdiff.bench import machine
+from frdiff.timing import machine
 
 
 def call_ms(unet, batch: int, repeats: int = 10) -> float:

@@ -8,7 +8,8 @@ import logging
 import gradio as gr
 
 log = logging.getLogger("frdiff.app")
-GENERIC = "Something went wrong on the server while running this; the error was logged. Try again or change the settings."
+GENERIC = ("Something went wrong on the server while running this; the error was logged. "
+           "Try again or change the settings.")
 
 
 def user_message(err: Exception) -> str:

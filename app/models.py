@@ -21,8 +21,8 @@ from functools import lru_cache
 import torch
 
 from frdiff import block_depths, load_pipeline
-from frdiff.pipelines import SCHEDULERS as SCHEDULER_CLASSES
-from frdiff.pipelines import GlyphPipeline, load_classifier
+from frdiff.glyphs import GlyphPipeline, load_classifier
+from frdiff.schedulers import SCHEDULERS as SCHEDULER_CLASSES
 
 MODELS = ("glyph-unet", "glyph-dit")
 SCHEDULERS = {"DDIM": "ddim", "DPM-Solver++": "dpmsolver", "Euler": "euler"}

@@ -37,7 +37,7 @@ def policy_figure(policy: KeyframePolicy, mixing: ScoreMixing, blocks: list[str]
     fig = go.Figure(go.Heatmap(z=z, y=[_short(n) for n in names], zmin=-0.5, zmax=3.5,
                                colorscale=scale, showscale=False, text=text, hoverinfo="text",
                                xgap=1, ygap=1))
-    for value, colour, meaning in CELLS:  # a legend for the discrete colours
+    for _, colour, meaning in CELLS:  # a legend for the discrete colours
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=meaning,
                                  marker=dict(size=10, color=colour, symbol="square",
                                              line=dict(width=1, color="#888"))))
@@ -125,7 +125,8 @@ def distance_figure(psnr: list[float], kinds: list[str], step: int) -> go.Figure
     fig.add_vline(x=step, line=dict(color="#e63946", width=2))
     finite = [v for v in psnr if v < 100.0] or [0.0]  # 100 dB means identical: keep it off the scale
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step",
-                      yaxis=dict(title="x0 PSNR (dB)", range=[min(finite) - 3, max(finite) + 8]), legend=dict(orientation="h", y=-0.4),
+                      yaxis=dict(title="x0 PSNR (dB)", range=[min(finite) - 3, max(finite) + 8]),
+                      legend=dict(orientation="h", y=-0.4),
                       title=dict(text="predicted x0, FRDiff vs full compute", font=dict(size=13)))
     return fig
 

@@ -7,7 +7,7 @@ import os
 import re
 
 from frdiff import KeyframePolicy
-from frdiff.pipelines import ASSETS_DIR
+from frdiff.glyphs import ASSETS_DIR
 
 from . import inputs
 from .models import SCHEDULERS, blocks_of

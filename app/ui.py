@@ -13,6 +13,7 @@ from . import compare as cmp
 from . import frequency, redundancy, trajectory
 from .editor import check_policy
 from .errors import safe
+from .files import image_file
 from .inputs import LIMITS, MIN_STEPS
 from .methods import DEFAULT_METHODS, FRDIFF, FULL, OPTIONAL
 from .models import MODELS, POOL, SCHEDULERS, app_concurrency, blocks_of
@@ -123,13 +124,16 @@ def _compare_tab(settings, runs: dict):
             "Times are one run each on the machine serving this app (shared CPU): measured speedups "
             "are indicative; `python -m frdiff bench` measures properly (warm-up, interleaved pairs, "
             "median). Counted speedup = full-compute MACs / MACs this run executed."])
-        return ([(g, caption[n]) for n, g in grids.items()], (grids[FULL], grids[FRDIFF]),
+        files = {n: image_file(g) for n, g in grids.items()}  # by path: see app/files.py
+        return ([(f, caption[n]) for n, f in files.items()], (files[FULL], files[FRDIFF]),
                 gr.Dropdown(choices=names, value=FULL), gr.Dropdown(choices=names, value=FRDIFF),
-                [(g, caption[n]) for g, n in diff_grids], {"headers": cmp.HEADERS, "data": cmp.table_rows(rows)},
-                text, settings_ | {"runs": rows, "notes": notes_}, grids)
+                [(image_file(g), caption[n]) for g, n in diff_grids],
+                {"headers": cmp.HEADERS, "data": cmp.table_rows(rows)},
+                text, settings_ | {"runs": rows, "notes": notes_}, files)
 
     run.click(safe(generate), [*settings, methods], [gallery, slider, left, right, diffs, table, notes,
-                                                     numbers, images], api_name="generate", show_progress_on=[gallery], **runs)
+                                                     numbers, images], api_name="generate",
+              show_progress_on=[gallery], **runs)
 
     def pair(grids, a, b):
         if a not in grids or b not in grids:
@@ -196,7 +200,8 @@ def _frequency_tab(settings, policy, runs):
         score_fig, lam_fig, final_fig = frequency.figures(d)
         return score_fig, lam_fig, final_fig, frequency.summary(d), d
 
-    run.click(safe(spectra), settings, [scores, lam, final, summary, numbers], api_name="spectra", show_progress_on=[scores], **runs)
+    run.click(safe(spectra), settings, [scores, lam, final, summary, numbers], api_name="spectra",
+              show_progress_on=[scores], **runs)
 
     def lam_now(model, steps, editor, mixing, slope, bias):
         from .inputs import mixing_of, policy_of
@@ -231,8 +236,11 @@ def _trajectory_tab(settings, runs):
     def run(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, progress=gr.Progress()):
         progress(0, desc="full compute and FRDiff, every predicted x0 kept")
         d = trajectory.record(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed)
-        left, right, md = trajectory.frame(d, 0)
-        return (d, gr.Slider(maximum=d["steps"] - 1, value=0), left, right, md,
+        frames = [trajectory.frame(d, i) for i in range(d["steps"])]  # rendered once: scrubbing only reads
+        stored = {"frames": [(image_file(a), image_file(b), md) for a, b, md in frames],
+                  "psnr": d["psnr"], "kinds": d["kinds"], "steps": d["steps"]}
+        left, right, md = stored["frames"][0]
+        return (stored, gr.Slider(maximum=d["steps"] - 1, value=0), left, right, md,
                 distance_figure(d["psnr"], d["kinds"], 0), trajectory.numbers(d))
 
     record.click(safe(run), settings, [data, step, full, fast, text, curve, numbers],
@@ -241,8 +249,9 @@ def _trajectory_tab(settings, runs):
     def scrub(d, s):
         if not d:
             return gr.skip(), gr.skip(), "Record a trajectory first.", gr.skip()
-        left, right, md = trajectory.frame(d, s)
-        return left, right, md, distance_figure(d["psnr"], d["kinds"], int(s))
+        step = min(max(int(s), 0), d["steps"] - 1)
+        left, right, md = d["frames"][step]
+        return left, right, md, distance_figure(d["psnr"], d["kinds"], step)
 
     step.change(safe(scrub), [data, step], [full, fast, text, curve], **CHEAP)
     play.change(lambda on: gr.Timer(active=on), play, timer, **CHEAP)

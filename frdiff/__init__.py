@@ -1,11 +1,29 @@
-"""frdiff: training-free acceleration of diffusion models by feature reuse (FRDiff)."""
+"""frdiff: training-free acceleration of diffusion models by feature reuse (FRDiff).
 
-from .adaptive import AdaptivePolicy
+The library (this package) never imports the glyph testbed (`frdiff.glyphs`); `load_pipeline`
+and `GlyphPipeline` come from it on first use, so `import frdiff` does not load it.
+"""
+
 from .accelerate import RunStats, accelerate, block_depths, describe
+from .adaptive import AdaptivePolicy
 from .mixing import ScoreMixing
-from .pipelines import GlyphPipeline, load_pipeline, set_scheduler
 from .policy import KeyframePolicy
+from .schedulers import set_scheduler
 
-__all__ = ["AdaptivePolicy", "GlyphPipeline", "KeyframePolicy", "RunStats", "ScoreMixing",
-           "accelerate", "block_depths", "describe", "load_pipeline", "set_scheduler"]
+__all__ = ["AdaptivePolicy", "KeyframePolicy", "RunStats", "ScoreMixing", "accelerate",
+           "block_depths", "describe", "load_pipeline", "set_scheduler"]
 __version__ = "0.1.0"
+
+_FROM_TESTBED = ("GlyphPipeline", "load_pipeline")
+
+
+def __getattr__(name: str):
+    if name in _FROM_TESTBED:
+        from . import glyphs
+
+        return getattr(glyphs, name)
+    raise AttributeError(f"module 'frdiff' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_FROM_TESTBED))

@@ -15,6 +15,15 @@ model call of each step decides, after the probe block, whether the step is a ke
 Observers (analysis only): set `run.observer` to a callable before sampling and it gets a
 `MixEvent` at every model call of every reuse step: eps_key, the FR output and the mix, in the
 space score mixing blends. Without an observer nothing extra is computed.
+
+Precision and schedulers: score mixing computes in float32 and every output returned to the
+pipeline has the dtype the model returns (fp16/bf16 pipelines keep their latents' dtype). The
+mixer (eps hold, or x0 forecast for DPM-Solver++) is chosen from the scheduler's class and its
+real algorithm when accelerate() is entered; swap schedulers before that, never inside (that
+is refused). What the step clock supports (runs that start part-way, Heun/KDPM2, per-branch
+CFG calls) and refuses is listed in clock.py. A long-lived context stays bounded: caches are
+freed after every run, and `RunStats.keyframe_steps` keeps the last `RunStats.kept_runs` runs
+(`mean_keyframes` counts them all).
 """
 
 from __future__ import annotations
@@ -23,25 +32,27 @@ import contextlib
 import inspect
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 
 from .adaptive import AdaptivePolicy, AdaptiveState, relative_change
-from .clock import StepClock, drive_clock
+from .clock import StepClock, drive_clock, length_mismatch
 from .cost import MacCounter
-from .mixing import (MixEvent, Prediction, ScoreMixing, extra_channels, forecast_x0,
-                     from_prediction, in_space, log_snr, output_for_x0, to_prediction, x0_of)
+from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
 from .policy import KeyframePolicy
 from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook
-from .targets import (PolicyBlock, build_output, denoiser_of, expensive_part, find_blocks,
-                      is_data_prediction_solver, map_tensors, model_point, sample_of,
-                      with_sample)
+from .targets import (PolicyBlock, build_output, cast_like, denoiser_of, expensive_part,
+                      find_blocks, is_data_prediction_solver, map_tensors, model_point, nbytes,
+                      sample_of, with_sample)
+from .targets import block_depths, describe  # noqa: F401 (public names of this module)
 
 
 @dataclass
 class RunStats:
     """What an accelerated context did, summed over every pipeline call inside it."""
+
+    kept_runs: ClassVar[int] = 64  # runs whose keyframe lists a long-lived context keeps
 
     modules_reused: dict = field(default_factory=dict)  # FR units by kind, and skip blocks
     network_calls: int = 0  # model forwards that ran (full or FR)
@@ -52,7 +63,9 @@ class RunStats:
     peak_cache_bytes: int = 0
     cache_misses: int = 0  # reuse asked for but no cache (computed instead)
     probe_calls: int = 0  # adaptive lam = 0 steps: the network stopped after the probe block
-    keyframe_steps: list = field(default_factory=list)  # per sampling run, its keyframe steps
+    keyframe_steps: list = field(default_factory=list)  # the last kept_runs runs' keyframe steps
+    sampling_runs: int = 0  # set_timesteps calls, all of them
+    keyframes_total: int = 0  # keyframe steps over all runs
 
     @property
     def ideal_speedup(self) -> float:
@@ -61,28 +74,21 @@ class RunStats:
     @property
     def mean_keyframes(self) -> float:
         """Keyframe steps per sampling run (adaptive policies choose them per input)."""
-        runs = self.keyframe_steps
-        return sum(map(len, runs)) / len(runs) if runs else float("nan")
+        return self.keyframes_total / self.sampling_runs if self.sampling_runs else float("nan")
+
+    def start_run(self) -> None:
+        """A sampling run begins; only the last kept_runs keep their keyframe lists."""
+        self.sampling_runs += 1
+        self.keyframe_steps.append([])
+        del self.keyframe_steps[:-self.kept_runs]
+
+    def add_keyframe(self, step: int) -> None:
+        self.keyframes_total += 1
+        self.keyframe_steps[-1].append(step)
 
     def as_dict(self) -> dict:
         return asdict(self) | {"ideal_speedup": self.ideal_speedup,
                                "mean_keyframes": self.mean_keyframes}
-
-
-def describe(pipe_or_model) -> str:
-    """A readable summary of what frdiff can reuse in a pipeline's (or a model's) denoiser."""
-    model = pipe_or_model if isinstance(pipe_or_model, torch.nn.Module) else denoiser_of(pipe_or_model)
-    lines = [f"{type(model).__name__}: policy blocks and their FR units"]
-    for b in find_blocks(model):
-        kinds = ", ".join(f"{u.name[len(b.name) + 1:]} ({u.kind})" for u in b.units) or "none"
-        lines.append(f"  {b.name:<22} {type(b.module).__name__:<24} {kinds}")
-    return "\n".join(lines)
-
-
-def block_depths(pipe_or_model) -> dict[str, int]:
-    """Policy block names in call order, with their depth (0 = outermost UNet level)."""
-    model = pipe_or_model if isinstance(pipe_or_model, torch.nn.Module) else denoiser_of(pipe_or_model)
-    return {b.name: b.depth for b in find_blocks(model)}
 
 
 class _StopAfterProbe(Exception):
@@ -96,6 +102,7 @@ class Run:
                  policy: KeyframePolicy | AdaptivePolicy, mixing: ScoreMixing,
                  cache_dtype: torch.dtype | None):
         self.model, self.scheduler, self.blocks = model, scheduler, blocks
+        self.pipe = None  # a pipeline whose `scheduler` must stay the one driving the clock
         self.policy, self.mixing, self.cache_dtype = policy, mixing, cache_dtype
         self.clock = StepClock()
         self.stats = RunStats()
@@ -105,10 +112,9 @@ class Run:
         self.capturing = None
         self._cache: dict[tuple[int, int], object] = {}
         self._cache_bytes: dict[tuple[int, int], int] = {}
+        self._cache_dtypes: dict[tuple[int, int], object] = {}  # with cache_dtype: the originals
+        self._out_meta: tuple[type, torch.dtype] | None = None  # the model output's type, dtype
         self._branch = 0
-        self._keys: dict[int, Prediction] = {}
-        self._x0_history: dict[int, list] = {}
-        self._data_space = is_data_prediction_solver(scheduler)
         self._call_macs: dict[int, int] = {}  # full model MACs per branch (from the probe)
         self._probe_macs: dict[int, int] = {}  # adaptive: MACs up to the end of the probe block
         self._counter: MacCounter | None = None
@@ -116,8 +122,10 @@ class Run:
         self._unit_savings: dict[tuple[int, int], int] = {}  # (id(unit/block), branch) -> MACs saved
         self._signature = inspect.signature(model.forward)
         self.prediction_type = getattr(scheduler.config, "prediction_type", "epsilon")
-        x0_mixed = self._data_space or self.prediction_type == "sample"
-        self.space = "x0" if x0_mixed else "eps"  # what score mixing blends
+        self.mixer = mixer_for(is_data_prediction_solver(scheduler), self.prediction_type,
+                               mixing.multistep)  # chosen once per scheduler family
+        self.space = self.mixer.space  # what score mixing blends: "eps" or "x0"
+        self._keys = self.mixer.keys  # eps_key / x0_key history per branch, cleared per run
         self.observer: Callable[[MixEvent], None] | None = None
         n = policy.num_steps  # does any step blend or reuse eps_key? (else keyframes skip storing it)
         known = policy.forced_keyframe if self.adaptive else policy.is_keyframe
@@ -132,11 +140,17 @@ class Run:
     # -- clock events ------------------------------------------------------------------
     def on_start(self, num_steps: int) -> None:
         if num_steps != self.policy.num_steps:
-            raise ValueError(f"the policy covers {self.policy.num_steps} steps but the sampler "
-                             f"runs {num_steps}; make the policy for num_inference_steps={num_steps}")
+            raise ValueError(length_mismatch(self.policy.num_steps, num_steps, self.scheduler))
         self.clear()
         self.clock.start(num_steps)
-        self.stats.keyframe_steps.append([])
+        self.stats.start_run()
+
+    def on_begin(self, step: int) -> None:
+        """After the run's first step(): it was `step` (img2img strength, denoising_start)."""
+        if step != self.clock.step:
+            self.clock.begin_at(step)
+            runs = self.stats.keyframe_steps  # the first step was a keyframe, filed as step 0
+            runs[-1] = [step if s == 0 else s for s in runs[-1]]
 
     def on_step(self, output=None):
         self.clock.advance()
@@ -147,17 +161,19 @@ class Run:
     def clear(self) -> None:
         self._cache.clear()
         self._cache_bytes.clear()
-        self._keys.clear()
-        self._x0_history.clear()
+        self._cache_dtypes.clear()
+        self.mixer.clear()
         if self.adaptive is not None:
             self.adaptive.reset()
 
     # -- caches --------------------------------------------------------------------------
     def store(self, owner, value) -> None:
         key = (id(owner), self._branch)
+        if self.cache_dtype is not None:
+            self._cache_dtypes[key] = map_tensors(lambda t: t.dtype, value)
         value = map_tensors(lambda t: t.detach().to(self.cache_dtype or t.dtype), value)
         self._cache[key] = value
-        self._cache_bytes[key] = _nbytes(value)
+        self._cache_bytes[key] = nbytes(value)
         total = sum(self._cache_bytes.values())
         self.stats.peak_cache_bytes = max(self.stats.peak_cache_bytes, total)
 
@@ -168,11 +184,12 @@ class Run:
             return None
         if self.cache_dtype is None:
             return value
-        return map_tensors(lambda t: t.to(self._compute_dtype), value)
+        return cast_like(value, self._cache_dtypes[(id(owner), self._branch)])
 
     # -- the model's forward -----------------------------------------------------------
     def model_forward(self, original):
         def forward(*args, **kwargs):
+            self._check_scheduler()
             self._branch = branch = self.clock.next_call()
             step = self.clock.step
             if branch == 0:  # every CFG branch of a step follows its first call's decision
@@ -194,7 +211,7 @@ class Run:
             keyframe = self.keyframe
             lam = 1.0 if keyframe else reuse_lam
             if branch == 0 and keyframe:
-                self.stats.keyframe_steps[-1].append(step)
+                self.stats.add_keyframe(step)
             self._account(step, branch, keyframe, lam, probe_only)
             shadow = None
             if out is None and not keyframe and self.observer is not None:
@@ -225,8 +242,20 @@ class Run:
             self._counter = None
         return out
 
+    def _check_scheduler(self) -> None:
+        """The pipeline still samples with the scheduler whose steps drive the clock."""
+        current = getattr(self.pipe, "scheduler", self.scheduler)
+        if current is not self.scheduler:
+            raise RuntimeError(f"frdiff: pipe.scheduler was replaced inside accelerate() (now "
+                               f"{type(current).__name__}); its set_timesteps() and step() would "
+                               f"not reach the step clock. Swap schedulers before entering "
+                               f"accelerate().")
+
     def _plan(self, step: int) -> None:
         """The step's keyframe status and block modes (adaptive: the probe completes them)."""
+        if self.clock.first_step:  # empty caches (a run may start part-way, at any row)
+            self.keyframe, self.modes = True, ("K",) * len(self.blocks)
+            return
         if self.adaptive is None:
             self.keyframe = self.policy.is_keyframe(step)
             self.modes = tuple(self.policy.mode(step, i) for i in range(len(self.blocks)))
@@ -262,17 +291,17 @@ class Run:
         x, alpha, sigma = self._point(args, kwargs)
         kind = self.prediction_type
         if keyframe:
-            self._out_type = type(out)
-            keep = self._keep_x0 if self._data_space else self._keep_eps
-            keep(sample_of(out).detach(), x, alpha, sigma, branch, kind)
+            self._out_meta = (type(out), sample_of(out).dtype)
+            self.mixer.keep(sample_of(out).detach(), x, alpha, sigma, branch)
             return out
-        mix = self._mix_x0 if self._data_space else self._mix_eps
-        key, mixed, sample = mix(out, x, alpha, sigma, branch, lam, kind)
+        fr_out = None if out is None else sample_of(out)
+        key, mixed, sample = self.mixer.mix(fr_out, x, alpha, sigma, branch, lam)
         if lam == 1.0:  # pure FR (only observers get here): the network's output, bit for bit
             result = out
-        else:
-            sample = sample.to(x.dtype if out is None else sample_of(out).dtype)
-            result = build_output(self._out_type, sample) if out is None else with_sample(out, sample)
+        else:  # mixed in float32; returned in the dtype the model returns (fp16/bf16 latents)
+            out_type, dtype = self._out_meta
+            sample = sample.to(dtype)
+            result = build_output(out_type, sample) if out is None else with_sample(out, sample)
         if watched:
             fr = out if out is not None else shadow
             fr = None if fr is None else in_space(self.space, sample_of(fr), x, alpha, sigma, kind)
@@ -280,34 +309,6 @@ class Run:
                                    key, fr, fr if lam == 1.0 else mixed, sample_of(result), args,
                                    kwargs))
         return result
-
-    def _keep_eps(self, out, x, alpha, sigma, branch, kind) -> None:
-        """At a keyframe: store eps_key (and x0_key) for the following reuse steps."""
-        self._keys[branch] = to_prediction(out, x, alpha, sigma, kind)
-
-    def _mix_eps(self, out, x, alpha, sigma, branch, lam, kind):
-        """eps = lam eps_FR + (1 - lam) eps_key: noise-prediction solvers (DDIM, Euler)."""
-        key = self._keys[branch]
-        pred = key if out is None else to_prediction(sample_of(out), x, alpha, sigma, kind).mix(key, lam)
-        mixed = from_prediction(pred, alpha, sigma, kind)
-        return getattr(key, self.space), getattr(pred, self.space), mixed
-
-    def _keep_x0(self, out, x, alpha, sigma, branch, kind) -> None:
-        """At a keyframe: append (log-SNR, x0_key, extra channels) to the last two."""
-        history = self._x0_history.setdefault(branch, [])
-        history.append((log_snr(alpha, sigma), x0_of(out, x, alpha, sigma, kind), extra_channels(out, x)))
-        del history[:-2]
-
-    def _mix_x0(self, out, x, alpha, sigma, branch, lam, kind):
-        """Mix data predictions x0: DPM-Solver++ (see mixing.py for hold / extrapolate)."""
-        history = self._x0_history[branch]
-        key = forecast_x0([(snr, v) for snr, v, _ in history], log_snr(alpha, sigma), self.mixing.multistep)
-        x0, extras = key, history[-1][2]
-        if out is not None:
-            x0 = torch.lerp(key, x0_of(sample_of(out), x, alpha, sigma, kind), lam)
-            extras = extra_channels(sample_of(out), x)
-        sample = output_for_x0(x0, x, alpha, sigma, kind)
-        return key, x0, sample if extras is None else torch.cat([sample, extras], 1)
 
     def _point(self, args, kwargs):
         """The model input x and its coefficients: x = alpha x0 + sigma eps."""
@@ -352,18 +353,6 @@ class Run:
             self._saved_macs[key] = saved
         return self._saved_macs[key]
 
-    @property
-    def _compute_dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-
-def _nbytes(value) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, (tuple, list)):
-        return sum(_nbytes(v) for v in value)
-    return 0
-
 
 @contextlib.contextmanager
 def accelerate(pipe_or_model, policy: KeyframePolicy | AdaptivePolicy,
@@ -371,13 +360,16 @@ def accelerate(pipe_or_model, policy: KeyframePolicy | AdaptivePolicy,
                cache_dtype: torch.dtype | None = None):
     """Install FRDiff on a pipeline's denoiser (or a bare model with `scheduler`)."""
     if isinstance(pipe_or_model, torch.nn.Module):
-        model = pipe_or_model
+        model, own_scheduler = pipe_or_model, False
         if scheduler is None:
             raise ValueError("a bare model needs the scheduler that drives its sampling loop")
     else:
         model = denoiser_of(pipe_or_model)
+        own_scheduler = scheduler is None
         scheduler = scheduler or getattr(pipe_or_model, "scheduler", None)
     run = _prepare(model, scheduler, policy, mixing, cache_dtype)
+    if own_scheduler:
+        run.pipe = pipe_or_model
     undo = []
     try:
         _install(run, undo)
@@ -419,7 +411,7 @@ def _install(run: Run, undo: list) -> None:
     model, policy = run.model, run.policy
     model._frdiff_run = run
     undo.append(lambda: delattr(model, "_frdiff_run"))
-    undo.append(drive_clock(run.scheduler, run.on_start, run.on_step))
+    undo.append(drive_clock(run.scheduler, run.on_start, run.on_step, run.on_begin))
     _replace_forward(model, run.model_forward(model.forward), undo)
     if run.adaptive is not None:
         handle = run.blocks[0].module.register_forward_hook(run.probe_hook)

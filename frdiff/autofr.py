@@ -263,11 +263,11 @@ def project(probs_k: torch.Tensor, probs_z: torch.Tensor, costs: Costs, mixing: 
             k[s, b] = value
 
     order = sorted(units, key=lambda u: u[0])
-    for p, s, b in order:  # least wanted first
+    for _, s, b in order:  # least wanted first
         if total() <= budget:
             break
         put(s, b, 0.0)
-    for p, s, b in reversed(order):  # most wanted first
+    for _, s, b in reversed(order):  # most wanted first
         if (k[s] if b is None else k[s, b]).min() == 0.0:
             put(s, b, 1.0)
             if total() > budget:

@@ -1,4 +1,7 @@
-"""Command line: `python -m frdiff <command> ...`; every measuring command takes --json."""
+"""Command line: `python -m frdiff <command> ...`; every measuring command takes --json.
+
+An entry point over both the library and the glyph testbed (models, classifier, training).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> dict:
-    from .train import TrainConfig, export, train
+    from .glyphs.train import TrainConfig, export, train
 
     run_dir = args.run_dir or f"runs/{args.model}"
     cfg = TrainConfig(model=args.model, steps=args.steps, batch_size=args.batch, lr=args.lr,
@@ -55,7 +58,8 @@ def _add_model_args(p, steps_default: int = 50) -> None:
 
 
 def _load(args):
-    from .pipelines import load_pipeline, set_scheduler
+    from .glyphs import load_pipeline
+    from .schedulers import set_scheduler
 
     pipe = set_scheduler(load_pipeline(args.model, device=args.device), args.scheduler)
     pipe.set_progress_bar_config(disable=True)
@@ -74,8 +78,8 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> dict:
-    from .evaluate import evaluate
-    from .pipelines import load_classifier
+    from .glyphs import load_classifier
+    from .glyphs.evaluate import evaluate
 
     pipe = _load(args)
     result = evaluate(pipe, load_classifier(), args.samples, args.steps, args.seed,
@@ -140,8 +144,8 @@ def _add_bench(sub) -> None:
 
 
 def _run_bench(args) -> dict:
-    from .bench import bench
-    from .pipelines import load_classifier
+    from .glyphs import load_classifier
+    from .glyphs.bench import bench
 
     pipe = _load(args)
     result = bench(pipe, load_classifier(), _policy(args, pipe), _mixing(args), args.steps,
@@ -191,9 +195,10 @@ def _add_sweep(sub) -> None:
 
 
 def _run_sweep(args) -> dict:
-    from .bench import collect_rows, fewer_steps_row, machine, policy_row
+    from .glyphs import load_classifier
+    from .glyphs.bench import collect_rows, fewer_steps_row, policy_row
     from .metrics import pareto_front
-    from .pipelines import load_classifier
+    from .timing import machine
 
     pipe = _load(args)
     specs = [s.strip() for s in args.policies.split(",") if s.strip()]
@@ -268,9 +273,10 @@ def _run_analyze(args) -> dict:
             "markdown": "\n".join(lines)}
 
 
-COMMANDS = {"tune": (_add_tune, _run_tune), "train": (_add_train, _run_train), "evaluate": (_add_evaluate, _run_evaluate),
-            "sample": (_add_sample, _run_sample), "bench": (_add_bench, _run_bench),
-            "sweep": (_add_sweep, _run_sweep), "analyze": (_add_analyze, _run_analyze)}
+COMMANDS = {"tune": (_add_tune, _run_tune), "train": (_add_train, _run_train),
+            "evaluate": (_add_evaluate, _run_evaluate), "sample": (_add_sample, _run_sample),
+            "bench": (_add_bench, _run_bench), "sweep": (_add_sweep, _run_sweep),
+            "analyze": (_add_analyze, _run_analyze)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,10 @@ they integrate x0(lambda), lambda = log(alpha / sigma), from a history of x0 pre
 frdiff mixes in x0 space, and a reuse step gets the keyframe's x0 either held (`hold`: the
 step becomes a first-order DPM-Solver++ = DDIM step) or `extrapolate`d linearly in lambda
 from the last two keyframes, so the solver's history stays the piecewise-linear x0(lambda)
-that its second-order update assumes.
+that its second-order update assumes. Which schedulers count is decided by their class
+(targets.is_data_prediction_solver): DPM-Solver multistep / singlestep with algorithm_type
+dpmsolver++ or sde-dpmsolver++. Every other scheduler (DDIM, Euler, DDPM, Heun, UniPC...)
+gets the eps hold (`EpsHold`), whatever keys its config kept from a scheduler swap.
 """
 
 from __future__ import annotations
@@ -162,6 +165,65 @@ def forecast_x0(history: list[tuple[float, torch.Tensor]], lam_now: float, mode:
         return x0_k
     lam_j, x0_j = history[-2]
     return x0_k + (lam_now - lam_k) / (lam_k - lam_j) * (x0_k - x0_j)
+
+
+class EpsHold:
+    """Noise-prediction solvers (DDIM, Euler): keep eps_key, mix lam eps_FR + (1 - lam) eps_key."""
+
+    def __init__(self, prediction_type: str):
+        self.kind = prediction_type
+        self.space = "x0" if prediction_type == "sample" else "eps"
+        self.keys: dict[int, Prediction] = {}  # per CFG branch
+
+    def clear(self) -> None:
+        self.keys.clear()
+
+    def keep(self, out: torch.Tensor, x, alpha, sigma, branch: int) -> None:
+        """At a keyframe: store eps_key (and x0_key) for the following reuse steps."""
+        self.keys[branch] = to_prediction(out, x, alpha, sigma, self.kind)
+
+    def mix(self, out: torch.Tensor | None, x, alpha, sigma, branch: int, lam: float):
+        """(key, mix, model output) at a reuse step, key and mix in `space`; out None: lam = 0."""
+        key = self.keys[branch]
+        pred = key if out is None else to_prediction(out, x, alpha, sigma, self.kind).mix(key, lam)
+        return (getattr(key, self.space), getattr(pred, self.space),
+                from_prediction(pred, alpha, sigma, self.kind))
+
+
+class X0Forecast:
+    """Data-prediction solvers (DPM-Solver++): keep (lambda, x0_key), forecast x0 in between."""
+
+    space = "x0"
+
+    def __init__(self, prediction_type: str, multistep: str):
+        self.kind, self.multistep = prediction_type, multistep
+        self.keys: dict[int, list] = {}  # per CFG branch: the last two (lambda, x0, extras)
+
+    def clear(self) -> None:
+        self.keys.clear()
+
+    def keep(self, out: torch.Tensor, x, alpha, sigma, branch: int) -> None:
+        """At a keyframe: append (log-SNR, x0_key, extra channels) to the last two."""
+        history = self.keys.setdefault(branch, [])
+        history.append((log_snr(alpha, sigma), x0_of(out, x, alpha, sigma, self.kind),
+                        extra_channels(out, x)))
+        del history[:-2]
+
+    def mix(self, out: torch.Tensor | None, x, alpha, sigma, branch: int, lam: float):
+        """(x0_key forecast, mixed x0, model output) at a reuse step; out None: lam = 0."""
+        history = self.keys[branch]
+        key = forecast_x0([(snr, v) for snr, v, _ in history], log_snr(alpha, sigma), self.multistep)
+        x0, extras = key, history[-1][2]
+        if out is not None:
+            x0 = torch.lerp(key, x0_of(out, x, alpha, sigma, self.kind), lam)
+            extras = extra_channels(out, x)
+        sample = output_for_x0(x0, x, alpha, sigma, self.kind)
+        return key, x0, sample if extras is None else torch.cat([sample, extras], 1)
+
+
+def mixer_for(data_prediction: bool, prediction_type: str, multistep: str) -> EpsHold | X0Forecast:
+    """The mixer of a scheduler family: x0 forecast for DPM-Solver++, else eps hold."""
+    return X0Forecast(prediction_type, multistep) if data_prediction else EpsHold(prediction_type)
 
 
 @dataclass

@@ -32,9 +32,12 @@ class KeyframePolicy:
     blocks: tuple[str, ...] | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "schedule", tuple(self.schedule))
+        rows = _strings(self.schedule, "schedule", "mode strings, one per step, e.g. ('K', 'F')",
+                        "step", "string of modes K, F, S, N")
+        object.__setattr__(self, "schedule", rows)
         if self.blocks is not None:
-            object.__setattr__(self, "blocks", tuple(self.blocks))
+            names = _strings(self.blocks, "blocks", "block names", "blocks", "block name")
+            object.__setattr__(self, "blocks", names)
         if not self.schedule:
             raise ValueError("a policy needs at least one step")
         width = len(self.blocks) if self.blocks is not None else 1
@@ -217,17 +220,35 @@ class KeyframePolicy:
 
     @classmethod
     def from_dict(cls, data: dict) -> "KeyframePolicy":
+        """From `to_dict`'s form: {"schedule": [rows], "blocks": [names] or null, "meta": {...}}."""
         if not isinstance(data, dict) or "schedule" not in data:
-            raise ValueError("a policy JSON object needs a 'schedule' list")
-        return cls(tuple(data["schedule"]), tuple(data["blocks"]) if data.get("blocks") else None)
+            raise ValueError(f"a policy JSON must be an object with a 'schedule' list of mode "
+                             f"strings, e.g. {{\"schedule\": [\"K\", \"F\"]}}; got "
+                             f"{_kind(data)}" + ("" if not isinstance(data, dict) else
+                                                  f" with keys {sorted(map(str, data))}"))
+        unknown = sorted(map(str, set(data) - set(_JSON_KEYS)))
+        if unknown:
+            raise ValueError(f"unknown policy JSON key(s) {unknown}; allowed: {', '.join(_JSON_KEYS)}")
+        schedule, blocks = data["schedule"], data.get("blocks")
+        if not isinstance(schedule, list):
+            raise ValueError(f"policy JSON 'schedule' must be a list of mode strings, one per "
+                             f"step, e.g. [\"KK\", \"FS\"]; got {_kind(schedule)}")
+        if blocks is not None and not isinstance(blocks, list):
+            raise ValueError(f"policy JSON 'blocks' must be null or a list of block names, "
+                             f"got {_kind(blocks)}")
+        return cls(tuple(schedule), tuple(blocks) if blocks else None)
 
     @classmethod
-    def from_json(cls, text_or_path: str) -> "KeyframePolicy":
-        text = text_or_path
-        if not text_or_path.lstrip().startswith("{"):
-            with open(text_or_path) as f:
-                text = f.read()
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text_or_path: str | os.PathLike) -> "KeyframePolicy":
+        """From JSON text (starting with '{') or the path of a JSON file (`to_json`'s output)."""
+        if isinstance(text_or_path, os.PathLike):
+            text_or_path = os.fspath(text_or_path)
+        if not isinstance(text_or_path, str):
+            raise ValueError(f"a policy JSON must be given as text or a file path, got "
+                             f"{_kind(text_or_path)}")
+        if text_or_path.lstrip().startswith(("{", "[")):
+            return cls.from_dict(_loads(text_or_path, "the policy JSON text"))
+        return cls.from_dict(_loads(_read_policy_file(text_or_path), repr(text_or_path)))
 
     @classmethod
     def parse(cls, spec: str, num_steps: int,
@@ -253,10 +274,58 @@ class KeyframePolicy:
             except (IndexError, ValueError):
                 raise ValueError(f"bad policy {spec!r}; expected uniform:K or a JSON file") from None
             return cls.uniform(num_steps, interval, parts[2] if len(parts) > 2 else "fr")
+        if not spec.lstrip().startswith(("{", "[")) and not os.path.exists(spec):
+            raise ValueError(f"bad policy {spec!r}; expected uniform:K[:block|none], "
+                             f"deep:K[:LEVELS[:F]], adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]], "
+                             f"policy JSON text or the path of a policy JSON file")
         return cls.from_json(spec)
 
     def summary(self) -> str:
         return " ".join(self.schedule) if self.blocks is None else "\n".join(self.schedule)
+
+
+_JSON_KEYS = ("schedule", "blocks", "meta")
+
+
+def _strings(value, name: str, what: str, item: str, item_what: str) -> tuple[str, ...]:
+    """`value` as a tuple of strings; else a ValueError saying what was expected."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValueError(f"{name} must be a list or tuple of {what}, got {_kind(value)}")
+    items = tuple(value)
+    for i, v in enumerate(items):
+        if not isinstance(v, str):
+            raise ValueError(f"{item} {i}: expected a {item_what}, got {_kind(v)}")
+    return items
+
+
+def _kind(value) -> str:
+    """A short description of a bad value for error messages: its type and a clipped repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _loads(text: str, source: str):
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{source} is not valid JSON ({e}); expected an object like "
+                         f'{{"schedule": ["K", "F"], "blocks": null}}') from None
+
+
+def _read_policy_file(path: str) -> str:
+    """The text of a policy file; ValueError if `path` is not a readable regular file."""
+    if not os.path.exists(path):
+        raise ValueError(f"{path!r} is neither policy JSON text (an object starting with '{{') "
+                         f"nor the path of an existing policy JSON file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory; expected a policy JSON file")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path!r} is not a regular file; expected a policy JSON file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read policy file {path!r}: {e}") from None
 
 
 def _parse_adaptive(spec: str, num_steps: int) -> AdaptivePolicy:

@@ -6,6 +6,8 @@ policy addresses and that whole-block reuse can skip) and, inside each, the *FR 
   residual  Transformer2DModel in conditional UNets, residual self-attention in UNet2DModel:
             cache the residual branch, output = current input + cached branch,
   output    self-attention (attn1) of adaLN DiT / PixArt blocks: cache it before the gate.
+It also tells the solver family of a scheduler from its class (never from config keys a
+scheduler swap left behind).
 """
 
 from __future__ import annotations
@@ -13,12 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from diffusers import (DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler,
+                       DPMSolverSinglestepScheduler, EDMDPMSolverMultistepScheduler)
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.attention_processor import Attention
 from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 
 ADALN_NORMS = ("ada_norm_zero", "ada_norm_single")
+_X0_SOLVERS = (DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,  # whose algorithm_type
+               DPMSolverMultistepInverseScheduler, EDMDPMSolverMultistepScheduler)  # is real
 
 
 @dataclass
@@ -66,6 +72,22 @@ def find_blocks(model: torch.nn.Module) -> list[PolicyBlock]:
     for index, block in enumerate(blocks):
         block.units = list(_find_units(block.module, block.name, index))
     return blocks
+
+
+def describe(pipe_or_model) -> str:
+    """A readable summary of what frdiff can reuse in a pipeline's (or a model's) denoiser."""
+    model = pipe_or_model if isinstance(pipe_or_model, torch.nn.Module) else denoiser_of(pipe_or_model)
+    lines = [f"{type(model).__name__}: policy blocks and their FR units"]
+    for b in find_blocks(model):
+        kinds = ", ".join(f"{u.name[len(b.name) + 1:]} ({u.kind})" for u in b.units) or "none"
+        lines.append(f"  {b.name:<22} {type(b.module).__name__:<24} {kinds}")
+    return "\n".join(lines)
+
+
+def block_depths(pipe_or_model) -> dict[str, int]:
+    """Policy block names in call order, with their depth (0 = outermost UNet level)."""
+    model = pipe_or_model if isinstance(pipe_or_model, torch.nn.Module) else denoiser_of(pipe_or_model)
+    return {b.name: b.depth for b in find_blocks(model)}
 
 
 def _find_units(root: torch.nn.Module, prefix: str, block: int):
@@ -178,9 +200,31 @@ def map_tensors(fn, value):
     return value
 
 
+def cast_like(value, dtypes):
+    """`value` (tensors, nested tuples) cast back to `dtypes`, the same structure of dtypes."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtypes)
+    if isinstance(value, (tuple, list)):
+        return type(value)(cast_like(v, d) for v, d in zip(value, dtypes))
+    return value
+
+
+def nbytes(value) -> int:
+    """Bytes held by the tensors of a (nested) tuple/list value."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, (tuple, list)):
+        return sum(nbytes(v) for v in value)
+    return 0
+
+
 def is_data_prediction_solver(scheduler) -> bool:
-    """Multistep solvers that integrate data predictions x0 (DPM-Solver++ and its SDE form)."""
-    return getattr(scheduler.config, "algorithm_type", "") in ("dpmsolver++", "sde-dpmsolver++")
+    """Does the scheduler integrate data predictions x0 (DPM-Solver++ and its SDE form)?"""
+    # The class decides, not the config: `from_config` keeps keys the new class ignores, so
+    # a DDIM made from a DPM-Solver++ config still carries algorithm_type="dpmsolver++".
+    if not isinstance(scheduler, _X0_SOLVERS):
+        return False
+    return scheduler.config.algorithm_type in ("dpmsolver++", "sde-dpmsolver++")
 
 
 def expensive_part(unit: FRUnit) -> torch.nn.Module:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from diffusers import DiTTransformer2DModel, UNet2DModel
 
-from frdiff.models import build_scheduler
-from frdiff.pipelines import GlyphPipeline
+from frdiff.glyphs import GlyphPipeline
+from frdiff.glyphs.models import build_scheduler
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))

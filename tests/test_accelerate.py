@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate, set_scheduler
-from frdiff.models import build_scheduler
-from frdiff.pipelines import GlyphPipeline
+from frdiff.glyphs import GlyphPipeline
+from frdiff.glyphs.models import build_scheduler
 from conftest import LABELS, tiny_unet
 
 N = 10

@@ -8,8 +8,8 @@ import torch
 from frdiff import AdaptivePolicy, KeyframePolicy, ScoreMixing, accelerate, set_scheduler
 from frdiff.adaptive import AdaptiveState, relative_change
 from frdiff.cost import MacCounter
-from frdiff.models import build_scheduler
-from frdiff.pipelines import GlyphPipeline
+from frdiff.glyphs import GlyphPipeline
+from frdiff.glyphs.models import build_scheduler
 from frdiff.targets import find_blocks
 from conftest import LABELS, tiny_unet
 
@@ -191,7 +191,7 @@ def test_decision_is_shared_by_cfg_branches():
         out = loop(r)
     assert torch.isfinite(out).all() and r.stats.cache_misses == 0
     by_step = {}
-    for step, branch, keyframe, modes in seen:
+    for step, _, keyframe, modes in seen:
         by_step.setdefault(step, []).append((keyframe, modes))
     assert all(len(v) == 2 and v[0] == v[1] for v in by_step.values())
     keys = r.stats.keyframe_steps[0]

@@ -196,3 +196,13 @@ def test_frequency_summary_states_what_the_numbers_show(key, fr, verdict):
     data = {"scores": {"bands": list(range(8)), "lam": [1.0, 0.5, 1.0],
                        "mean": {"eps_key": key, "eps_fr": fr, "mixed": mixed}}}
     assert verdict in frequency.summary(data)
+
+
+def test_identical_images_from_two_requests_get_their_own_files():
+    from PIL import Image
+
+    from app.files import image_file
+
+    image = Image.new("RGB", (8, 8), "white")
+    a, b = image_file(image), image_file(image)
+    assert a != b and Image.open(a).tobytes() == Image.open(b).tobytes() == image.tobytes()

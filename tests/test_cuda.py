@@ -62,8 +62,11 @@ def test_low_precision_cache_halves_bytes_on_gpu(name, cache_dtype):
 
 
 def test_bench_on_gpu_reports_the_device():
+    import contextlib
+    import io
+    import json
+
     from frdiff.cli import main
-    import json, io, contextlib
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

@@ -1,6 +1,6 @@
 import torch
 
-from frdiff.data import FONT_FILES, GLYPH_CLASSES, GlyphStream, glyph_masks, sample_glyphs
+from frdiff.glyphs.data import FONT_FILES, GLYPH_CLASSES, GlyphStream, glyph_masks, sample_glyphs
 
 
 def test_same_seed_same_images():

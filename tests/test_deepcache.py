@@ -7,10 +7,10 @@ from DeepCache import DeepCacheSDHelper
 
 from analysis.deepcache import deepcache_row, ideal_speedup, markdown
 from frdiff import ScoreMixing
-from frdiff.bench import fewer_steps_row, policy_row
-from frdiff.models import GlyphClassifier, build_scheduler
+from frdiff.glyphs import GlyphPipeline
+from frdiff.glyphs.bench import fewer_steps_row, policy_row
+from frdiff.glyphs.models import GlyphClassifier, build_scheduler
 from frdiff.peers import deepcache
-from frdiff.pipelines import GlyphPipeline
 
 N = 6
 

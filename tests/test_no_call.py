@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate
-from frdiff.models import build_scheduler
+from frdiff.glyphs.models import build_scheduler
 from test_accelerate import N, no_instance_forwards, run
 
 

@@ -8,8 +8,8 @@ from conftest import LABELS, tiny_dit, tiny_unet
 
 from frdiff import peers
 from frdiff.cost import MacCounter
-from frdiff.models import build_scheduler
-from frdiff.pipelines import GlyphPipeline
+from frdiff.glyphs import GlyphPipeline
+from frdiff.glyphs.models import build_scheduler
 
 N = 6
 CALL = {"class_labels": ["A", "7"], "num_inference_steps": N, "output_type": "pt"}

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from frdiff import load_pipeline
-from frdiff.pipelines import SCHEDULERS, GlyphPipeline, set_scheduler
+from frdiff.glyphs import GlyphPipeline
+from frdiff.schedulers import SCHEDULERS, set_scheduler
 
 
 def _run(pipe, labels=("A", "7"), steps=4, seed=0, **kw):

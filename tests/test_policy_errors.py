@@ -5,7 +5,7 @@ import torch
 from diffusers import DDIMPipeline
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate
-from frdiff.models import build_scheduler
+from frdiff.glyphs.models import build_scheduler
 
 N = 6
 

@@ -4,7 +4,7 @@ import torch
 
 from frdiff import load_pipeline
 from frdiff.cli import main
-from frdiff.train import TrainConfig, export, train
+from frdiff.glyphs.train import TrainConfig, export, train
 
 
 def _weights(run_dir):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from ..metrics import accuracy, classify, frechet_distance
 from .data import sample_glyphs
-from .metrics import accuracy, classify, frechet_distance
 
 
 def balanced_labels(num: int, num_classes: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""The embedded glyph pipeline and `load_pipeline`, the one way in for every model.
+"""The glyph pipeline, the embedded models, and `load_pipeline`, the one way in for every model.
 
 `GlyphPipeline` follows `DiTPipeline`'s calling convention (class labels in, images out) for
 pixel-space class-conditional models: a `UNet2DModel` (`pipe.unet`) or a
@@ -14,19 +14,14 @@ import os
 from typing import Sequence
 
 import torch
-from diffusers import (DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
-                       EulerDiscreteScheduler, ImagePipelineOutput, UNet2DModel)
+from diffusers import DiffusionPipeline, ImagePipelineOutput, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 
-ASSETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+# the embedded models and tuned policies are package data (repo-level assets/ links here)
+ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 EMBEDDED_MODELS = {"glyph-unet": "glyph-unet", "glyph-dit": "glyph-dit"}
 DEFAULT_GUIDANCE_SCALE = 3.0
 MAX_BATCH = 1024
-SCHEDULERS = {  # name -> (class, config overrides); deterministic samplers only
-    "ddim": (DDIMScheduler, {}),
-    "dpmsolver": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "euler": (EulerDiscreteScheduler, {}),
-}
 
 
 class GlyphPipeline(DiffusionPipeline):
@@ -141,7 +136,10 @@ def _accepted_kwargs(fn, **kwargs) -> dict:
 
 def load_pipeline(name_or_path: str, device: str | torch.device | None = None,
                   torch_dtype: torch.dtype | None = None) -> DiffusionPipeline:
-    """An embedded name ("glyph-unet", "glyph-dit"), a local folder, or a hub id."""
+    """An embedded name ("glyph-unet", "glyph-dit"), a local folder, or a hub id.
+
+    It lives in the testbed because it knows the embedded names and GlyphPipeline folders;
+    anything else goes to `DiffusionPipeline.from_pretrained` unchanged."""
     if name_or_path in EMBEDDED_MODELS:
         path = os.path.join(ASSETS_DIR, EMBEDDED_MODELS[name_or_path])
         if not os.path.isfile(os.path.join(path, "model_index.json")):
@@ -178,17 +176,8 @@ def _from_pretrained(path: str | None, name: str, kwargs: dict) -> DiffusionPipe
     return cls.from_pretrained(path, **kwargs)
 
 
-def set_scheduler(pipe: DiffusionPipeline, name: str) -> DiffusionPipeline:
-    """Swap the pipeline's scheduler for `name` ("ddim", "dpmsolver", "euler"), same betas."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {name!r}; choose from {', '.join(SCHEDULERS)}")
-    cls, overrides = SCHEDULERS[name]
-    pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
-    return pipe
-
-
 def load_classifier(path: str | None = None):
-    """The project's quality judge (assets/classifier), in eval mode."""
+    """The project's quality judge (the embedded classifier), in eval mode."""
     from .models import GlyphClassifier
 
     path = path or os.path.join(ASSETS_DIR, "classifier")

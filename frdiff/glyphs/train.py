@@ -2,8 +2,8 @@
 
 Generators learn v-prediction with min-SNR loss weighting, label dropout to the null class
 (classifier-free guidance) and EMA weights; the classifier learns from fresh glyphs each step.
-Training resumes from `RUN_DIR/checkpoint.pt`; `--export` writes the EMA weights to `assets/`
-in diffusers `save_pretrained` layout.
+Training resumes from `RUN_DIR/checkpoint.pt`; `--export` writes the EMA weights in diffusers
+`save_pretrained` layout (the embedded ones are in frdiff/glyphs/assets/, which assets/ links to).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def _device_name(device: torch.device) -> str:
 
 def export(run_dir: str, out_dir: str) -> dict:
     """Write the EMA weights of a run to `out_dir` (diffusers layout) with a training note."""
-    from .pipelines import GlyphPipeline
+    from .pipeline import GlyphPipeline
 
     state = torch.load(_checkpoint_path(run_dir), weights_only=False)
     name = state["config"]["model"]

@@ -1,51 +1,20 @@
-"""`python -m frdiff bench`: speed and quality of a policy against the full-compute run.
+"""Glyph benchmarks (`python -m frdiff bench`, `sweep`): a policy against the full-compute run.
 
-Speed is a ratio measured side by side in one process: warm-up, then baseline and
-accelerated calls interleaved (A B A B ...), each pair giving baseline/accelerated; the
-median ratio is reported. Quality compares the two on the same noise and labels.
+Speed is a ratio measured side by side in one process (`frdiff.timing.interleaved_speedup`):
+warm-up, then baseline and accelerated calls interleaved, the median ratio reported. Quality
+compares the two on the same noise and labels, judged by the glyph classifier.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
-from .accelerate import accelerate, block_depths
+from ..accelerate import accelerate, block_depths
+from ..metrics import accuracy, classify, frechet_distance, psnr, ssim
+from ..mixing import ScoreMixing
+from ..policy import KeyframePolicy
+from ..timing import interleaved_speedup, machine
 from .evaluate import balanced_labels, generate
-from .metrics import accuracy, classify, frechet_distance, psnr, ssim
-from .mixing import ScoreMixing
-from .policy import KeyframePolicy
-
-
-def machine() -> dict:
-    """What the numbers were measured on."""
-    import platform
-
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    return {"cpu": name, "threads": torch.get_num_threads(), "device": device,
-            "torch": torch.__version__}
-
-
-def _timed(fn) -> float:
-    _sync()
-    start = time.perf_counter()
-    fn()
-    _sync()
-    return time.perf_counter() - start
-
-
-def _sync() -> None:
-    """Wait for queued GPU work, so a timer measures the work and not its launch."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def measure_speed(pipe, policy: KeyframePolicy, mixing: ScoreMixing, labels: list[int],
@@ -70,22 +39,6 @@ def measure_speed_with(pipe, make_context, labels: list[int], steps: int, seed: 
             baseline()
 
     return interleaved_speedup(baseline, accelerated, repeats, warmup)
-
-
-def interleaved_speedup(baseline, accelerated, repeats: int = 5, warmup: int = 1) -> dict:
-    """Time two zero-arg callables after `warmup` rounds of both, in pairs A B, B A, ...;
-    speedup is the median of the per-pair ratios baseline / accelerated."""
-    for _ in range(warmup):
-        baseline(), accelerated()
-    base_t, acc_t = [], []
-    for i in range(repeats):
-        order = (baseline, accelerated) if i % 2 == 0 else (accelerated, baseline)
-        times = {fn: _timed(fn) for fn in order}
-        base_t.append(times[baseline])
-        acc_t.append(times[accelerated])
-    ratios = [b / a for b, a in zip(base_t, acc_t)]
-    return {"speedup": statistics.median(ratios), "baseline_s": statistics.median(base_t),
-            "accelerated_s": statistics.median(acc_t), "repeats": repeats}
 
 
 def measure_quality(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing,

@@ -1,0 +1,46 @@
+"""Images handed to Gradio as files this app wrote, never as PIL objects.
+
+Gradio caches a returned PIL image under a name made from its content hash and writes it in
+place (gradio 6.31 `save_pil_to_cache`), so two requests that return the same image at the same
+moment (two users, same glyphs and seed) can read each other's half-written file. Files
+returned by path are copied into the cache atomically. Each image is written once, to a unique
+name in a folder of this process; files older than KEEP_S are removed as new ones arrive.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+
+from PIL import Image
+
+KEEP_S = 3600.0
+_DIR = tempfile.mkdtemp(prefix="frdiff-app-")
+_lock = threading.Lock()
+_last_sweep = [0.0]
+
+
+def image_file(image: Image.Image) -> str:
+    """The path of a new PNG holding `image`."""
+    fd, path = tempfile.mkstemp(suffix=".png", dir=_DIR)
+    with os.fdopen(fd, "wb") as f:
+        image.save(f, format="PNG")
+    _sweep()
+    return path
+
+
+def _sweep() -> None:
+    now = time.time()
+    with _lock:
+        if now - _last_sweep[0] < 60:
+            return
+        _last_sweep[0] = now
+    for name in os.listdir(_DIR):
+        path = os.path.join(_DIR, name)
+        try:
+            if now - os.path.getmtime(path) > KEEP_S:
+                os.remove(path)
+        except OSError:  # removed by another request meanwhile
+            pass
