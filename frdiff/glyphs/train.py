@@ -111,7 +111,7 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
         model.load_state_dict(weights), ema.load_state_dict(weights)
         init_steps = _init_steps(cfg.init_from)
     if os.path.exists(path):
-        state = torch.load(path, map_location="cpu", weights_only=False)  # any device's run
+        state = torch.load(path, map_location="cpu", weights_only=True)  # any device's run; tensors and plain data only
         saved = {"init_from": None} | state["config"]  # checkpoints from before warm starts
         if saved != asdict(cfg) | {"steps": saved["steps"]}:
             raise ValueError(f"{path} was made with another config: {state['config']}")
@@ -206,7 +206,7 @@ def export(run_dir: str, out_dir: str) -> dict:
     """Write the EMA weights of a run to `out_dir` (diffusers layout) with a training note."""
     from .pipeline import GlyphPipeline
 
-    state = torch.load(_checkpoint_path(run_dir), weights_only=False)
+    state = torch.load(_checkpoint_path(run_dir), map_location="cpu", weights_only=True)
     name = state["config"]["model"]
     model = build_model(name)
     model.load_state_dict(state["ema"])
