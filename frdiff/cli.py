@@ -13,11 +13,22 @@ import time
 import torch
 
 
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1 (sample counts, batch sizes, repeats, steps)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an embedded glyph model (resumable)")
     p.add_argument("--model", required=True, choices=("glyph-unet", "glyph-dit", "classifier"))
-    p.add_argument("--steps", type=int, required=True, help="total optimiser steps")
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=positive, required=True, help="total optimiser steps")
+    p.add_argument("--batch", type=positive, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
@@ -49,7 +60,7 @@ def _run_train(args) -> dict:
 def _add_model_args(p, steps_default: int = 50) -> None:
     p.add_argument("--model", default="glyph-unet",
                    help="glyph-unet, glyph-dit, or a local GlyphPipeline folder")
-    p.add_argument("--steps", type=int, default=steps_default, help="sampling steps")
+    p.add_argument("--steps", type=positive, default=steps_default, help="sampling steps")
     p.add_argument("--scheduler", default="ddim", help="ddim, dpmsolver or euler")
     p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the pipeline's)")
     p.add_argument("--seed", type=int, default=0)
@@ -73,8 +84,8 @@ def _call_kwargs(args) -> dict:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="class accuracy and Frechet distance of samples")
     _add_model_args(p)
-    p.add_argument("--samples", type=int, default=512)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--samples", type=positive, default=512)
+    p.add_argument("--batch", type=positive, default=64)
 
 
 def _run_evaluate(args) -> dict:
@@ -91,7 +102,7 @@ def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="generate images (a PNG grid)")
     _add_model_args(p)
     p.add_argument("--labels", default=None, help="characters to draw (default: every class)")
-    p.add_argument("--rows", type=int, default=1, help="rows of samples per label")
+    p.add_argument("--rows", type=positive, default=1, help="rows of samples per label")
     p.add_argument("--out", default="samples.png")
     p.add_argument("--policy", default=None,
                    help="accelerate with uniform:K, deep:K, adaptive:THRESHOLD[:fr|skip] or a policy JSON")
@@ -134,13 +145,13 @@ def _mixing(args):
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measured speedup and quality of a policy vs full compute")
     _add_model_args(p)
-    p.add_argument("--batch", type=int, default=8, help="batch of the timed calls")
+    p.add_argument("--batch", type=positive, default=8, help="batch of the timed calls")
     p.add_argument("--policy", required=True,
                    help="uniform:K[:block], deep:K[:LEVELS[:F]], adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]] "
                         "(keyframes chosen at run time by a probe) or a policy JSON file")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
-    p.add_argument("--samples", type=int, default=256, help="images for the quality figures")
-    p.add_argument("--repeats", type=int, default=5, help="interleaved timing pairs")
+    p.add_argument("--samples", type=positive, default=256, help="images for the quality figures")
+    p.add_argument("--repeats", type=positive, default=5, help="interleaved timing pairs")
 
 
 def _run_bench(args) -> dict:
@@ -158,7 +169,7 @@ def _add_tune(sub) -> None:
     _add_model_args(p)
     p.add_argument("--target-speedup", type=float, required=True)
     p.add_argument("--per-block", action="store_true", help="gates per step x block")
-    p.add_argument("--iterations", type=int, default=30, help="gradient iterations")
+    p.add_argument("--iterations", type=positive, default=30, help="gradient iterations")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
     p.add_argument("--out", required=True, help="policy JSON file to write")
 
@@ -188,9 +199,9 @@ def _add_sweep(sub) -> None:
     p.add_argument("--fewer-steps", default=None,
                    help="comma-separated step counts of the plain sampler (default: steps/2, steps/3)")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
-    p.add_argument("--batch", type=int, default=8, help="batch of the timed calls")
-    p.add_argument("--samples", type=int, default=64, help="images for the quality figures")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved timing pairs per row")
+    p.add_argument("--batch", type=positive, default=8, help="batch of the timed calls")
+    p.add_argument("--samples", type=positive, default=64, help="images for the quality figures")
+    p.add_argument("--repeats", type=positive, default=3, help="interleaved timing pairs per row")
     p.add_argument("--out", default=None, help="also write the result JSON here")
 
 
@@ -244,7 +255,7 @@ def _add_analyze(sub) -> None:
                                        "shortcut (observes; changes nothing)")
     _add_model_args(p)
     p.add_argument("--labels", default=None, help="characters to draw (default: 8 spread classes)")
-    p.add_argument("--interval", type=int, default=2, help="keyframe interval of the frequency runs")
+    p.add_argument("--interval", type=positive, default=2, help="keyframe interval of the frequency runs")
 
 
 def _run_analyze(args) -> dict:

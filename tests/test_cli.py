@@ -88,3 +88,13 @@ def test_analyze_reports_blocks_and_bands(capsys):
     assert main(["analyze", "--model", "glyph-unet", "--steps", "4", "--labels", "K"]) == 0
     text = capsys.readouterr().out
     assert "mid_block" in text and "FR only" in text and "PSNR" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "--policy", "uniform:2", "--samples", "0"], "--samples: must be >= 1"),
+    (["evaluate", "--samples", "-3"], "--samples: must be >= 1"),
+    (["bench", "--policy", "uniform:2", "--repeats", "x"], "whole number")])
+def test_non_positive_counts_are_refused_before_any_work(args, message, capsys):
+    with pytest.raises(SystemExit):
+        main(args)
+    assert message in capsys.readouterr().err
