@@ -7,6 +7,8 @@ policy, choosing the slider's pair, scrubbing a stored trajectory) skip the queu
 
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from . import compare as cmp
@@ -251,6 +253,8 @@ def _trajectory_tab(settings, runs):
             return gr.skip(), gr.skip(), "Record a trajectory first.", gr.skip()
         step = min(max(int(s), 0), d["steps"] - 1)
         left, right, md = d["frames"][step]
+        if not (os.path.exists(left) and os.path.exists(right)):  # swept after files.KEEP_S
+            return gr.skip(), gr.skip(), "This recording has expired: press Record again.", gr.skip()
         return left, right, md, distance_figure(d["psnr"], d["kinds"], step)
 
     step.change(safe(scrub), [data, step], [full, fast, text, curve], **CHEAP)
