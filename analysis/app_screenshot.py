@@ -25,6 +25,20 @@ def find_chromium() -> str | None:
                              shutil.which("chromium-browser")) if p), None)
 
 
+def _scrub_to_12(page, expect) -> None:
+    step = page.locator("#trajectory-step input[type=number]")
+    step.fill("12")
+    step.press("Enter")
+    expect(page.locator("#trajectory-text")).to_contain_text("Step 12", timeout=30_000)
+
+
+# tab, its button, the element that shows its result, a text that appears once it is done,
+# what to do before the screenshot
+TABS = [("Temporal redundancy", "#measure", "#redundancy-summary", "Most active", None),
+        ("Frequency", "#spectra-run", "#spectra-summary", "error", None),
+        ("Trajectory", "#trajectory-run", "#trajectory-text", "Step 0", _scrub_to_12)]
+
+
 def _shoot(page, path: str) -> None:
     page.wait_for_timeout(1500)  # let the plots finish drawing
     page.screenshot(path=path, full_page=True)
@@ -60,22 +74,13 @@ def main() -> None:
             page.locator("#generate").click()
             expect(page.locator("#compare-notes")).to_contain_text("Times are one run", timeout=300_000)
             _shoot(page, f"{args.out}.png")
-            page.get_by_role("tab", name="Temporal redundancy").click()
-            page.locator("#measure").click()
-            expect(page.locator("#redundancy-summary")).to_contain_text("Most active", timeout=120_000)
-            _shoot(page, f"{args.out}-redundancy.png")
-            page.get_by_role("tab", name="Frequency").click()
-            page.locator("#spectra-run").click()
-            expect(page.locator("#spectra-summary")).to_contain_text("error", timeout=300_000)
-            _shoot(page, f"{args.out}-frequency.png")
-            page.get_by_role("tab", name="Trajectory").click()
-            page.locator("#trajectory-run").click()
-            expect(page.locator("#trajectory-text")).to_contain_text("Step 0", timeout=120_000)
-            step = page.locator("#trajectory-step input[type=number]")
-            step.fill("12")
-            step.press("Enter")
-            expect(page.locator("#trajectory-text")).to_contain_text("Step 12", timeout=30_000)
-            _shoot(page, f"{args.out}-trajectory.png")
+            for tab, button, marker, text, then in TABS:
+                page.get_by_role("tab", name=tab).click()
+                page.locator(button).click()
+                expect(page.locator(marker)).to_contain_text(text, timeout=300_000)
+                if then is not None:
+                    then(page, expect)
+                _shoot(page, f"{args.out}-{tab.split()[-1].lower()}.png")
             browser.close()
     finally:
         demo.close()

@@ -38,10 +38,8 @@ def compare(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias
             progress=None) -> tuple[list[Run], list[str], dict]:
     """Run full compute, FRDiff and `methods`; (runs, notes, settings). Checks everything first."""
     s = inputs.run_settings(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed)
-    model, chars, scheduler, steps, policy, mixing, seed = (s.model, s.glyphs, s.scheduler, s.steps,
-                                                            s.policy, s.mixing, s.seed)
     keys = method_keys(methods)
-    total = steps * (2 + len(keys))  # an estimate: fewer-steps runs are shorter
+    total = s.steps * (2 + len(keys))  # an estimate: fewer-steps runs are shorter
     done, shown = [0], [0.0]
 
     def tick(name):
@@ -52,17 +50,17 @@ def compare(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias
             progress((min(done[0], total), total), desc=name, unit="steps")
 
     runs, notes = [], []
-    with POOL.borrow(model, scheduler) as pipe:
+    with POOL.borrow(s.model, s.scheduler) as pipe:
         current = [FULL]
         with step_progress(pipe, lambda: tick(current[0])):
-            runs.append(run_plain(pipe, FULL, steps, steps, chars, seed, "the reference"))
+            runs.append(run_plain(pipe, FULL, s.steps, s.steps, s.glyphs, s.seed, "the reference"))
             current[0] = FRDIFF
-            runs.append(run_policy(pipe, FRDIFF, policy, mixing, chars, seed, policy_summary(policy)))
+            runs.append(run_policy(pipe, FRDIFF, s.policy, s.mixing, s.glyphs, s.seed, policy_summary(s.policy)))
             for key in keys:
                 current[0] = OPTIONAL[key]
                 try:
-                    runs.append(run_optional(key, pipe, model, scheduler, policy, mixing, runs[1],
-                                             chars, seed))
+                    runs.append(run_optional(key, pipe, s.model, s.scheduler, s.policy, s.mixing, runs[1],
+                                             s.glyphs, s.seed))
                 except ValueError as err:  # does not apply here: say so, run the others
                     notes.append(f"{OPTIONAL[key]}: not run ({err})")
                 except Exception as err:  # noqa: BLE001 - a failing peer package must not take the others down
@@ -70,9 +68,9 @@ def compare(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias
                         raise
                     log.exception("the peer method failed")
                     notes.append(f"{OPTIONAL[key]}: failed ({type(err).__name__}: {err}); the other methods ran")
-    settings = {"model": model, "glyphs": "".join(chars), "scheduler": scheduler, "steps": steps,
-                "seed": seed, "mixing": {"enabled": mixing.enabled, "slope": mixing.slope,
-                                         "bias": mixing.bias}}
+    settings = {"model": s.model, "glyphs": "".join(s.glyphs), "scheduler": s.scheduler, "steps": s.steps,
+                "seed": s.seed, "mixing": {"enabled": s.mixing.enabled, "slope": s.mixing.slope,
+                                           "bias": s.mixing.bias}}
     return runs, notes, settings
 
 

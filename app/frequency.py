@@ -12,16 +12,14 @@ from .plots import lam_figure, score_spectra_figure, spectrum_figure
 def spectra(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed) -> dict:
     """Error spectra of eps_key, eps_FR and the mix per reuse step, and of the final images."""
     s = inputs.run_settings(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed)
-    model, chars, scheduler, steps, policy, mixing, seed = (s.model, s.glyphs, s.scheduler, s.steps,
-                                                            s.policy, s.mixing, s.seed)
-    with POOL.borrow(model, scheduler) as pipe:
-        scores = score_spectra(pipe, policy, mixing, steps, seed=seed, class_labels=chars)
-        images = frequency_comparison(pipe, steps, interval=max(2, round(steps / max(1, len(policy.keyframes)))),
-                                      seed=seed, class_labels=chars)
+    interval = max(2, round(s.steps / len(s.policy.keyframes)))  # the uniform one nearest the policy
+    with POOL.borrow(s.model, s.scheduler) as pipe:
+        scores = score_spectra(pipe, s.policy, s.mixing, s.steps, seed=s.seed, class_labels=s.glyphs)
+        images = frequency_comparison(pipe, s.steps, interval=interval, seed=s.seed, class_labels=s.glyphs)
     score_data = scores.as_dict()
     score_data["per_step"] = {str(k): v for k, v in score_data["per_step"].items()}  # JSON keys
     return {"scores": score_data, "images": images.as_dict(),
-            "lam_curve": [mixing.lam(i, steps) for i in range(steps)], "kinds": scores.kinds}
+            "lam_curve": [s.mixing.lam(i, s.steps) for i in range(s.steps)], "kinds": scores.kinds}
 
 
 def figures(data: dict):

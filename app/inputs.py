@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 from frdiff import KeyframePolicy, ScoreMixing
 
-from .models import MODELS, SCHEDULERS, _env_int, blocks_of, labels_of
+from .models import MODELS, SCHEDULERS, env_int, blocks_of, labels_of
 
 
 @dataclass(frozen=True)
 class Limits:
-    glyphs: int = _env_int("FRDIFF_APP_MAX_GLYPHS", 8)
-    steps: int = _env_int("FRDIFF_APP_MAX_STEPS", 100)
-    text: int = _env_int("FRDIFF_APP_MAX_TEXT", 20_000)  # characters of policy text
-    queue: int = _env_int("FRDIFF_APP_QUEUE_SIZE", 32)
+    glyphs: int = env_int("FRDIFF_APP_MAX_GLYPHS", 8)
+    steps: int = env_int("FRDIFF_APP_MAX_STEPS", 100)
+    text: int = env_int("FRDIFF_APP_MAX_TEXT", 20_000)  # characters of policy text
+    queue: int = env_int("FRDIFF_APP_QUEUE_SIZE", 32)
 
 
 LIMITS = Limits()
@@ -39,7 +39,7 @@ def sampler(name) -> str:
     return name
 
 
-def _integer(value, what: str, low: int, high: int) -> int:
+def whole_number(value, what: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
             or value != int(value):
         raise ValueError(f"{what} must be a whole number from {low} to {high}, got {value!r}")
@@ -49,11 +49,11 @@ def _integer(value, what: str, low: int, high: int) -> int:
 
 
 def steps_of(value) -> int:
-    return _integer(value, "steps", MIN_STEPS, LIMITS.steps)
+    return whole_number(value, "steps", MIN_STEPS, LIMITS.steps)
 
 
 def seed_of(value) -> int:
-    return _integer(value, "seed", 0, 2**31 - 1)
+    return whole_number(value, "seed", 0, 2**31 - 1)
 
 
 def glyphs_of(model: str, text) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate
+from frdiff.clock import drive_clock
 
 from .presets import shipped_policy
 
@@ -81,7 +82,7 @@ def run_optional(key: str, pipe, model: str, scheduler: str, policy: KeyframePol
         return run_policy(pipe, f"Auto-FR ({label})", tuned, ScoreMixing(), glyphs, seed,
                           "learned by frdiff.autofr.tune, shipped in assets/policies")
     if key == "peer":
-        from .peers import run_peer
+        from .peers import run_peer  # here: app.peers builds on this module's Run and sample
         return run_peer(pipe, model, scheduler, steps, glyphs, seed)
     raise ValueError(f"unknown method {key!r}; choose from {', '.join(OPTIONAL)}")
 
@@ -89,8 +90,6 @@ def run_optional(key: str, pipe, model: str, scheduler: str, policy: KeyframePol
 @contextlib.contextmanager
 def step_progress(pipe, report):
     """Call report() after every scheduler step of `pipe` (observes only; restored on exit)."""
-    from frdiff.clock import drive_clock
-
     restore = drive_clock(pipe.scheduler, lambda n: None, lambda out: (report(), out)[1])
     try:
         yield

@@ -28,7 +28,7 @@ MODELS = ("glyph-unet", "glyph-dit")
 SCHEDULERS = {"DDIM": "ddim", "DPM-Solver++": "dpmsolver", "Euler": "euler"}
 
 
-def _env_int(name: str, default: int, low: int = 1) -> int:
+def env_int(name: str, default: int, low: int = 1) -> int:
     raw = os.environ.get(name, "")
     try:
         value = int(raw) if raw.strip() else default
@@ -41,7 +41,7 @@ def _env_int(name: str, default: int, low: int = 1) -> int:
 
 def app_concurrency() -> int:
     """How many model runs may go on at once (env FRDIFF_APP_CONCURRENCY, default 1: 2 CPU cores)."""
-    return _env_int("FRDIFF_APP_CONCURRENCY", 1)
+    return env_int("FRDIFF_APP_CONCURRENCY", 1)
 
 
 def replica(pipe: GlyphPipeline) -> GlyphPipeline:

@@ -9,6 +9,7 @@ counted compute of a run is counted on a repeat of exactly that run (memoised on
 from __future__ import annotations
 
 import threading
+
 import torch
 
 from frdiff.peers import calibrate_mag_cache, counted_macs, mag_cache, peer_methods
@@ -19,12 +20,15 @@ from .methods import Run, sample
 PREFERRED = ("DeepCache (interval 3)", "MagCache")  # the strongest peer per model class
 CALIBRATION = dict(class_labels=list("A7K3"), seed=0)
 _lock = threading.Lock()
-_ratios: dict[tuple, tuple[float, ...]] = {}
+_ratios: dict[tuple, tuple[float, ...]] = {}  # (model, sampler, steps) -> MagCache's ratios
+_counts: dict[tuple, int] = {}  # a peer run's inputs -> the MACs it executed
+_per_call: dict[tuple, int] = {}  # (model, batch) -> full-compute MACs of one denoiser call
 
 
-def _context(pipe, name: str, model: str, scheduler: str, steps: int):
-    if name != "MagCache":
-        return peer_methods(pipe)[name](steps)
+def _context(pipe, method, model: str, scheduler: str, steps: int):
+    """The peer's context for this run (MagCache: with the ratios of this setting)."""
+    if method.name != "MagCache":
+        return method(steps)
     key = (model, scheduler, steps)
     with _lock:
         ratios = _ratios.get(key)
@@ -37,20 +41,20 @@ def _context(pipe, name: str, model: str, scheduler: str, steps: int):
     return mag_cache(pipe, ratios)
 
 
-def choose(pipe) -> str:
-    """The peer to run on this pipeline, or a ValueError saying why none can run."""
+def choose(pipe):
+    """The peer method to run on this pipeline, or a ValueError saying why none can run."""
     methods = peer_methods(pipe)
     for name in PREFERRED:
         if name in methods:
             if not methods[name].available:
                 raise ValueError(f"{name} is unavailable here ({methods[name].reason})")
-            return name
+            return methods[name]
     raise ValueError(f"no peer applies to {type(denoiser_of(pipe)).__name__}")
 
 
 def run_peer(pipe, model: str, scheduler: str, steps: int, glyphs: list[str], seed: int) -> Run:
-    name = choose(pipe)
-    context = _context(pipe, name, model, scheduler, steps)  # MagCache calibrates here, untimed
+    method = choose(pipe)
+    context = _context(pipe, method, model, scheduler, steps)  # MagCache calibrates here, untimed
     calls = [0]
     handle = denoiser_of(pipe).register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
     try:
@@ -58,29 +62,26 @@ def run_peer(pipe, model: str, scheduler: str, steps: int, glyphs: list[str], se
             images, seconds = sample(pipe, glyphs, steps, seed)
     finally:
         handle.remove()
-    executed = _counted(pipe, name, model, scheduler, steps, tuple(glyphs), seed)
+    executed = _counted(pipe, method, model, scheduler, steps, tuple(glyphs), seed)
     full = steps * _call_macs(pipe, model, len(glyphs))
-    setting = peer_methods(pipe)[name].setting
-    if name == "MagCache":
+    setting = method.setting
+    if method.name == "MagCache":
         setting = setting.replace("calibrated on the call", "calibrated once per setting on a fixed call "
                                   f"({''.join(CALIBRATION['class_labels'])}, seed {CALIBRATION['seed']})")
-    return Run(f"{name} (peer)", images, seconds, calls[0], full / executed, setting)
+    return Run(f"{method.name} (peer)", images, seconds, calls[0], full / executed, setting)
 
 
-def _counted(pipe, name, model, scheduler, steps, glyphs, seed) -> int:
+def _counted(pipe, method, model, scheduler, steps, glyphs, seed) -> int:
     """MACs the peer executes on exactly this call (a repeat of it, counted; memoised). DeepCache's
     schedule is static, so its count depends only on the setting and the batch size."""
-    static = name.startswith("DeepCache")
-    key = (name, model, scheduler, steps) + ((len(glyphs),) if static else (glyphs, seed))
-    if key not in _memo:
+    static = method.name.startswith("DeepCache")
+    key = (method.name, model, scheduler, steps) + ((len(glyphs),) if static else (glyphs, seed))
+    if key not in _counts:
         g = torch.Generator().manual_seed(seed)
-        _, macs = counted_macs(pipe, _context(pipe, name, model, scheduler, steps), class_labels=list(glyphs),
+        _, macs = counted_macs(pipe, _context(pipe, method, model, scheduler, steps), class_labels=list(glyphs),
                                num_inference_steps=steps, generator=g, output_type="pt")
-        _memo[key] = macs
-    return _memo[key]
-
-
-_memo: dict[tuple, int] = {}
+        _counts[key] = macs
+    return _counts[key]
 
 
 def _call_macs(pipe, model: str, batch: int) -> int:
@@ -91,6 +92,3 @@ def _call_macs(pipe, model: str, batch: int) -> int:
                                generator=torch.Generator().manual_seed(0), output_type="pt")
         _per_call[key] = macs
     return _per_call[key]
-
-
-_per_call: dict[tuple, int] = {}

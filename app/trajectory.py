@@ -25,17 +25,13 @@ def decode(x0: torch.Tensor) -> torch.Tensor:
 def record(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed) -> dict:
     """Both runs' predicted x0 per step (as images), their distance per step, the step kinds."""
     s = inputs.run_settings(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed)
-    model, chars, scheduler, steps, policy, mixing, seed = (s.model, s.glyphs, s.scheduler, s.steps,
-                                                            s.policy, s.mixing, s.seed)
-    with POOL.borrow(model, scheduler) as pipe:
-        full = trajectory(pipe, steps, seed=seed, decode=decode, class_labels=chars)
-        fast = trajectory(pipe, steps, policy=policy, mixing=mixing, seed=seed, decode=decode,
-                          class_labels=chars)
-    full_x0, fast_x0 = full.x0, fast.x0
-    distance = [psnr(fast_x0[i], full_x0[i]) for i in range(steps)]
-    return {"full": full_x0, "frdiff": fast_x0, "kinds": fast.kinds, "timesteps": full.timesteps,
-            "psnr": distance, "ncol": len(chars), "steps": steps,
-            "lam": [1.0 if k == "keyframe" else policy.reuse_weight(i, mixing)
+    with POOL.borrow(s.model, s.scheduler) as pipe:
+        full = trajectory(pipe, s.steps, seed=s.seed, decode=decode, class_labels=s.glyphs)
+        fast = trajectory(pipe, s.steps, policy=s.policy, mixing=s.mixing, seed=s.seed, decode=decode,
+                          class_labels=s.glyphs)
+    return {"full": full.x0, "frdiff": fast.x0, "kinds": fast.kinds, "timesteps": full.timesteps,
+            "psnr": [psnr(a, b) for a, b in zip(fast.x0, full.x0)], "ncol": len(s.glyphs), "steps": s.steps,
+            "lam": [1.0 if k == "keyframe" else s.policy.reuse_weight(i, s.mixing)
                     for i, k in enumerate(fast.kinds)]}
 
 
@@ -43,7 +39,7 @@ def frame(data: dict, step) -> tuple:
     """(full-compute x0 grid, FRDiff x0 grid, Markdown) at `step`, from the stored run."""
     if not data:
         raise ValueError("record a trajectory first (the Record button)")
-    step = inputs._integer(step, "step", 0, data["steps"] - 1)
+    step = inputs.whole_number(step, "step", 0, data["steps"] - 1)
     ncol = columns(data["ncol"])
     left = make_grid(data["full"][step], ncol=ncol, scale=4)
     right = make_grid(data["frdiff"][step], ncol=ncol, scale=4)

@@ -16,7 +16,7 @@ from . import frequency, redundancy, trajectory
 from .editor import check_policy
 from .errors import safe
 from .files import image_file
-from .inputs import LIMITS, MIN_STEPS
+from .inputs import LIMITS, MIN_STEPS, mixing_of, policy_of
 from .methods import DEFAULT_METHODS, FRDIFF, FULL, OPTIONAL
 from .models import MODELS, POOL, SCHEDULERS, app_concurrency, blocks_of
 from .plots import distance_figure, lam_figure
@@ -161,7 +161,6 @@ def _redundancy_tab(settings, policy, runs):
 
     def keyframes(model, steps, editor):
         try:
-            from .inputs import policy_of
             return policy_of(model, int(steps), editor).keyframes
         except (ValueError, TypeError):
             return None
@@ -206,7 +205,6 @@ def _frequency_tab(settings, policy, runs):
               show_progress_on=[scores], **runs)
 
     def lam_now(model, steps, editor, mixing, slope, bias):
-        from .inputs import mixing_of, policy_of
         try:
             p, m = policy_of(model, int(steps), editor), mixing_of(mixing, slope, bias)
         except (ValueError, TypeError):
