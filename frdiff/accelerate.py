@@ -38,13 +38,13 @@ import torch
 
 from .adaptive import AdaptivePolicy, AdaptiveState, relative_change
 from .clock import StepClock, drive_clock, length_mismatch
-from .cost import MacCounter
+from .cost import CallCosts, MacCounter
 from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
+from .patching import Patches
 from .policy import KeyframePolicy
-from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook
-from .targets import (PolicyBlock, build_output, cast_like, denoiser_of, expensive_part,
-                      find_blocks, is_data_prediction_solver, map_tensors, model_point, nbytes,
-                      sample_of, with_sample)
+from .sampler import CacheStore, install_reuse
+from .targets import (PolicyBlock, build_output, denoiser_of, find_blocks,
+                      is_data_prediction_solver, model_point, sample_of, with_sample)
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
 
 
@@ -96,7 +96,9 @@ class _StopAfterProbe(Exception):
 
 
 class Run:
-    """The state of one accelerate() context: clock, modes of the current step, caches."""
+    """The state of one accelerate() context, built from the parts in sampler.py: the step
+    clock, the modes of the current step (planned from the policy), the caches, the mixer of
+    the scheduler's family and the cost model, plus the run's statistics."""
 
     def __init__(self, model, scheduler, blocks: list[PolicyBlock],
                  policy: KeyframePolicy | AdaptivePolicy, mixing: ScoreMixing,
@@ -109,17 +111,13 @@ class Run:
         self.modes: tuple[str, ...] = ()
         self.keyframe: bool | None = True  # is the current step a keyframe (None: probe decides)
         self.adaptive = AdaptiveState(policy) if isinstance(policy, AdaptivePolicy) else None
-        self.capturing = None
-        self._cache: dict[tuple[int, int], object] = {}
-        self._cache_bytes: dict[tuple[int, int], int] = {}
-        self._cache_dtypes: dict[tuple[int, int], object] = {}  # with cache_dtype: the originals
+        self.capturing = None  # the resnet unit whose conv1 output is being kept
+        self.caches = CacheStore(cache_dtype)
         self._out_meta: tuple[type, torch.dtype] | None = None  # the model output's type, dtype
-        self._branch = 0
-        self._call_macs: dict[int, int] = {}  # full model MACs per branch (from the probe)
-        self._probe_macs: dict[int, int] = {}  # adaptive: MACs up to the end of the probe block
+        self.costs: dict[int, CallCosts] = {}  # per branch, counted at the first full call
         self._counter: MacCounter | None = None
-        self._saved_macs: dict[tuple[str, int], int] = {}
-        self._unit_savings: dict[tuple[int, int], int] = {}  # (id(unit/block), branch) -> MACs saved
+        self._probe_at = 0  # adaptive: MACs up to the end of the probe block (first call)
+        self._macs: dict[tuple[str, int], int] = {}  # (modes, branch) -> MACs of such a call
         self._signature = inspect.signature(model.forward)
         self.prediction_type = getattr(scheduler.config, "prediction_type", "epsilon")
         self.mixer = mixer_for(is_data_prediction_solver(scheduler), self.prediction_type,
@@ -159,44 +157,33 @@ class Run:
         return output
 
     def clear(self) -> None:
-        self._cache.clear()
-        self._cache_bytes.clear()
-        self._cache_dtypes.clear()
+        self.caches.clear()
         self.mixer.clear()
         if self.adaptive is not None:
             self.adaptive.reset()
 
-    # -- caches --------------------------------------------------------------------------
-    def store(self, owner, value) -> None:
-        key = (id(owner), self._branch)
-        if self.cache_dtype is not None:
-            self._cache_dtypes[key] = map_tensors(lambda t: t.dtype, value)
-        value = map_tensors(lambda t: t.detach().to(self.cache_dtype or t.dtype), value)
-        self._cache[key] = value
-        self._cache_bytes[key] = nbytes(value)
-        total = sum(self._cache_bytes.values())
-        self.stats.peak_cache_bytes = max(self.stats.peak_cache_bytes, total)
-
-    def cached(self, owner):
-        value = self._cache.get((id(owner), self._branch))
-        if value is None:
-            self.stats.cache_misses += 1
+    # -- what the reuse forwards ask (see sampler.py) -----------------------------------
+    def reuse(self, owner, block: int, mode: str):
+        """The cached value where this step runs `block` in `mode`, else None (compute)."""
+        if self.modes[block] != mode:
             return None
-        if self.cache_dtype is None:
-            return value
-        return cast_like(value, self._cache_dtypes[(id(owner), self._branch)])
+        return self.caches.get(owner)
+
+    def keep(self, owner, block: int, mode: str, fresh):
+        self.caches.put(owner, fresh)
+        return fresh
 
     # -- the model's forward -----------------------------------------------------------
     def model_forward(self, original):
         def forward(*args, **kwargs):
             self._check_scheduler()
-            self._branch = branch = self.clock.next_call()
+            self.caches.branch = branch = self.clock.next_call()
             step = self.clock.step
             if branch == 0:  # every CFG branch of a step follows its first call's decision
                 self._plan(step)
             reuse_lam = self._lam(step)
             probe_only = False
-            if self.keyframe and branch not in self._call_macs:
+            if self.keyframe and branch not in self.costs:
                 out = self._counted(original, branch, args, kwargs)
             elif self.keyframe is not False or reuse_lam > 0.0:  # None: the probe decides
                 try:
@@ -223,21 +210,18 @@ class Run:
         """For observers: the FR output at a lam = 0 step, leaving caches and stats untouched."""
         if self.adaptive is not None or self.policy.no_call(step):
             return None  # N steps have no FR modes; an adaptive probe would decide again
-        cache, sizes = dict(self._cache), dict(self._cache_bytes)
-        misses, peak = self.stats.cache_misses, self.stats.peak_cache_bytes
+        snapshot = self.caches.snapshot()
         try:
             return original(*args, **kwargs)
         finally:  # blocks in K mode refreshed caches the real run must not see
-            self._cache.clear(), self._cache.update(cache)
-            self._cache_bytes.clear(), self._cache_bytes.update(sizes)
-            self.stats.cache_misses, self.stats.peak_cache_bytes = misses, peak
+            self.caches.restore(snapshot)
 
     def _counted(self, original, branch: int, args, kwargs):
         """Step 0 is a full keyframe: count the MACs of the call (and of its modules)."""
         try:
             with MacCounter(self.model) as self._counter:
                 out = original(*args, **kwargs)
-            self._record_costs(self._counter, branch)
+            self.costs[branch] = CallCosts.count(self._counter, self.blocks, self._probe_at)
         finally:
             self._counter = None
         return out
@@ -265,13 +249,13 @@ class Run:
 
     def probe_hook(self, module, args, output) -> None:
         """After the probe block (adaptive): decide the step at its first call, keep p_key."""
-        if self._branch != 0:
+        if self.caches.branch != 0:
             return
         probe = sample_of(output)
         if self._counter is not None:  # the first full call: cost of the network up to here
-            self._probe_macs[0] = self._counter.total()
+            self._probe_at = self._counter.total()
         if self.keyframe is None:
-            key = self.cached(self.adaptive)
+            key = self.caches.get(self.adaptive)
             change = math.inf if key is None else relative_change(probe, key)
             self.keyframe = self.adaptive.decide(change)
             if not self.keyframe:
@@ -281,7 +265,7 @@ class Run:
                 return
         else:
             self.adaptive.keyframe()
-        self.store(self.adaptive, probe)  # p_key: the probe at this keyframe
+        self.caches.put(self.adaptive, probe)  # p_key: the probe at this keyframe
 
     def _mix(self, out, args, kwargs, branch: int, keyframe: bool, lam: float, shadow=None):
         """Keyframes keep eps_key (x0_key); reuse steps get lam * FR + (1 - lam) * key."""
@@ -314,44 +298,28 @@ class Run:
         """The model input x and its coefficients: x = alpha x0 + sigma eps."""
         return model_point(self._signature, self.scheduler, args, kwargs)
 
-    # -- accounting ----------------------------------------------------------------------
-    def _record_costs(self, counter: MacCounter, branch: int) -> None:
-        self._call_macs[branch] = counter.total()
-        for b in self.blocks:
-            self._unit_savings[(id(b), branch)] = counter.total(b.module)
-            for u in b.units:
-                self._unit_savings[(id(u), branch)] = counter.total(expensive_part(u))
-
+    # -- accounting (the cost model is cost.CallCosts, shared with the tuner) ----------
     def _account(self, step: int, branch: int, keyframe: bool, lam: float,
                  probe_only: bool = False) -> None:
-        s = self.stats
-        macs = self._call_macs.get(branch, self._call_macs.get(0, 0))
-        s.baseline_macs += macs
+        s, costs = self.stats, self.costs.get(branch) or self.costs[0]
+        s.peak_cache_bytes = max(s.peak_cache_bytes, self.caches.peak_bytes)
+        s.cache_misses = self.caches.misses
+        s.baseline_macs += costs.total
         if lam == 0.0:
             s.network_calls_skipped += 1
             if probe_only:
                 s.probe_calls += 1
-                s.executed_macs += self._probe_macs.get(branch, 0)
+                s.executed_macs += costs.probe
             return
         s.network_calls += 1
         if keyframe:
-            s.executed_macs += macs
+            s.executed_macs += costs.total
             return
         s.fr_calls += 1
-        s.executed_macs += macs - self._saved(branch)
-
-    def _saved(self, branch: int) -> int:
-        key = ("".join(self.modes), branch)
-        if key not in self._saved_macs:
-            b_ = branch if (id(self.blocks[0]), branch) in self._unit_savings else 0
-            saved = 0
-            for mode, b in zip(self.modes, self.blocks):
-                if mode == "S":
-                    saved += self._unit_savings[(id(b), b_)]
-                elif mode == "F":
-                    saved += sum(self._unit_savings[(id(u), b_)] for u in b.units)
-            self._saved_macs[key] = saved
-        return self._saved_macs[key]
+        key = ("".join(self.modes), branch if branch in self.costs else 0)
+        if key not in self._macs:
+            self._macs[key] = self.costs[key[1]].of_modes(key[0])
+        s.executed_macs += self._macs[key]
 
 
 @contextlib.contextmanager
@@ -370,14 +338,10 @@ def accelerate(pipe_or_model, policy: KeyframePolicy | AdaptivePolicy,
     run = _prepare(model, scheduler, policy, mixing, cache_dtype)
     if own_scheduler:
         run.pipe = pipe_or_model
-    undo = []
-    try:
-        _install(run, undo)
+    with Patches() as patches:
+        patches.callback(run.clear)  # last out: free every cache
+        _install(run, patches)
         yield run
-    finally:
-        for restore in reversed(undo):
-            restore()
-        run.clear()
 
 
 def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
@@ -406,41 +370,13 @@ def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
     return Run(model, scheduler, blocks, policy, mixing, cache_dtype)
 
 
-def _install(run: Run, undo: list) -> None:
-    """Replace forwards (each with its exact inverse pushed on `undo` first)."""
+def _install(run: Run, patches: Patches) -> None:
+    """Replace forwards and scheduler methods, each undone when `patches` closes."""
     model, policy = run.model, run.policy
-    model._frdiff_run = run
-    undo.append(lambda: delattr(model, "_frdiff_run"))
-    undo.append(drive_clock(run.scheduler, run.on_start, run.on_step, run.on_begin))
-    _replace_forward(model, run.model_forward(model.forward), undo)
+    patches.attribute(model, "_frdiff_run", run)
+    patches.callback(drive_clock(run.scheduler, run.on_start, run.on_step, run.on_begin))
+    patches.forward(model, run.model_forward)
     if run.adaptive is not None:
-        handle = run.blocks[0].module.register_forward_hook(run.probe_hook)
-        undo.append(handle.remove)
-    counts: dict[str, int] = {}
-    for index, block in enumerate(run.blocks):
-        column = policy.block_modes(index)
-        if "S" in column:
-            _replace_forward(block.module, block_forward(block, index, run, block.module.forward), undo)
-            counts["skip_blocks"] = counts.get("skip_blocks", 0) + 1
-        if "F" not in column:
-            continue
-        for unit in block.units:
-            _replace_forward(unit.module, UNIT_FORWARDS[unit.kind](unit, run, unit.module.forward), undo)
-            if unit.kind == "resnet":
-                handle = unit.module.conv1.register_forward_hook(conv1_capture_hook(unit, run))
-                undo.append(handle.remove)
-            counts[unit.kind] = counts.get(unit.kind, 0) + 1
-    run.stats.modules_reused = counts
-
-
-def _replace_forward(module: torch.nn.Module, new_forward, undo: list) -> None:
-    saved = module.__dict__.get("forward")  # an instance-level forward (e.g. offload hooks)
-
-    def restore() -> None:
-        if saved is None:
-            module.__dict__.pop("forward", None)
-        else:
-            module.forward = saved
-
-    undo.append(restore)
-    module.forward = new_forward
+        patches.hook(run.blocks[0].module.register_forward_hook(run.probe_hook))
+    columns = [policy.block_modes(i) for i in range(len(run.blocks))]
+    run.stats.modules_reused = install_reuse(run.blocks, run, patches, columns)

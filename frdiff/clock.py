@@ -29,6 +29,8 @@ from typing import Callable
 
 import torch
 
+from .patching import Patches
+
 MAX_CALLS_PER_STEP = 8  # model calls between two step() calls (CFG branches, batch splits)
 
 
@@ -129,34 +131,29 @@ def run_start(scheduler, timestep) -> int:
 
 
 def drive_clock(scheduler, on_start: Callable[[int], None], on_step: Callable[[object], object],
-                on_begin: Callable[[int], None] | None = None):
+                on_begin: Callable[[int], None] | None = None) -> Callable[[], None]:
     """Patch `scheduler`: on_start(n) at set_timesteps, on_begin(index) after a run's first
     step(), step() returns on_step(its output); returns the function that restores it exactly."""
-    saved = {name: scheduler.__dict__.get(name) for name in ("set_timesteps", "step")}
-    set_timesteps, step = scheduler.set_timesteps, scheduler.step
+    patches = Patches()
     first = [False]
 
-    def set_timesteps_and_start(*args, **kwargs):
-        out = set_timesteps(*args, **kwargs)
-        first[0] = True
-        on_start(len(scheduler.timesteps))
-        return out
+    def start_clock(set_timesteps):
+        def set_timesteps_and_start(*args, **kwargs):
+            out = set_timesteps(*args, **kwargs)
+            first[0] = True
+            on_start(len(scheduler.timesteps))
+            return out
+        return set_timesteps_and_start
 
-    def step_and_advance(*args, **kwargs):
-        out = step(*args, **kwargs)
-        if first[0] and on_begin is not None:
-            on_begin(run_start(scheduler, args[1] if len(args) > 1 else kwargs.get("timestep")))
-        first[0] = False
-        return on_step(out)
+    def advance_clock(step):
+        def step_and_advance(*args, **kwargs):
+            out = step(*args, **kwargs)
+            if first[0] and on_begin is not None:
+                on_begin(run_start(scheduler, args[1] if len(args) > 1 else kwargs.get("timestep")))
+            first[0] = False
+            return on_step(out)
+        return step_and_advance
 
-    scheduler.set_timesteps = set_timesteps_and_start
-    scheduler.step = step_and_advance
-
-    def restore() -> None:
-        for name, value in saved.items():
-            if value is None:
-                scheduler.__dict__.pop(name, None)
-            else:
-                setattr(scheduler, name, value)
-
-    return restore
+    patches.replace(scheduler, "set_timesteps", start_clock)
+    patches.replace(scheduler, "step", advance_clock)
+    return patches.close

@@ -4,9 +4,12 @@ attention products, recorded by forward hooks during one real model call."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import torch
 from diffusers.models.attention_processor import Attention
+
+from .targets import expensive_part
 
 
 def _conv_macs(m: torch.nn.Conv2d, out: torch.Tensor) -> int:
@@ -101,3 +104,66 @@ class MacCounter:
         if module is None:
             return sum(self.macs.values())
         return self.inside.get(id(module), 0)
+
+
+@dataclass
+class CallCosts:
+    """The one cost model of frdiff, for the runtime's accounting and the tuner's budget.
+
+    MACs of one full model call (`total`), of each policy block (`block`), what feature
+    reuse saves in each block (`fr_saving`: its FR units' expensive parts) and, for adaptive
+    policies, the network up to the end of the probe block (`probe`). A call's cost under
+    keyframe gates k and skip gates z (one per block; 1/0 at run time, soft while tuning):
+
+        fixed + sum_b [ k_b block_b + (1 - k_b) (1 - z_b) (block_b - fr_saving_b) ]
+
+    (a keyframe block computes, a skipped one costs nothing, an FR block its cheap part);
+    a step where score mixing has lam = 0 and that is not a keyframe makes no call: 0.
+    """
+
+    total: float
+    block: list[float]
+    fr_saving: list[float]
+    probe: float = 0.0
+
+    @classmethod
+    def count(cls, counter: MacCounter, blocks, probe: float = 0.0) -> "CallCosts":
+        """From a MacCounter that saw one full call of the model these policy blocks are in."""
+        saving = [sum(counter.total(expensive_part(u)) for u in b.units) for b in blocks]
+        return cls(counter.total(), [counter.total(b.module) for b in blocks], saving, probe)
+
+    def call(self, k: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """MACs of a call that makes it, for gates k, z of shape (..., blocks)."""
+        block = torch.tensor(self.block, dtype=k.dtype)
+        saving = torch.tensor(self.fr_saving, dtype=k.dtype)
+        fixed = self.total - float(sum(self.block))
+        return fixed + (k * block + (1 - k) * (1 - z) * (block - saving)).sum(-1)
+
+    def per_step(self, k: torch.Tensor, z: torch.Tensor, lam: list[float]) -> torch.Tensor:
+        """MACs of every step of a run for gates k, z of shape (steps, blocks)."""
+        no_call = torch.tensor([l == 0.0 for l in lam], dtype=k.dtype)
+        return no_call * k.prod(-1) * self.total + (1 - no_call) * self.call(k, z)
+
+    def of_modes(self, modes: str) -> int:
+        """MACs of a call whose blocks run in these modes (K, F, S), as counted at run time."""
+        k, z = mode_gates([modes])
+        return round(float(self.call(k[0], z[0])))
+
+    def speedup(self, policy, mixing) -> float:
+        """Counted speedup of a KeyframePolicy under score mixing (one call per step)."""
+        k, z = policy_gates(policy, len(self.block))
+        lam = [policy.reuse_weight(s, mixing) for s in range(policy.num_steps)]
+        return policy.num_steps * self.total / float(self.per_step(k, z, lam).sum())
+
+
+def mode_gates(rows) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of mode letters to keyframe gates k (K) and skip gates z (S), float64."""
+    k = torch.tensor([[m == "K" for m in row] for row in rows], dtype=torch.float64)
+    z = torch.tensor([[m == "S" for m in row] for row in rows], dtype=torch.float64)
+    return k, z
+
+
+def policy_gates(policy, num_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A KeyframePolicy's gates (steps, blocks): k = 1 at K, z = 1 at S (N counts as reuse)."""
+    return mode_gates([[policy.mode(s, b) for b in range(num_blocks)]
+                       for s in range(policy.num_steps)])

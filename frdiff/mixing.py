@@ -75,7 +75,9 @@ class Prediction:
     def mix(self, other: "Prediction", lam: float) -> "Prediction":
         """lam * self + (1 - lam) * other, field by field (Eq. of section 3)."""
         def blend(a, b):
-            return None if a is None else torch.lerp(b, a, lam)
+            if a is None:
+                return None
+            return torch.lerp(b, a, lam.to(a.dtype) if isinstance(lam, torch.Tensor) else lam)
         return Prediction(blend(self.eps, other.eps), blend(self.x0, other.x0),
                           blend(self.extra, other.extra))
 
@@ -167,8 +169,15 @@ def forecast_x0(history: list[tuple[float, torch.Tensor]], lam_now: float, mode:
     return x0_k + (lam_now - lam_k) / (lam_k - lam_j) * (x0_k - x0_j)
 
 
+def _is_one(weight) -> bool:
+    return not isinstance(weight, torch.Tensor) and weight == 1.0
+
+
 class EpsHold:
-    """Noise-prediction solvers (DDIM, Euler): keep eps_key, mix lam eps_FR + (1 - lam) eps_key."""
+    """Noise-prediction solvers (DDIM, Euler): keep eps_key, mix lam eps_FR + (1 - lam) eps_key.
+
+    The tuner uses the same mixer with soft gates: `keep(..., weight=k)` makes the key
+    k * new + (1 - k) * old, and `mix` takes a tensor lam (k + (1 - k) lam)."""
 
     def __init__(self, prediction_type: str):
         self.kind = prediction_type
@@ -178,9 +187,14 @@ class EpsHold:
     def clear(self) -> None:
         self.keys.clear()
 
-    def keep(self, out: torch.Tensor, x, alpha, sigma, branch: int) -> None:
+    def keep(self, out: torch.Tensor, x, alpha, sigma, branch: int, weight=1.0) -> None:
         """At a keyframe: store eps_key (and x0_key) for the following reuse steps."""
-        self.keys[branch] = to_prediction(out, x, alpha, sigma, self.kind)
+        new, old = to_prediction(out, x, alpha, sigma, self.kind), self.keys.get(branch)
+        self.keys[branch] = new if old is None or _is_one(weight) else new.mix(old, weight)
+
+    def detach(self) -> None:
+        self.keys = {b: Prediction(*[None if t is None else t.detach() for t in
+                                     (p.eps, p.x0, p.extra)]) for b, p in self.keys.items()}
 
     def mix(self, out: torch.Tensor | None, x, alpha, sigma, branch: int, lam: float):
         """(key, mix, model output) at a reuse step, key and mix in `space`; out None: lam = 0."""
@@ -191,7 +205,10 @@ class EpsHold:
 
 
 class X0Forecast:
-    """Data-prediction solvers (DPM-Solver++): keep (lambda, x0_key), forecast x0 in between."""
+    """Data-prediction solvers (DPM-Solver++): keep (lambda, x0_key), forecast x0 in between.
+
+    With the tuner's soft gates (binary in the forward pass, straight-through): a step whose
+    gate k is 1 appends k * x0 + (1 - k) * forecast, so the gradient sees the forecast."""
 
     space = "x0"
 
@@ -202,12 +219,21 @@ class X0Forecast:
     def clear(self) -> None:
         self.keys.clear()
 
-    def keep(self, out: torch.Tensor, x, alpha, sigma, branch: int) -> None:
+    def keep(self, out: torch.Tensor, x, alpha, sigma, branch: int, weight=1.0) -> None:
         """At a keyframe: append (log-SNR, x0_key, extra channels) to the last two."""
         history = self.keys.setdefault(branch, [])
-        history.append((log_snr(alpha, sigma), x0_of(out, x, alpha, sigma, self.kind),
-                        extra_channels(out, x)))
+        if float(weight) < 0.5:  # a soft gate that is 0 in the forward pass: no keyframe
+            return
+        snr, x0 = log_snr(alpha, sigma), x0_of(out, x, alpha, sigma, self.kind)
+        if history and not _is_one(weight):
+            forecast = forecast_x0([(v, t) for v, t, _ in history], snr, self.multistep)
+            x0 = torch.lerp(forecast, x0, weight.to(x0.dtype))
+        history.append((snr, x0, extra_channels(out, x)))
         del history[:-2]
+
+    def detach(self) -> None:
+        self.keys = {b: [(v, t.detach(), None if e is None else e.detach()) for v, t, e in h]
+                     for b, h in self.keys.items()}
 
     def mix(self, out: torch.Tensor | None, x, alpha, sigma, branch: int, lam: float):
         """(x0_key forecast, mixed x0, model output) at a reuse step; out None: lam = 0."""
@@ -215,8 +241,10 @@ class X0Forecast:
         key = forecast_x0([(snr, v) for snr, v, _ in history], log_snr(alpha, sigma), self.multistep)
         x0, extras = key, history[-1][2]
         if out is not None:
-            x0 = torch.lerp(key, x0_of(out, x, alpha, sigma, self.kind), lam)
-            extras = extra_channels(out, x)
+            w = lam.to(key.dtype) if isinstance(lam, torch.Tensor) else lam
+            x0 = torch.lerp(key, x0_of(out, x, alpha, sigma, self.kind), w)
+            if float(lam) > 0.0:  # at lam = 0 (the tuner's soft pass) the key's extras
+                extras = extra_channels(out, x)
         sample = output_for_x0(x0, x, alpha, sigma, self.kind)
         return key, x0, sample if extras is None else torch.cat([sample, extras], 1)
 

@@ -7,7 +7,8 @@ import torch
 
 from frdiff import ScoreMixing, accelerate
 from frdiff import KeyframePolicy
-from frdiff.autofr import Costs, candidates, lambdas, project, spread, step_gated, tune
+from frdiff.autofr import TuneConfig, candidates, lambdas, project, spread, step_gated, tune
+from frdiff.cost import CallCosts
 from frdiff.cli import main
 
 N = 8
@@ -28,24 +29,31 @@ def test_tuned_policy_meets_target_and_runs(tiny_pipe, per_block):
     assert all(p.requires_grad for p in tiny_pipe.denoiser.parameters())
 
 
-def test_all_keyframe_gated_pass_reproduces_the_reference(tiny_pipe):
-    """Gates at 1 everywhere: the differentiable sampler is the full-compute one."""
-    from frdiff.autofr import _default_call, _gated_pass, _reference_latents
-    from frdiff.targets import find_blocks
+def _tiny_call(pipe):
+    from frdiff.autofr import default_call
 
-    raw = type(tiny_pipe).__call__.__wrapped__
+    raw = type(pipe).__call__.__wrapped__
 
     def call(steps, batch=0):
-        return raw(tiny_pipe, num_inference_steps=steps, generator=torch.Generator().manual_seed(batch),
-                   **_default_call(tiny_pipe, 2, batch))
+        return raw(pipe, num_inference_steps=steps, generator=torch.Generator().manual_seed(batch),
+                   **default_call(pipe, 2, batch))
+    return call
 
+
+def test_all_keyframe_gated_pass_reproduces_the_reference(tiny_pipe):
+    """Gates at 1 everywhere: the differentiable sampler is the full-compute one."""
+    from frdiff.autofr import gated_pass, reference_latents
+    from frdiff.targets import find_blocks
+
+    call = _tiny_call(tiny_pipe)
     blocks = find_blocks(tiny_pipe.denoiser)
-    reference = _reference_latents(tiny_pipe, call, N, 0)
+    lam = lambdas(N, ScoreMixing())
+    reference = reference_latents(tiny_pipe, call, N, 0)
     ones, zeros = torch.ones(N, len(blocks)), torch.zeros(N, len(blocks))
-    assert _gated_pass(tiny_pipe, blocks, ScoreMixing(), call, 0, ones, zeros, reference, None) < 1e-10
+    assert gated_pass(tiny_pipe, blocks, "extrapolate", call, 0, ones, zeros, lam, reference, None) < 1e-10
     skipping = ones.clone()
     skipping[1:] = 0.0
-    assert _gated_pass(tiny_pipe, blocks, ScoreMixing(), call, 0, skipping, zeros, reference, 3) > 1e-4
+    assert gated_pass(tiny_pipe, blocks, "extrapolate", call, 0, skipping, zeros, lam, reference, 3) > 1e-4
 
 
 def test_target_one_keeps_every_keyframe(tiny_pipe):
@@ -64,7 +72,7 @@ def test_no_call_steps_are_all_or_nothing():
 @pytest.mark.parametrize("target", [1.3, 2.0])
 def test_projection_meets_the_budget_and_cannot_add_a_keyframe(target):
     n, width = 12, 3
-    costs = Costs(total=10.0, block=[3.0, 2.0, 1.0], fr_saving=[2.0, 1.0, 0.5])
+    costs = CallCosts(total=10.0, block=[3.0, 2.0, 1.0], fr_saving=[2.0, 1.0, 0.5])
     mixing = ScoreMixing()
     torch.manual_seed(0)
     policy = project(torch.rand(n, width), torch.rand(n, width), costs, mixing, target, ["a", "b", "c"])
@@ -80,7 +88,7 @@ def test_projection_meets_the_budget_and_cannot_add_a_keyframe(target):
 
 
 def test_candidates_meet_the_target_and_include_block_skips():
-    costs = Costs(total=10.0, block=[3.0, 2.0, 3.0], fr_saving=[2.0, 1.0, 2.0])
+    costs = CallCosts(total=10.0, block=[3.0, 2.0, 3.0], fr_saving=[2.0, 1.0, 2.0])
     depths = {"down": 0, "mid": 1, "up": 0}
     found = candidates(costs, 20, ScoreMixing(), 1.8, depths)
     assert any(name.startswith("fr") for name in found)
@@ -126,3 +134,48 @@ def test_candidates_include_fewer_steps_and_a_no_call_start_tunes_step_selection
         tiny_pipe(["A"], num_inference_steps=N, output_type="pt")
     assert run.stats.fr_calls == 0 and abs(run.stats.ideal_speedup - result.ideal_speedup) < 1e-6
     assert run.stats.network_calls == len(result.policy.keyframes)
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpmsolver"])
+@pytest.mark.parametrize("multistep", ["hold", "extrapolate"])
+def test_the_gated_pass_with_binary_gates_is_the_sampler_the_policy_runs(tiny_pipe, scheduler, multistep):
+    """One sampler state: the tuner's differentiable pass, with a policy's gates, follows the
+    real accelerated run step by step (FR, whole-block skip, no-call steps and score mixing;
+    DPM-Solver++ mixes in x0 space with the keyframes' x0 held or extrapolated)."""
+    from frdiff import set_scheduler
+    from frdiff.autofr import gated_pass, reference_latents
+    from frdiff.cost import policy_gates
+    from frdiff.targets import find_blocks
+
+    set_scheduler(tiny_pipe, scheduler)
+    blocks = find_blocks(tiny_pipe.denoiser)
+    width = len(blocks)
+    rows = ["K" * width, "F" * width, "S" * (width - 1) + "F", "K" * width, "N" * width,
+            "F" * width, "K" * width, "S" * width]
+    policy = KeyframePolicy(tuple(rows), tuple(b.name for b in blocks))
+    mixing = ScoreMixing(multistep=multistep)
+    call = _tiny_call(tiny_pipe)
+    with accelerate(tiny_pipe, policy, mixing) as run:
+        accelerated = reference_latents(tiny_pipe, call, N, 0)
+    assert run.stats.fr_calls > 0 and run.stats.network_calls_skipped > 0
+    full = reference_latents(tiny_pipe, call, N, 0)
+    assert float((full[-1] - accelerated[-1]).pow(2).mean()) > 1e-6  # the policy does change it
+    k, z = (g.float() for g in policy_gates(policy, width))
+    lam = [policy.reuse_weight(s, mixing) for s in range(N)]
+    with torch.no_grad():
+        distance = gated_pass(tiny_pipe, blocks, multistep, call, 0, k, z, lam, accelerated, 1)
+    assert distance < 1e-10  # summed over every step's latents (segment=1)
+
+
+def test_tune_config_validates_and_options_override_it(tiny_pipe):
+    with pytest.raises(ValueError, match="iterations"):
+        TuneConfig(iterations=-1)
+    with pytest.raises(ValueError, match="segment"):
+        TuneConfig(segment=0)
+    with pytest.raises(TypeError):
+        tune(tiny_pipe, N, 1.2, no_such_option=1)
+    seen = []
+    result = tune(tiny_pipe, N, 1.5, TuneConfig(iterations=2, checks=2, progress=False),
+                  on_check=seen.append)
+    assert result.ideal_speedup >= 1.5 and seen and seen[-1].best_loss <= seen[0].loss
+    assert all(c.policy.num_steps == N for c in seen)

@@ -50,7 +50,7 @@ def test_img2img_strength_starts_the_clock_part_way(scheduler):
         with accelerate(pipe, KeyframePolicy.from_steps(N, keys), ScoreMixing()) as run:
             run.observer = events.append
             outs.append(sample(strength=0.5))
-            assert run._cache == {}  # the run reached its last step: caches freed
+            assert run.caches.values == {}  # the run reached its last step: caches freed
         assert run.stats.keyframe_steps == [[3, 4]] and run.stats.cache_misses == 0
     assert (outs[0] == outs[1]).all()  # rows before the start are never read
     assert {e.step for e in events} == {5} and events[0].lam == ScoreMixing().lam(5, N)
@@ -204,11 +204,11 @@ def test_long_lived_context_stays_bounded(monkeypatch):
             scheduler.set_timesteps(3)
             for t in scheduler.timesteps:
                 call(t), scheduler.step(call(t), t, x)  # per-branch CFG: two calls a step
-            assert run._cache == {} and run._keys == {}
+            assert run.caches.values == {} and run._keys == {}
             if i == 1:
-                sizes = (len(run._saved_macs), len(run._call_macs), len(run._unit_savings))
+                sizes = (len(run._macs), len(run.costs))
     s = run.stats
     assert len(s.keyframe_steps) == 3 and s.sampling_runs == runs
     assert s.mean_keyframes == 2 and s.keyframes_total == 2 * runs
-    assert sizes == (len(run._saved_macs), len(run._call_macs), len(run._unit_savings))
+    assert sizes == (len(run._macs), len(run.costs))
     assert s.as_dict()["mean_keyframes"] == 2

@@ -1,0 +1,102 @@
+"""The parts of frdiff's sampler state, shared by accelerate's `Run` and the tuner's `GatedRun`.
+
+- `CacheStore` (here): the caches of one sampling run, per (owner, CFG branch).
+- `install_reuse` (here): the replaced forwards of policy blocks and FR units (reuse.py),
+  on a `Patches` stack (patching.py).
+- `CallCosts` (cost.py): the one cost model, counted from a real call.
+- the mixers (mixing.py): `EpsHold` or `X0Forecast`, chosen once per scheduler family.
+- the step clock (clock.py), driven by the scheduler.
+
+A state (Run or GatedRun) answers the reuse forwards with two methods:
+
+    reuse(owner, block, mode) -> the cached value to use instead of computing, or None
+    keep(owner, block, mode, fresh) -> the value to use after computing `fresh`
+
+where `mode` is the letter that reuses this owner ("F" for an FR unit, "S" for a whole
+block) and `block` its policy block's index. `Run` answers from hard modes: reuse where the
+step's mode says so and a cache exists, else compute and store. `GatedRun` computes
+everything and keeps `w * cache + (1 - w) * fresh`, w being the soft reuse gate (1 - k for
+FR units, (1 - k) z for whole blocks), so with binary gates the tuner's forward pass is
+exactly the sampler its policy later runs on, and the gradient flows through the difference.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .patching import Patches
+from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook
+from .targets import PolicyBlock, cast_like, map_tensors, nbytes
+
+
+class CacheStore:
+    """Cached values per (owner, branch). `branch` is set by the state at each model call.
+
+    With `cache_dtype`, values are stored in that dtype and read back in their own; with
+    `detach=False` (the tuner) they keep their graph until `detach_all()`. `peak_bytes` is
+    the most held at once; `misses` counts reads that found nothing."""
+
+    def __init__(self, cache_dtype: torch.dtype | None = None, detach: bool = True):
+        self.cache_dtype, self.detach = cache_dtype, detach
+        self.branch = 0
+        self.values: dict[tuple[int, int], object] = {}
+        self._bytes: dict[tuple[int, int], int] = {}
+        self._dtypes: dict[tuple[int, int], object] = {}  # with cache_dtype: the originals
+        self.peak_bytes = 0
+        self.misses = 0
+
+    def put(self, owner, value) -> None:
+        key = (id(owner), self.branch)
+        if self.cache_dtype is not None:
+            self._dtypes[key] = map_tensors(lambda t: t.dtype, value)
+        if self.detach or self.cache_dtype is not None:
+            value = map_tensors(lambda t: (t.detach() if self.detach else t).to(
+                self.cache_dtype or t.dtype), value)
+        self.values[key] = value
+        self._bytes[key] = nbytes(value)
+        self.peak_bytes = max(self.peak_bytes, sum(self._bytes.values()))
+
+    def get(self, owner, count_miss: bool = True):
+        key = (id(owner), self.branch)
+        value = self.values.get(key)
+        if value is None:
+            self.misses += count_miss
+            return None
+        return value if self.cache_dtype is None else cast_like(value, self._dtypes[key])
+
+    def clear(self) -> None:
+        self.values.clear()
+        self._bytes.clear()
+        self._dtypes.clear()
+
+    def detach_all(self) -> None:
+        """Cut the graph every cached value holds (the tuner's truncated back-propagation)."""
+        self.values = {k: map_tensors(lambda t: t.detach(), v) for k, v in self.values.items()}
+
+    def snapshot(self) -> tuple:
+        return dict(self.values), dict(self._bytes), dict(self._dtypes), self.peak_bytes, self.misses
+
+    def restore(self, snapshot: tuple) -> None:
+        values, sizes, dtypes, self.peak_bytes, self.misses = snapshot
+        self.values, self._bytes, self._dtypes = dict(values), dict(sizes), dict(dtypes)
+
+
+def install_reuse(blocks: list[PolicyBlock], state, patches: Patches,
+                  columns: list[set[str]] | None = None) -> dict[str, int]:
+    """Replace the forwards of the blocks (S) and FR units (F) that `columns` (the modes each
+    block's policy column uses; None: every mode, as the tuner needs) can reuse; returns how
+    many of each kind were installed."""
+    counts: dict[str, int] = {}
+    for index, block in enumerate(blocks):
+        column = columns[index] if columns is not None else {"S", "F"}
+        if "S" in column:
+            patches.forward(block.module, lambda f, b=block, i=index: block_forward(b, i, state, f))
+            counts["skip_blocks"] = counts.get("skip_blocks", 0) + 1
+        if "F" not in column:
+            continue
+        for unit in block.units:
+            patches.forward(unit.module, lambda f, u=unit: UNIT_FORWARDS[u.kind](u, state, f))
+            if unit.kind == "resnet":
+                patches.hook(unit.module.conv1.register_forward_hook(conv1_capture_hook(unit, state)))
+            counts[unit.kind] = counts.get(unit.kind, 0) + 1
+    return counts
