@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import torch
 
@@ -21,6 +20,7 @@ from frdiff.glyphs import load_classifier
 from frdiff.glyphs.bench import measure_quality, measure_speed
 from frdiff.policy import KeyframePolicy
 from frdiff.timing import machine
+from analysis.common import write_result
 
 CONFIGS = [  # (label, policy spec, mixing on)
     ("all keyframes (hook overhead)", "uniform:1", True),
@@ -56,9 +56,7 @@ def main() -> None:
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "stats"}), flush=True)
     out = {"model": args.model, "steps": args.steps, "batch": args.batch,
            "samples": args.samples, "machine": machine(), "rows": rows}
-    os.makedirs("analysis/results", exist_ok=True)
-    with open(f"analysis/results/bench-{args.model}.json", "w") as f:
-        json.dump(out, f, indent=1)
+    write_result(f"bench-{args.model}", out)
     print(f"\n{args.model}, DDIM {args.steps} steps, batch {args.batch}, "
           f"{args.samples} samples for quality; {out['machine']['cpu']}, "
           f"{out['machine']['threads']} threads\n")

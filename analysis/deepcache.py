@@ -37,7 +37,6 @@ import argparse
 import contextlib
 import functools
 import json
-import os
 
 import torch
 from diffusers.models.attention_processor import Attention
@@ -51,6 +50,7 @@ from frdiff.glyphs.evaluate import balanced_labels, generate
 from frdiff.peers import deepcache
 from frdiff.policy import KeyframePolicy
 from frdiff.timing import machine
+from analysis.common import write_result
 
 
 def ideal_speedup(pipe, make_context, steps: int) -> float:
@@ -130,11 +130,7 @@ def main(argv: list[str] | None = None) -> None:
            "samples": args.samples, "repeats": args.repeats, "seed": args.seed,
            "quality_seed": args.seed + 1000, "machine": machine(), "rows": rows}
     table = markdown(out)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump(out, f, indent=1)
-    with open(args.out + ".md", "w") as f:
-        f.write(table)
+    write_result(args.out + ".json", out, table)
     print("\n" + table)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import torch
 
@@ -21,6 +20,7 @@ from frdiff.glyphs import load_classifier
 from frdiff.glyphs.evaluate import balanced_labels, generate
 from frdiff.metrics import accuracy, classify, psnr, ssim
 from frdiff.timing import machine
+from analysis.common import write_result
 
 
 def main() -> None:
@@ -60,9 +60,7 @@ def main() -> None:
         record(name, images, run.stats.ideal_speedup)
     out = {"model": args.model, "steps": args.steps, "samples": args.samples,
            "machine": machine(), "rows": rows}
-    os.makedirs("analysis/results", exist_ok=True)
-    with open(f"analysis/results/dpmsolver-{args.model}.json", "w") as f:
-        json.dump(out, f, indent=1)
+    write_result(f"dpmsolver-{args.model}", out)
     print(f"\n{args.model}, reference DPM-Solver++ {args.steps} steps, {args.samples} samples\n")
     print("| configuration | ideal speedup | PSNR vs reference (dB) | SSIM | class acc. |")
     print("|---|---|---|---|---|")

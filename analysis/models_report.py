@@ -24,6 +24,7 @@ from frdiff.glyphs import load_classifier
 from frdiff.glyphs.evaluate import classifier_accuracy, evaluate
 from frdiff.images import save_grid
 from frdiff.timing import machine
+from analysis.common import write_result
 
 MODELS = ("glyph-unet", "glyph-dit")
 
@@ -74,9 +75,7 @@ def main() -> None:
             images = pipe(labels, num_inference_steps=50, output_type="pt",
                           generator=torch.Generator().manual_seed(1)).images
             save_grid(images, f"assets/samples-{name}.png", ncol=len(pipe.labels), scale=2)
-    os.makedirs("analysis/results", exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(report, f, indent=1)
+    write_result(path, report)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from frdiff import KeyframePolicy, ScoreMixing, accelerate, load_pipeline, set_s
 from frdiff.glyphs import load_classifier
 from frdiff.glyphs.bench import measure_quality, measure_speed
 from frdiff.timing import machine
+from analysis.common import write_result
 
 
 def ideal_speedup(pipe, policy: KeyframePolicy, mixing: ScoreMixing) -> float:
@@ -80,9 +81,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     out = {"model": args.model, "samples": args.samples, "seed": args.seed, "machine": machine(),
            "rows": rows}
-    os.makedirs("analysis/results", exist_ok=True)
-    with open(args.out or f"analysis/results/policies-bench-{args.model}.json", "w") as f:
-        json.dump(out, f, indent=1)
+    write_result(args.out or f"policies-bench-{args.model}", out)
     m = out["machine"]
     print(f"\n{args.model}, batch {args.batch}, {args.samples} held-out samples (seed {args.seed + 1000}); "
           f"{m['cpu']}, {m['threads']} threads\n")

@@ -19,18 +19,13 @@ import json
 
 from frdiff import KeyframePolicy, ScoreMixing, load_pipeline
 from frdiff.analysis import score_spectra
+from frdiff.metrics import band_errors
 from frdiff.glyphs.evaluate import balanced_labels
 from frdiff.timing import machine
+from analysis.common import write_result
 
 MODELS = ("glyph-unet", "glyph-dit")
 NAMES = {"eps_key": "keyframe (reduced NFE)", "eps_fr": "feature reuse", "mixed": "score mixing"}
-
-
-def bands(spectrum: list[float]) -> dict[str, float]:
-    """Mean relative error in the low (lowest quarter), mid and high (upper half) bands."""
-    n = len(spectrum)
-    parts = {"low": spectrum[: max(1, n // 4)], "mid": spectrum[max(1, n // 4): n // 2], "high": spectrum[n // 2:]}
-    return {k: sum(v) / len(v) for k, v in parts.items()}
 
 
 def main() -> None:
@@ -49,9 +44,8 @@ def main() -> None:
         s = score_spectra(pipe, KeyframePolicy.uniform(args.steps, args.interval), ScoreMixing(), args.steps,
                           seed=0, class_labels=labels)
         result["models"][model] = {"space": s.space, "mixing_steps": sum(1 for v in s.lam if 0 < v < 1),
-                                   "bands": {k: bands(v) for k, v in (s.mean or {}).items()}}
-    with open("analysis/results/score-spectra.json", "w") as f:
-        json.dump(result, f, indent=1)
+                                   "bands": {k: band_errors(v) for k, v in (s.mean or {}).items()}}
+    write_result("score-spectra", result)
     if args.json:
         print(json.dumps(result))
         return

@@ -22,6 +22,7 @@ from analysis.policy_table import ideal_speedup
 from frdiff import KeyframePolicy, ScoreMixing, load_pipeline, set_scheduler
 from frdiff.autofr import tune
 from frdiff.timing import machine
+from analysis.common import write_result
 
 
 def policy_path(model: str, scheduler: str, steps: int, speedup: float) -> str:
@@ -62,14 +63,12 @@ def main() -> None:
             result.policy.to_json(path, **meta)
             summary.append(meta | {"out": path})
             print(json.dumps(summary[-1]), flush=True)
-    os.makedirs("analysis/results", exist_ok=True)
     path = f"analysis/results/policies-{args.model}.json"
     if os.path.exists(path):  # keep the entries of files this run did not rewrite
         with open(path) as f:
             done = {entry["out"] for entry in summary}
             summary = [e for e in json.load(f) if e["out"] not in done] + summary
-    with open(path, "w") as f:
-        json.dump(sorted(summary, key=lambda e: e["out"]), f, indent=1)
+    write_result(path, sorted(summary, key=lambda e: e["out"]))
 
 
 if __name__ == "__main__":

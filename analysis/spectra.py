@@ -10,15 +10,13 @@ steps as FRDiff's counted compute buys) start from the same noise and are compar
 band by band (`frdiff.analysis.frequency_comparison`): relative error power
 P(images - full) / P(full) per radial frequency band, in cycles per image.
 Writes analysis/results/spectra.json and assets/spectra.png, and prints per model a table of
-the error in low (0-3), mid (4-9) and high (10-16) bands: summed error power over summed
-reference power in those bands (band 0, the mean brightness, carries most of the low bands'
-power).
+the mean relative error in the low, mid and high bands (frdiff.metrics.band_errors, the one
+band aggregation of the CLI's `analyze`, the app and analysis/score_spectra.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import matplotlib
@@ -30,28 +28,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 from frdiff import load_pipeline  # noqa: E402
 from frdiff.analysis import frequency_comparison  # noqa: E402
 from frdiff.glyphs.evaluate import balanced_labels  # noqa: E402
+from frdiff.metrics import BANDS, band_errors  # noqa: E402
 from frdiff.timing import machine  # noqa: E402
+from analysis.common import write_result  # noqa: E402
 
 MODELS = ("glyph-unet", "glyph-dit")
-GROUPS = {"low 0-3": (0, 3), "mid 4-9": (4, 9), "high 10-16": (10, 16)}
 STYLES = {"fewer steps": ("#e63946", "--"), "reduced NFE (lam = 0)": ("#f4a261", "--"),
           "FR only": ("#457b9d", "-"), "FRDiff (FR + mixing)": ("#1d3557", "-"),
           "fewer steps, FRDiff's compute": ("#2a9d8f", ":")}
 
 
-def band_error(model: dict, low: int, high: int, run: str) -> float:
-    """Summed error power over summed reference power in bands low..high (inclusive)."""
-    ref = model["reference_spectrum"][low: high + 1]
-    err = [e * r for e, r in zip(model["runs"][run]["error_spectrum"][low: high + 1], ref)]
-    return sum(err) / max(sum(ref), 1e-20)
-
-
 def table(model: dict) -> str:
     """One Markdown row per run: band-group errors, PSNR vs full compute, ideal speedup."""
-    lines = ["| run | " + " | ".join(f"error {g}" for g in GROUPS) + " | PSNR (dB) | ideal speedup |",
-             "|---|" + "---:|" * (len(GROUPS) + 2)]
+    lines = ["| run | " + " | ".join(f"error {g}" for g in BANDS) + " | PSNR (dB) | ideal speedup |",
+             "|---|" + "---:|" * (len(BANDS) + 2)]
     for name, run in model["runs"].items():
-        cells = [f"{band_error(model, lo, hi, name):.2e}" for lo, hi in GROUPS.values()]
+        errors = band_errors(run["error_spectrum"])
+        cells = [f"{errors[g]:.2e}" for g in BANDS]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {run['psnr']:.1f} | {run['ideal_speedup']:.2f}x |")
     return "\n".join(lines)
 
@@ -100,9 +93,7 @@ def main() -> None:
         print(f"\n### {name}: DDIM {args.steps} steps, interval {args.interval}, {args.samples} samples\n")
         print(table(results["models"][name]))
     draw(results, args.out)
-    os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
-    with open(args.results, "w") as f:
-        json.dump(results, f, indent=1)
+    write_result(args.results, results)
     print(f"\n{args.out}\n{args.results}")
 
 

@@ -20,7 +20,7 @@ import torch
 
 from frdiff import ScoreMixing, load_pipeline, set_scheduler
 from frdiff.autofr import tune
-from frdiff.timing import machine
+from analysis.common import write_result
 
 
 def main() -> None:
@@ -45,9 +45,7 @@ def main() -> None:
         row["no_call_wins"] = row["no_call_loss"] is not None and row["no_call_loss"] < row["shipped_loss"]
         rows.append(row)
         print(json.dumps(row), flush=True)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"machine": machine(), "rows": rows}, f, indent=1)
+    write_result(args.out, {"rows": rows})
     print("\n| shipped policy | its selection loss | \"no call\" start | its loss | best start now |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -11,7 +11,6 @@ Writes analysis/results/temporal-similarity.json and assets/temporal-similarity.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import matplotlib
@@ -23,7 +22,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 
 from frdiff import KeyframePolicy, ScoreMixing, load_pipeline  # noqa: E402
 from frdiff.analysis import temporal_similarity  # noqa: E402
-from frdiff.timing import machine  # noqa: E402
+from analysis.common import write_result  # noqa: E402
 
 
 def main() -> None:
@@ -68,10 +67,8 @@ def main() -> None:
     fig.tight_layout()
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     fig.savefig(args.out)
-    os.makedirs("analysis/results", exist_ok=True)
-    with open("analysis/results/temporal-similarity.json", "w") as f:
-        json.dump({name: sim.as_dict() for name, sim in results.items()} | {"machine": machine(),
-                  "steps": args.steps, "policy": args.policy}, f)
+    write_result("temporal-similarity", {name: sim.as_dict() for name, sim in results.items()}
+                 | {"steps": args.steps, "policy": args.policy})
     print(args.out)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 
@@ -24,6 +23,7 @@ from torch.profiler import profile
 
 from frdiff import load_pipeline
 from frdiff.timing import machine
+from analysis.common import write_result
 
 
 def call_ms(unet, batch: int, repeats: int = 10) -> float:
@@ -80,9 +80,7 @@ def main() -> None:
            "sampling_s_estimate_50_steps_batch_8": round(per_call[16] * 50 / 1000, 2),
            "shares_at_16_rows": {k: round(v, 3) for k, v in op_shares(unet).items()},
            "machine": machine()}
-    os.makedirs("analysis/results", exist_ok=True)
-    with open("analysis/results/unet-cost.json", "w") as f:
-        json.dump(out, f, indent=1)
+    write_result("unet-cost", out)
     print(json.dumps(out, indent=1))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from frdiff.analysis import frequency_comparison, score_spectra
+from frdiff.metrics import band_errors
 
 from . import inputs
 from .models import POOL
@@ -36,11 +37,9 @@ LABELS = {"eps_key": "the keyframe's prediction (reduced NFE)", "eps_fr": "featu
           "mixed": "score mixing (what the sampler used)"}
 
 
-def band_errors(mean: dict, bands: int) -> dict[str, tuple[float, float]]:
-    """Mean relative error power of each prediction in the low (lowest quarter) and high (upper half) bands."""
-    lo, hi = slice(0, max(1, bands // 4)), slice(bands // 2, bands)
-    avg = lambda values: sum(values) / len(values)  # noqa: E731
-    return {name: (avg(mean[name][lo]), avg(mean[name][hi])) for name in LABELS}
+def prediction_band_errors(mean: dict) -> dict[str, tuple[float, float]]:
+    """Each prediction's mean relative error power in the low and high bands (metrics.BANDS)."""
+    return {name: tuple(band_errors(mean[name])[b] for b in ("low", "high")) for name in LABELS}
 
 
 def summary(data: dict) -> str:
@@ -49,7 +48,7 @@ def summary(data: dict) -> str:
     if not s["mean"]:
         return ("No step of this policy mixes (0 < lam < 1): every reuse step is pure FR or pure "
                 "reduced NFE. Move the mixing bias or slope so the ramp crosses reuse steps.")
-    errors = band_errors(s["mean"], len(s["bands"]))
+    errors = prediction_band_errors(s["mean"])
     rows = ["| prediction | low-frequency error | high-frequency error |", "|---|---|---|"]
     rows += [f"| {LABELS[n]} | {lo:.3g} | {hi:.3g} |" for n, (lo, hi) in errors.items()]
     best = {band: min(errors, key=lambda n: errors[n][i]) for i, band in enumerate(("low", "high"))}

@@ -207,47 +207,20 @@ def _add_sweep(sub) -> None:
 
 def _run_sweep(args) -> dict:
     from .glyphs import load_classifier
-    from .glyphs.bench import collect_rows, fewer_steps_row, policy_row
-    from .metrics import pareto_front
-    from .timing import machine
+    from .glyphs.bench import sweep, sweep_table
 
     pipe = _load(args)
     specs = [s.strip() for s in args.policies.split(",") if s.strip()]
-    fewer = ([int(k) for k in args.fewer_steps.split(",") if k.strip()] if args.fewer_steps is not None
-             else sorted({max(1, round(args.steps / 2)), max(1, round(args.steps / 3))}, reverse=True))
+    fewer = None if args.fewer_steps is None else [int(k) for k in args.fewer_steps.split(",") if k.strip()]
     for spec in specs:  # every bad spec is an error before any measuring
         _policy(argparse.Namespace(policy=spec, steps=args.steps), pipe)
-    common = dict(labels=[(args.seed + i) % len(pipe.labels) for i in range(args.batch)],
-                  steps=args.steps, seed=args.seed, samples=args.samples, repeats=args.repeats)
-    clf = load_classifier()
-    jobs = [lambda b, s=s: policy_row(pipe, clf, s, _mixing(args), baseline=b, **common) for s in specs]
-    jobs += [lambda b, k=k: fewer_steps_row(pipe, clf, k, baseline=b, **common) for k in fewer]
-    rows = collect_rows(jobs, progress=not args.json)
-    for key in ("ideal_speedup", "speedup"):
-        front = pareto_front([(r[key], r["psnr"]) for r in rows])
-        for r in rows:
-            r[f"front_{key}"] = (r[key], r["psnr"]) in front
-    result = {"model": args.model, "scheduler": args.scheduler, "steps": args.steps, "batch": args.batch,
-              "samples": args.samples, "repeats": args.repeats, "seed": args.seed,
-              "machine": machine(), "rows": rows}
+    result = sweep(pipe, load_classifier(), specs, _mixing(args), args.steps, fewer, batch=args.batch,
+                   samples=args.samples, repeats=args.repeats, seed=args.seed, progress=not args.json)
+    result = {"model": args.model, "scheduler": args.scheduler} | result
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
-    return result | {"markdown": _sweep_table(result)}
-
-
-def _sweep_table(result: dict) -> str:
-    lines = ["| setting | measured speedup | counted speedup | PSNR (dB) | SSIM | class acc. | front |",
-             "|---|---|---|---|---|---|---|"]
-    for r in sorted(result["rows"], key=lambda r: r["ideal_speedup"]):
-        mark = ", ".join(name for name, key in (("counted", "front_ideal_speedup"), ("measured", "front_speedup"))
-                         if r[key])
-        lines.append(f"| {r['setting']} | {r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | "
-                     f"{r['ssim']:.3f} | {r['class_accuracy']:.3f} | {mark} |")
-    m = result["machine"]
-    return "\n".join(lines) + (f"\n\n{result['model']}, {result['scheduler']} {result['steps']} steps, "
-                               f"{result['samples']} samples, {result['repeats']} timing pairs per row; "
-                               f"{m['cpu']}, {m['threads']} threads")
+    return result | {"markdown": sweep_table(result)}
 
 
 def _add_analyze(sub) -> None:
@@ -260,6 +233,7 @@ def _add_analyze(sub) -> None:
 
 def _run_analyze(args) -> dict:
     from .analysis import frequency_comparison, temporal_similarity
+    from .metrics import BANDS, band_errors
 
     pipe = _load(args)
     labels = list(args.labels) if args.labels else list(pipe.labels[:: max(1, len(pipe.labels) // 8)])[:8]
@@ -268,15 +242,13 @@ def _run_analyze(args) -> dict:
                               output_type="pt", **kwargs)
     freq = frequency_comparison(pipe, args.steps, args.interval, seed=args.seed, **kwargs)
     change = sim.change.nan_to_num()
-    thirds = [b * len(freq.bands) // 3 for b in range(4)]
     lines = ["mean change of each block's output from one step to the next:"]
     lines += [f"  {name:<24} {float(c):6.1%}" for name, c in zip(sim.blocks, change.mean(0))]
-    lines += ["", f"error power / full-compute power, per frequency third (bands "
-                  f"{thirds[0]}-{thirds[1] - 1}, {thirds[1]}-{thirds[2] - 1}, {thirds[2]}-{thirds[3] - 1}):"]
+    lines += ["", "error power / full-compute power, mean over the bands of each group (" +
+              "; ".join(f"{k}: {v}" for k, v in BANDS.items()) + "):"]
     for name, run in freq.runs.items():
-        e = run["error_spectrum"]
-        parts = [sum(e[a:b]) / max(1, b - a) for a, b in zip(thirds, thirds[1:])]
-        lines.append(f"  {name:<30} low {parts[0]:.2e}  mid {parts[1]:.2e}  high {parts[2]:.2e}  "
+        e = band_errors(run["error_spectrum"])
+        lines.append(f"  {name:<30} low {e['low']:.2e}  mid {e['mid']:.2e}  high {e['high']:.2e}  "
                      f"PSNR {run['psnr']:.1f} dB  counted {run['ideal_speedup']:.2f}x")
     return {"model": args.model, "scheduler": args.scheduler, "steps": args.steps,
             "labels": "".join(map(str, labels)), "seed": args.seed, "interval": args.interval,

@@ -37,6 +37,25 @@ def error_spectrum(images: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
     return error / radial_power_spectrum(reference).clamp(min=1e-20)
 
 
+BANDS = {"low": "the lowest quarter of the radial bands", "mid": "the second quarter",
+         "high": "the upper half"}
+
+
+def band_groups(num_bands: int) -> dict[str, range]:
+    """The one split of radial frequency bands frdiff reports (see BANDS)."""
+    quarter, half = max(1, num_bands // 4), max(1, num_bands // 2)
+    return {"low": range(0, quarter), "mid": range(quarter, max(quarter, half)),
+            "high": range(max(quarter, half), num_bands)}
+
+
+def band_errors(spectrum) -> dict[str, float]:
+    """Mean of a relative error spectrum (error_spectrum's P(err) / P(ref), per band) over
+    each group of `band_groups`; a group with no band (tiny images) is NaN."""
+    values = [float(v) for v in spectrum]
+    return {name: (sum(values[i] for i in group) / len(group) if len(group) else float("nan"))
+            for name, group in band_groups(len(values)).items()}
+
+
 def ssim(images: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean SSIM (scikit-image, colour, 7x7 window) over images."""
     from skimage.metrics import structural_similarity

@@ -173,6 +173,11 @@ def _is_one(weight) -> bool:
     return not isinstance(weight, torch.Tensor) and weight == 1.0
 
 
+def _value(weight) -> float:
+    """A weight's value (the tuner's gates are tensors with a graph)."""
+    return float(weight.detach()) if isinstance(weight, torch.Tensor) else float(weight)
+
+
 class EpsHold:
     """Noise-prediction solvers (DDIM, Euler): keep eps_key, mix lam eps_FR + (1 - lam) eps_key.
 
@@ -222,7 +227,7 @@ class X0Forecast:
     def keep(self, out: torch.Tensor, x, alpha, sigma, branch: int, weight=1.0) -> None:
         """At a keyframe: append (log-SNR, x0_key, extra channels) to the last two."""
         history = self.keys.setdefault(branch, [])
-        if float(weight) < 0.5:  # a soft gate that is 0 in the forward pass: no keyframe
+        if _value(weight) < 0.5:  # a soft gate that is 0 in the forward pass: no keyframe
             return
         snr, x0 = log_snr(alpha, sigma), x0_of(out, x, alpha, sigma, self.kind)
         if history and not _is_one(weight):
@@ -243,7 +248,7 @@ class X0Forecast:
         if out is not None:
             w = lam.to(key.dtype) if isinstance(lam, torch.Tensor) else lam
             x0 = torch.lerp(key, x0_of(out, x, alpha, sigma, self.kind), w)
-            if float(lam) > 0.0:  # at lam = 0 (the tuner's soft pass) the key's extras
+            if _value(lam) > 0.0:  # at lam = 0 (the tuner's soft pass) the key's extras
                 extras = extra_channels(out, x)
         sample = output_for_x0(x0, x, alpha, sigma, self.kind)
         return key, x0, sample if extras is None else torch.cat([sample, extras], 1)

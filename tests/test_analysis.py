@@ -71,3 +71,12 @@ def test_temporal_similarity_observes_without_changing(tiny_pipe):
     assert not tiny_pipe.denoiser._forward_hooks and not tiny_pipe.denoiser._forward_pre_hooks
     assert all(not b.module._forward_hooks for b in blocks)
     assert "set_timesteps" not in tiny_pipe.scheduler.__dict__
+
+
+def test_write_result_records_command_and_machine(tmp_path):
+    from analysis.common import write_result
+
+    path = write_result(str(tmp_path / "r.json"), {"rows": [1]}, "| a |")
+    saved = json.loads(open(path).read())
+    assert saved["rows"] == [1] and saved["command"].startswith("python") and "cpu" in saved["machine"]
+    assert (tmp_path / "r.md").read_text() == "| a |\n"

@@ -47,3 +47,14 @@ def test_frechet_distance_of_known_gaussians_and_rank_deficient_features():
 def test_accuracy():
     logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0]])
     assert abs(accuracy(logits, torch.tensor([0, 1, 1])) - 2 / 3) < 1e-6
+
+
+def test_band_groups_split_every_band_once_and_band_errors_average_them():
+    from frdiff.metrics import band_errors, band_groups
+
+    for n in (1, 2, 3, 8, 17):
+        groups = band_groups(n)
+        assert sorted(i for g in groups.values() for i in g) == list(range(n))
+    assert band_groups(8) == {"low": range(0, 2), "mid": range(2, 4), "high": range(4, 8)}
+    errors = band_errors([1.0, 3.0, 10.0, 20.0, 0.0, 0.0, 0.0, 4.0])
+    assert errors == {"low": 2.0, "mid": 15.0, "high": 1.0}

@@ -123,3 +123,40 @@ def fewer_steps_row(pipe, classifier, fewer: int, labels: list[int], steps: int,
     return {"method": "fewer steps", "setting": f"{scheduler} {fewer} steps", "fewer_steps": fewer} | speed | \
         quality_against(classifier, images, base, q_labels) | {"ideal_speedup": steps / fewer,
                                                                "baseline_images": base}
+
+
+def sweep(pipe, classifier, specs: list[str], mixing: ScoreMixing, steps: int,
+          fewer_steps: list[int] | None = None, batch: int = 8, samples: int = 64, repeats: int = 3,
+          seed: int = 0, progress: bool = True) -> dict:
+    """Policies (specs as for `bench`) and fewer-steps baselines (default steps/2, steps/3) under
+    one protocol, with the speed/quality Pareto front by counted and by measured speedup."""
+    from ..metrics import pareto_front
+
+    fewer = fewer_steps if fewer_steps is not None else sorted(
+        {max(1, round(steps / 2)), max(1, round(steps / 3))}, reverse=True)
+    common = dict(labels=[(seed + i) % len(pipe.labels) for i in range(batch)], steps=steps,
+                  seed=seed, samples=samples, repeats=repeats)
+    jobs = [lambda b, s=s: policy_row(pipe, classifier, s, mixing, baseline=b, **common) for s in specs]
+    jobs += [lambda b, k=k: fewer_steps_row(pipe, classifier, k, baseline=b, **common) for k in fewer]
+    rows = collect_rows(jobs, progress=progress)
+    for key in ("ideal_speedup", "speedup"):
+        front = pareto_front([(r[key], r["psnr"]) for r in rows])
+        for r in rows:
+            r[f"front_{key}"] = (r[key], r["psnr"]) in front
+    return {"steps": steps, "batch": batch, "samples": samples, "repeats": repeats, "seed": seed,
+            "machine": machine(), "rows": rows}
+
+
+def sweep_table(result: dict) -> str:
+    """A sweep's rows as Markdown, slowest first, with the Pareto front marked."""
+    lines = ["| setting | measured speedup | counted speedup | PSNR (dB) | SSIM | class acc. | front |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted(result["rows"], key=lambda r: r["ideal_speedup"]):
+        mark = ", ".join(name for name, key in (("counted", "front_ideal_speedup"), ("measured", "front_speedup"))
+                         if r[key])
+        lines.append(f"| {r['setting']} | {r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | "
+                     f"{r['ssim']:.3f} | {r['class_accuracy']:.3f} | {mark} |")
+    m = result["machine"]
+    return "\n".join(lines) + (f"\n\n{result.get('model', 'model')}, {result.get('scheduler', '')} "
+                               f"{result['steps']} steps, {result['samples']} samples, {result['repeats']} "
+                               f"timing pairs per row; {m['cpu']}, {m['threads']} threads")
