@@ -57,15 +57,17 @@ def main() -> None:
     out = {"model": args.model, "steps": args.steps, "batch": args.batch,
            "samples": args.samples, "machine": machine(), "rows": rows}
     write_result(f"bench-{args.model}", out)
-    print(f"\n{args.model}, DDIM {args.steps} steps, batch {args.batch}, "
-          f"{args.samples} samples for quality; {out['machine']['cpu']}, "
-          f"{out['machine']['threads']} threads\n")
-    print("| policy | mixing | measured speedup | ideal speedup | PSNR (dB) | SSIM | class acc. (baseline) |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['config']} (`{r['policy']}`) | {'on' if r['mixing'] else 'off'} | "
-              f"{r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | "
-              f"{r['ssim']:.3f} | {r['class_accuracy']:.3f} ({r['baseline_class_accuracy']:.3f}) |")
+    print("\n" + markdown(out))
+
+
+def markdown(result: dict) -> str:
+    lines = ["| policy | mixing | measured speedup | ideal speedup | PSNR (dB) | SSIM | class acc. (baseline) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['config']} (`{r['policy']}`) | {'on' if r['mixing'] else 'off'} | "
+                     f"{r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | "
+                     f"{r['ssim']:.3f} | {r['class_accuracy']:.3f} ({r['baseline_class_accuracy']:.3f}) |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -61,12 +61,16 @@ def main() -> None:
     out = {"model": args.model, "steps": args.steps, "samples": args.samples,
            "machine": machine(), "rows": rows}
     write_result(f"dpmsolver-{args.model}", out)
-    print(f"\n{args.model}, reference DPM-Solver++ {args.steps} steps, {args.samples} samples\n")
-    print("| configuration | ideal speedup | PSNR vs reference (dB) | SSIM | class acc. |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['config']} | {r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | {r['ssim']:.3f} | "
-              f"{r['class_accuracy']:.3f} |")
+    print("\n" + markdown(out))
+
+
+def markdown(result: dict) -> str:
+    lines = ["| configuration | ideal speedup | PSNR vs reference (dB) | SSIM | class acc. |",
+             "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['config']} | {r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | {r['ssim']:.3f} | "
+                     f"{r['class_accuracy']:.3f} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

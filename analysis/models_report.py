@@ -78,5 +78,17 @@ def main() -> None:
     write_result(path, report)
 
 
+
+def markdown(report: dict) -> str:
+    """One row per model: size, training, class accuracy, FD, sampling time."""
+    lines = ["| model | parameters | training steps | training wall time | class accuracy | "
+             "FD (classifier features) | 50 steps, batch 8 |", "|---|---|---|---|---|---|---|"]
+    for name, r in report["models"].items():
+        lines.append(f"| {name} | {r['parameters'] / 1e6:.2f}M | {r['training_steps']:,} | "
+                     f"{r['training_wall_s'] / 60:.1f} min | **{r['class_accuracy']:.3f}** | {r['fd']:.2f} | "
+                     f"{r['sampling_s_50steps_batch8']:.2f} s ({r['machine']['threads']} threads) |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     main()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate every figure in the README (3-4 hours on the 2-core CPU machine; the models themselves are not retrained).
+# Regenerate every figure in README.md and docs/results.md (3-4 hours on the 2-core CPU machine; the models themselves are not retrained).
 # Results: analysis/results/*.json (and the tables printed to analysis/results/*.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,3 +60,7 @@ python -m analysis.spectra --interval 2 --samples 64 --threads 2 --out analysis/
   --results analysis/results/spectra-interval2.json
 python -m analysis.unet_cost
 python -m analysis.app_screenshot
+python -m analysis.score_spectra
+python -m analysis.app_bench
+# the tables of README.md and docs/results.md, re-rendered from the result files above
+python -m analysis.results_doc

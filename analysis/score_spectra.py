@@ -49,14 +49,20 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"machine: {result['machine']}")
+    print(markdown(result))
+
+
+def markdown(result: dict) -> str:
+    """Per model and prediction, the mean relative error in the low, mid and high bands; the
+    lowest of each band and model in bold."""
+    lines = ["| model | prediction | low bands | mid | high |", "|---|---|---|---|---|"]
     for model, r in result["models"].items():
-        print(f"\n{model}, DDIM {args.steps}, interval {args.interval}, {r['mixing_steps']} steps with "
-              f"0 < lam < 1 ({r['space']} space), error power / full-compute power:")
-        print(f"  {'prediction':<24}{'low':>10}{'mid':>10}{'high':>10}")
-        for key, name in NAMES.items():
-            b = r["bands"][key]
-            print(f"  {name:<24}{b['low']:>10.3g}{b['mid']:>10.3g}{b['high']:>10.3g}")
+        best = {band: min(NAMES, key=lambda k: r["bands"][k][band]) for band in ("low", "mid", "high")}
+        for i, (key, name) in enumerate(NAMES.items()):
+            cells = [f"**{r['bands'][key][b]:.2g}**" if best[b] == key else f"{r['bands'][key][b]:.2g}"
+                     for b in ("low", "mid", "high")]
+            lines.append(f"| {model if i == 0 else ''} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -80,3 +80,22 @@ def test_write_result_records_command_and_machine(tmp_path):
     saved = json.loads(open(path).read())
     assert saved["rows"] == [1] and saved["command"].startswith("python") and "cpu" in saved["machine"]
     assert (tmp_path / "r.md").read_text() == "| a |\n"
+
+
+def test_the_docs_tables_are_the_ones_their_result_files_render():
+    """Every generated table in README.md and docs/results.md equals what its script renders
+    from the result file named beside it (python -m analysis.results_doc rewrites them)."""
+    from analysis.results_doc import DOCS, MARKER, main
+
+    assert main(["--check"]) == 0
+    assert sum(len(MARKER.findall(open(doc).read())) for doc in DOCS) >= 10
+
+
+def test_a_stale_docs_table_is_reported(tmp_path, capsys):
+    from analysis.results_doc import main
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- table: models analysis/results/models.json -->\n| old |\n<!-- /table -->\n")
+    assert main(["--check", "--doc", str(doc)]) == 1 and "out of date" in capsys.readouterr().err
+    assert main(["--doc", str(doc)]) == 0 and "glyph-unet" in doc.read_text()
+    assert main(["--check", "--doc", str(doc)]) == 0

@@ -1,0 +1,78 @@
+"""Regenerate the tables of README.md and docs/results.md from the files in analysis/results/.
+
+    python -m analysis.results_doc            # rewrite every marked table in place
+    python -m analysis.results_doc --check    # exit 1 if a table differs from its result file
+
+A generated table sits between two markers:
+
+    <!-- table: KIND analysis/results/FILE.json [ARG] -->
+    ...
+    <!-- /table -->
+
+KIND names the script whose `markdown` (or `table`) renders it, from the JSON that script
+wrote; ARG picks a part (a model). So a figure in the document is the one its command wrote,
+and the test suite runs `--check`. The prose around the tables is written by hand and says
+what the tables show; rerun a script, then this command, then reread the prose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+DOCS = ("README.md", "docs/results.md")
+MARKER = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+
+
+def _renderers() -> dict:
+    from analysis import (bench_table, deepcache, dpmsolver, models_report, policy_table,
+                          score_spectra, spectra)
+    from frdiff.glyphs.bench import sweep_table
+
+    return {"bench": bench_table.markdown, "deepcache": deepcache.rows_markdown,
+            "dpmsolver": dpmsolver.markdown, "models": models_report.markdown,
+            "policies": policy_table.markdown, "score-spectra": score_spectra.markdown,
+            "spectra": lambda result, model: spectra.table(result["models"][model]),
+            "sweep": lambda result: sweep_table(result).split("\n\n")[0]}
+
+
+def render(spec: str, renderers: dict) -> str:
+    kind, path, *args = spec.split()
+    if kind not in renderers:
+        raise ValueError(f"unknown table kind {kind!r} (known: {', '.join(sorted(renderers))})")
+    with open(path) as f:
+        result = json.load(f)
+    return renderers[kind](result, *args).rstrip("\n") + "\n"
+
+
+def regenerate(text: str) -> str:
+    renderers = _renderers()
+    return MARKER.sub(lambda m: m.group(1) + render(m.group("spec"), renderers) + m.group(4), text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="only report tables that are out of date")
+    ap.add_argument("--doc", nargs="+", default=list(DOCS))
+    args = ap.parse_args(argv)
+    stale = []
+    for doc in args.doc:
+        with open(doc) as f:
+            text = f.read()
+        new = regenerate(text)
+        if args.check:
+            stale += [f"{doc}: {m.group('spec')}" for m, n in zip(MARKER.finditer(text), MARKER.finditer(new))
+                      if m.group("body") != n.group("body")]
+            continue
+        with open(doc, "w") as f:
+            f.write(new)
+        print(f"{doc}: {len(MARKER.findall(text))} tables regenerated")
+    for entry in stale:
+        print(f"out of date: {entry} (run python -m analysis.results_doc)", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
