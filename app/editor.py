@@ -20,6 +20,6 @@ def check_policy(model: str, steps, text: str, mixing: bool, slope: float, bias:
     kinds = [policy.step_kind(s, mix) for s in range(policy.num_steps)]
     cells = "".join(policy.mode(s, b) for s in range(policy.num_steps) for b in range(len(blocks)))
     status = (f"Valid: {len(policy.keyframes)} keyframe steps, {kinds.count('no call')} steps with no "
-              f"network call (N, or score mixing's lam = 0), {cells.count('F')} feature-reuse and "
-              f"{cells.count('S')} skipped block-steps.")
+              f"network call (N, or score mixing's lam = 0), {cells.count('F')} feature-reuse, "
+              f"{cells.count('S')} skipped and {cells.count('R')} residual-reuse block-steps.")
     return policy_figure(policy, mix, blocks), status

@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 
 from frdiff import KeyframePolicy, ScoreMixing
+from frdiff.sampler import check_modes
 
-from .models import MODELS, SCHEDULERS, env_int, blocks_of, labels_of
+from .models import MODELS, SCHEDULERS, env_int, blocks_of, labels_of, policy_blocks
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def policy_of(model: str, steps: int, text) -> KeyframePolicy:
                          f"(FRDIFF_APP_MAX_TEXT)")
     policy = KeyframePolicy.from_text(text)
     policy.check_blocks(list(blocks_of(model)))
+    check_modes(policy, policy_blocks(model))
     if policy.num_steps != steps:
         raise ValueError(f"the policy covers {policy.num_steps} steps but the run has {steps}: "
                          f"pick a preset or edit the rows")

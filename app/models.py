@@ -21,6 +21,7 @@ from functools import lru_cache
 import torch
 
 from frdiff import block_depths, load_pipeline
+from frdiff.targets import find_blocks
 from frdiff.glyphs import GlyphPipeline, load_classifier
 from frdiff.schedulers import SCHEDULERS as SCHEDULER_CLASSES
 
@@ -124,6 +125,12 @@ POOL = ModelPool(app_concurrency())
 
 
 @lru_cache(maxsize=None)
+@lru_cache(maxsize=None)
+def policy_blocks(model: str) -> list:
+    """The model's policy blocks (frdiff.targets.PolicyBlock: name, depth, residual), read once."""
+    return find_blocks(POOL.peek(model).denoiser)
+
+
 def blocks_of(model: str) -> dict[str, int]:
     """Policy block names of a model and their depth (read once; never changes)."""
     return block_depths(POOL.peek(model))

@@ -9,8 +9,10 @@ from frdiff import KeyframePolicy, ScoreMixing
 # (value, colour, meaning) of a policy cell, from "no network call" to "compute"
 CELLS = [(0, "#ffffff", "no call (N, or lam = 0): keyframe prediction reused"),
          (1, "#bbbbbb", "S: skip block (whole output reused)"),
-         (2, "#f4a261", "F: feature reuse"),
-         (3, "#1d3557", "K: keyframe (compute)")]
+         (2, "#8ecae6", "R: residual reuse (current input + cached residual)"),
+         (3, "#f4a261", "F: feature reuse"),
+         (4, "#1d3557", "K: keyframe (compute)")]
+VALUE = {"S": 1, "R": 2, "F": 3, "K": 4}
 
 
 def _short(name: str) -> str:
@@ -25,16 +27,17 @@ def policy_figure(policy: KeyframePolicy, mixing: ScoreMixing, blocks: list[str]
     for b, name in enumerate(names):
         row, hover = [], []
         for s in range(policy.num_steps):
-            value = 0 if not policy.makes_call(s, mixing) else {"S": 1, "F": 2, "K": 3}[policy.mode(s, b)]
+            value = 0 if not policy.makes_call(s, mixing) else VALUE[policy.mode(s, b)]
             row.append(value)
             lam = "" if policy.is_keyframe(s) else f", lam = {policy.reuse_weight(s, mixing):.2f}"
             hover.append(f"step {s}, {name}: {CELLS[value][2]}{lam}")
         z.append(row)
         text.append(hover)
     scale = []
-    for value, colour, _ in CELLS:  # discrete colours: each value owns a quarter of [0, 1]
-        scale += [[value / 4, colour], [(value + 1) / 4, colour]]
-    fig = go.Figure(go.Heatmap(z=z, y=[_short(n) for n in names], zmin=-0.5, zmax=3.5,
+    n = len(CELLS)
+    for value, colour, _ in CELLS:  # discrete colours: each value owns 1/n of [0, 1]
+        scale += [[value / n, colour], [(value + 1) / n, colour]]
+    fig = go.Figure(go.Heatmap(z=z, y=[_short(n) for n in names], zmin=-0.5, zmax=n - 0.5,
                                colorscale=scale, showscale=False, text=text, hoverinfo="text",
                                xgap=1, ygap=1))
     for _, colour, meaning in CELLS:  # a legend for the discrete colours

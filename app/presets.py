@@ -30,11 +30,32 @@ INTERVAL_PRESETS = {
         blocks_of(model), steps, k)),
     "no call between keyframes, interval {}": ((2, 3), lambda model, steps, k: KeyframePolicy.uniform(
         steps, k, reuse="none")),
+    "residual reuse of the inner blocks, interval {}": ((2, 3, 4), lambda model, steps, k: _inner_residual(
+        model, steps, k)),
 }
 
 
+def _residual_model(model: str) -> bool:
+    """Are every block's input and output the same shape (transformer blocks: mode R applies)?"""
+    return all(name.startswith("transformer_blocks.") for name in blocks_of(model))
+
+
+def _inner_residual(model: str, steps: int, k: int) -> KeyframePolicy:
+    """MagCache's stack form: between keyframes the inner blocks add their cached residual to
+    their current input; the first and last blocks, embeddings and output layers compute."""
+    names = list(blocks_of(model))
+    keys = set(KeyframePolicy.uniform(steps, k).keyframes)
+    inner = "K" + "R" * (len(names) - 2) + "K"
+    return KeyframePolicy(tuple("K" * len(names) if i in keys else inner for i in range(steps)), tuple(names))
+
+
+def _applies(label: str, model: str) -> bool:
+    return not label.startswith("residual") or _residual_model(model)
+
+
 def preset_names(model: str, scheduler: str, steps: int) -> list[str]:
-    names = [label.format(k) for label, (intervals, _) in INTERVAL_PRESETS.items() for k in intervals]
+    names = [label.format(k) for label, (intervals, _) in INTERVAL_PRESETS.items() if _applies(label, model)
+             for k in intervals]
     return names + list(shipped(model, scheduler, steps))
 
 
@@ -42,7 +63,7 @@ def preset_policy(model: str, scheduler: str, steps: int, preset: str) -> Keyfra
     model, scheduler, steps = inputs.model_name(model), inputs.sampler(scheduler), inputs.steps_of(steps)
     for label, (intervals, make) in INTERVAL_PRESETS.items():
         for k in intervals:
-            if preset == label.format(k):
+            if preset == label.format(k) and _applies(label, model):
                 return make(model, steps, k)
     files = shipped(model, scheduler, steps)
     if preset not in files:

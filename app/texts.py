@@ -15,7 +15,8 @@ predicted images of both runs, step by step. Edit the policy below at any point 
 
 EDITOR_HELP = """One row per block, one letter per step: K compute (keyframe), F feature reuse
 (reuse the block's expensive part, recompute the rest), S skip the block (reuse its whole
-output), N no network call at this step (a whole column: the keyframe's prediction is
+output), R residual reuse (DiT blocks and a UNet's mid block: the block's current input plus
+its cached residual, as MagCache does), N no network call at this step (a whole column: the keyframe's prediction is
 reused, as with fewer steps). Spaces are ignored; step 0 must be all K. With score mixing,
 early non-keyframe steps (lam = 0) make no call either (white in the grid)."""
 

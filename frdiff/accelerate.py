@@ -42,7 +42,7 @@ from .cost import CallCosts, MacCounter
 from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
 from .patching import Patches
 from .policy import KeyframePolicy
-from .sampler import CacheStore, install_reuse
+from .sampler import CacheStore, check_modes, install_reuse
 from .targets import (PolicyBlock, build_output, denoiser_of, find_blocks,
                       is_data_prediction_solver, model_point, sample_of, with_sample)
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
@@ -367,6 +367,7 @@ def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
                          f"(supported: diffusers UNets with ResnetBlock2D/attention blocks, "
                          f"adaLN DiT and PixArt transformers)")
     policy.check_blocks([b.name for b in blocks])
+    check_modes(policy, blocks)
     return Run(model, scheduler, blocks, policy, mixing, cache_dtype)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-REUSE_MODES = {"fr": "F", "skip": "S"}
+REUSE_MODES = {"fr": "F", "skip": "S", "residual": "R"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class AdaptivePolicy:
 
     num_steps: int
     threshold: float
-    reuse: str = "fr"  # between keyframes: "fr" (feature reuse) or "skip" (whole blocks)
+    reuse: str = "fr"  # between keyframes: "fr" (feature reuse), "skip" (whole blocks) or
+    # "residual" (input + cached residual: the probe and everything outside the blocks fresh)
     max_reuse: int | None = None  # at most this many consecutive reuse steps (None: no limit)
 
     def __post_init__(self):
@@ -55,14 +56,14 @@ class AdaptivePolicy:
         if self.reuse == "block":  # KeyframePolicy's name for whole-block reuse
             object.__setattr__(self, "reuse", "skip")
         if self.reuse not in REUSE_MODES:
-            raise ValueError(f"reuse must be 'fr' or 'skip', got {self.reuse!r}")
+            raise ValueError(f"reuse must be 'fr', 'skip' or 'residual', got {self.reuse!r}")
         limit = self.max_reuse
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"max_reuse must be None or an integer >= 0, got {self.max_reuse!r}")
 
     @property
     def reuse_mode(self) -> str:
-        """The mode of every block but the probe at a reuse step: "F" or "S"."""
+        """The mode of every block but the probe at a reuse step: "F", "S" or "R"."""
         return REUSE_MODES[self.reuse]
 
     def forced_keyframe(self, step: int) -> bool:

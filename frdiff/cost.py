@@ -117,7 +117,8 @@ class CallCosts:
 
         fixed + sum_b [ k_b block_b + (1 - k_b) (1 - z_b) (block_b - fr_saving_b) ]
 
-    (a keyframe block computes, a skipped one costs nothing, an FR block its cheap part);
+    (a keyframe block computes, a skipped one, S or R, costs nothing (R's one addition is not
+    counted), an FR block its cheap part);
     a step where score mixing has lam = 0 and that is not a keyframe makes no call: 0.
     """
 
@@ -157,13 +158,13 @@ class CallCosts:
 
 
 def mode_gates(rows) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of mode letters to keyframe gates k (K) and skip gates z (S), float64."""
+    """Rows of mode letters to keyframe gates k (K) and whole-block gates z (S or R), float64."""
     k = torch.tensor([[m == "K" for m in row] for row in rows], dtype=torch.float64)
-    z = torch.tensor([[m == "S" for m in row] for row in rows], dtype=torch.float64)
+    z = torch.tensor([[m in ("S", "R") for m in row] for row in rows], dtype=torch.float64)
     return k, z
 
 
 def policy_gates(policy, num_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A KeyframePolicy's gates (steps, blocks): k = 1 at K, z = 1 at S (N counts as reuse)."""
+    """A KeyframePolicy's gates (steps, blocks): k = 1 at K, z = 1 at S and R (N: reuse)."""
     return mode_gates([[policy.mode(s, b) for b in range(num_blocks)]
                        for s in range(policy.num_steps)])

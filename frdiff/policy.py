@@ -4,6 +4,10 @@ A block's mode at a step is one of
   K  keyframe: compute everything and refresh the block's caches,
   F  feature reuse (FRDiff): reuse the cached expensive parts, recompute the rest,
   S  skip: reuse the block's whole output from the last step it ran (DeepCache/FORA style),
+  R  residual reuse (residual blocks only: DiT/PixArt transformer blocks, a UNet's mid block):
+     the block is not run; its output is its *current* input plus its residual (output minus
+     input) from the last step it ran. A run of R blocks is MagCache's stack form: the input
+     of the run plus the run's summed cached residual, everything around it fresh.
   N  no call (a whole step, every block): the network is not called and the last keyframe's
      prediction is reused, as score mixing does where lam = 0 (reduced NFE; with DDIM this is
      plain sampling with fewer steps). `uniform(n, k, reuse="none")` is that schedule.
@@ -20,8 +24,10 @@ from typing import Iterable, Sequence
 
 from .adaptive import AdaptivePolicy
 
-MODES = ("K", "F", "S", "N")
-_REUSE = {"fr": "F", "block": "S", "none": "N"}
+MODES = ("K", "F", "S", "R", "N")
+MODE_NAMES = {"K": "keyframe", "F": "feature reuse", "S": "skip block", "R": "residual reuse",
+              "N": "no call"}
+_REUSE = {"fr": "F", "block": "S", "residual": "R", "none": "N"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class KeyframePolicy:
 
     def __post_init__(self):
         rows = _strings(self.schedule, "schedule", "mode strings, one per step, e.g. ('K', 'F')",
-                        "step", "string of modes K, F, S, N")
+                        "step", "string of modes K, F, S, R, N")
         object.__setattr__(self, "schedule", rows)
         if self.blocks is not None:
             names = _strings(self.blocks, "blocks", "block names", "blocks", "block name")
@@ -44,7 +50,8 @@ class KeyframePolicy:
         for i, row in enumerate(self.schedule):
             if not isinstance(row, str) or len(row) not in {1, width} or set(row) - set(MODES):
                 raise ValueError(f"step {i}: {row!r} is not {width} or 1 of the modes "
-                                 f"K (keyframe), F (feature reuse), S (skip block), N (no call)")
+                                 f"K (keyframe), F (feature reuse), S (skip block), R (residual "
+                                 f"reuse), N (no call)")
             if "N" in row and set(row) != {"N"}:
                 raise ValueError(f"step {i}: {row!r} mixes N with other modes; N (no network "
                                  f"call) holds for a whole step, every block")
@@ -57,16 +64,17 @@ class KeyframePolicy:
     @classmethod
     def uniform(cls, num_steps: int, interval: int, reuse: str = "fr") -> "KeyframePolicy":
         """A keyframe every `interval` steps; interval=1 computes every step in full. Between
-        keyframes every block uses FR (reuse="fr"), skips (reuse="block") or the step makes no
-        call at all (reuse="none": reduced NFE, i.e. fewer steps)."""
+        keyframes every block uses FR (reuse="fr"), skips (reuse="block"), reuses its residual
+        (reuse="residual", residual blocks only) or the step makes no call at all (reuse="none":
+        reduced NFE, i.e. fewer steps)."""
         if not isinstance(interval, int) or interval < 1:
             raise ValueError(f"interval must be an integer >= 1, got {interval!r}")
         return cls.from_steps(num_steps, range(0, max(num_steps, 1), interval), reuse)
 
     @classmethod
     def from_steps(cls, num_steps: int, keyframes: Iterable[int], reuse: str = "fr") -> "KeyframePolicy":
-        """Keyframes at the given steps; between them every block reuses ("fr", "block") or no
-        call is made ("none")."""
+        """Keyframes at the given steps; between them every block reuses ("fr", "block",
+        "residual") or no call is made ("none")."""
         if not isinstance(num_steps, int) or num_steps < 1:
             raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
         if reuse not in _REUSE:
@@ -137,7 +145,7 @@ class KeyframePolicy:
         return self.is_keyframe(step) or self.reuse_weight(step, mixing) > 0.0
 
     def step_kind(self, step: int, mixing) -> str:
-        """The step's kind: "keyframe", "reuse" (F/S blocks, mixed with lam > 0) or "no call"."""
+        """The step's kind: "keyframe", "reuse" (F/S/R blocks, mixed with lam > 0) or "no call"."""
         if self.is_keyframe(step):
             return "keyframe"
         return "reuse" if self.reuse_weight(step, mixing) > 0.0 else "no call"
@@ -171,7 +179,7 @@ class KeyframePolicy:
         width = max(4, *(len(n) for n in names))  # room for the "# step" header
         header = " ".join(f"{s:<{group}d}" for s in range(0, self.num_steps, group)).rstrip()
         lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: K keyframe, F feature reuse, "
-                 f"S skip block, N no call (whole step); {self.num_steps} steps, step 0 all K"]
+                 f"S skip block, R residual reuse, N no call (whole step); {self.num_steps} steps, step 0 all K"]
         for b, name in enumerate(names):
             modes = "".join(self.mode(s, b) for s in range(self.num_steps))
             chunks = " ".join(modes[i:i + group] for i in range(0, len(modes), group))
@@ -193,8 +201,8 @@ class KeyframePolicy:
                 raise ValueError(f"line {number}: {name!r} has no modes; expected `NAME KFSK...`")
             bad = sorted(set(modes) - set(MODES))
             if bad:
-                raise ValueError(f"line {number} ({name}): unknown mode(s) {', '.join(bad)}; use K "
-                                 f"(keyframe), F (feature reuse) or S (skip block)")
+                raise ValueError(f"line {number} ({name}): unknown mode(s) {', '.join(bad)}; use "
+                                 + ", ".join(f"{m} ({n})" for m, n in MODE_NAMES.items()))
             if name in columns:
                 raise ValueError(f"line {number}: block {name!r} appears twice")
             columns[name] = modes
@@ -253,8 +261,8 @@ class KeyframePolicy:
     @classmethod
     def parse(cls, spec: str, num_steps: int,
               depths: dict[str, int] | None = None) -> "KeyframePolicy | AdaptivePolicy":
-        """CLI form: "uniform:K", "uniform:K:block|none", "deep:K[:LEVELS[:F]]" (needs the model's
-        block depths), "adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]]" (an AdaptivePolicy), or a
+        """CLI form: "uniform:K", "uniform:K:block|residual|none", "deep:K[:LEVELS[:F]]" (needs the model's
+        block depths), "adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]]" (an AdaptivePolicy), or a
         JSON file."""
         if spec.startswith("adaptive:"):
             return _parse_adaptive(spec, num_steps)
@@ -275,8 +283,8 @@ class KeyframePolicy:
                 raise ValueError(f"bad policy {spec!r}; expected uniform:K or a JSON file") from None
             return cls.uniform(num_steps, interval, parts[2] if len(parts) > 2 else "fr")
         if not spec.lstrip().startswith(("{", "[")) and not os.path.exists(spec):
-            raise ValueError(f"bad policy {spec!r}; expected uniform:K[:block|none], "
-                             f"deep:K[:LEVELS[:F]], adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]], "
+            raise ValueError(f"bad policy {spec!r}; expected uniform:K[:block|residual|none], "
+                             f"deep:K[:LEVELS[:F]], adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]], "
                              f"policy JSON text or the path of a policy JSON file")
         return cls.from_json(spec)
 
@@ -329,7 +337,7 @@ def _read_policy_file(path: str) -> str:
 
 
 def _parse_adaptive(spec: str, num_steps: int) -> AdaptivePolicy:
-    """Parse "adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]]", e.g. "adaptive:0.1", "adaptive:0.2:skip:4"."""
+    """Parse "adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]]", e.g. "adaptive:0.1", "adaptive:0.2:skip:4"."""
     parts = spec.split(":")
     try:
         if not 2 <= len(parts) <= 4:
@@ -337,6 +345,6 @@ def _parse_adaptive(spec: str, num_steps: int) -> AdaptivePolicy:
         threshold = float(parts[1])
         max_reuse = int(parts[3]) if len(parts) > 3 else None
     except ValueError:
-        raise ValueError(f"bad policy {spec!r}; expected adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]], "
+        raise ValueError(f"bad policy {spec!r}; expected adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]], "
                          f"e.g. adaptive:0.1") from None
     return AdaptivePolicy(num_steps, threshold, parts[2] if len(parts) > 2 else "fr", max_reuse)

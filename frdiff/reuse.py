@@ -1,4 +1,5 @@
-"""Replacement forwards: what a reusable module does at keyframe (K), FR (F) and skip (S).
+"""Replacement forwards: what a reusable module does at keyframe (K), FR (F), skip (S) and
+residual reuse (R).
 
 Each factory takes the unit, the sampler state (which knows the current step's modes and
 holds the caches, see sampler.py) and the module's original forward, and returns the
@@ -10,6 +11,8 @@ cheap part runs. The tuner's soft state always computes and blends in `keep`.
 """
 
 from __future__ import annotations
+
+import torch
 
 from .targets import FRUnit, PolicyBlock, resnet_tail, residual_scale, sample_of, wrap_sample
 
@@ -82,3 +85,26 @@ UNIT_FORWARDS = {"resnet": resnet_forward, "residual": residual_forward, "output
 def block_forward(block: PolicyBlock, index: int, state, original):
     """Whole-block reuse: at S return the block's output from the last step it ran."""
     return _cached_output_forward(block, index, "S", state, original)
+
+
+def residual_block_forward(block: PolicyBlock, index: int, state, original):
+    """Residual reuse: at R return the current input plus the block's residual (output minus
+    input) from the last step it ran. The cache is keyed by the block's module, so a block
+    that takes both S and R in one policy keeps its output and its residual apart."""
+    owner = block.module
+
+    def forward(*args, **kwargs):
+        x = _first_arg(args, kwargs, "hidden_states")
+        residual = state.reuse(owner, index, "R")
+        if residual is not None:
+            return x + residual
+        out = original(*args, **kwargs)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            raise RuntimeError(f"frdiff: {block.name} is not a residual map (its output is "
+                               f"{type(out).__name__}, not a tensor shaped like its input); mode R "
+                               f"does not apply to it")
+        fresh = out - x
+        kept = state.keep(owner, index, "R", fresh)
+        return out if kept is fresh else x + kept
+
+    return forward

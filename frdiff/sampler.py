@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from .patching import Patches
-from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook
+from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook, residual_block_forward
 from .targets import PolicyBlock, cast_like, map_tensors, nbytes
 
 
@@ -81,14 +81,33 @@ class CacheStore:
         self.values, self._bytes, self._dtypes = dict(values), dict(sizes), dict(dtypes)
 
 
+def check_residual(block: PolicyBlock) -> None:
+    """Mode R needs a residual block; else a ValueError naming the block."""
+    if not block.residual:
+        raise ValueError(f"mode R (residual reuse) does not apply to {block.name}: it is not a "
+                         f"residual block (those are DiT/PixArt transformer blocks and a UNet's "
+                         f"mid block); use S or F there")
+
+
+def check_modes(policy, blocks: list[PolicyBlock]) -> None:
+    """Refuse a policy that uses mode R on a block that is not residual (before any work)."""
+    for index, block in enumerate(blocks):
+        if "R" in policy.block_modes(index):
+            check_residual(block)
+
+
 def install_reuse(blocks: list[PolicyBlock], state, patches: Patches,
                   columns: list[set[str]] | None = None) -> dict[str, int]:
-    """Replace the forwards of the blocks (S) and FR units (F) that `columns` (the modes each
-    block's policy column uses; None: every mode, as the tuner needs) can reuse; returns how
-    many of each kind were installed."""
+    """Replace the forwards of the blocks (S, R) and FR units (F) that `columns` (the modes each
+    block's policy column uses; None: every mode the block has, as the tuner needs) can reuse;
+    returns how many of each kind were installed."""
     counts: dict[str, int] = {}
     for index, block in enumerate(blocks):
-        column = columns[index] if columns is not None else {"S", "F"}
+        column = columns[index] if columns is not None else {"S", "F"} | ({"R"} if block.residual else set())
+        if "R" in column:  # inside S's wrapper: an S step returns before reaching it
+            check_residual(block)
+            patches.forward(block.module, lambda f, b=block, i=index: residual_block_forward(b, i, state, f))
+            counts["residual_blocks"] = counts.get("residual_blocks", 0) + 1
         if "S" in column:
             patches.forward(block.module, lambda f, b=block, i=index: block_forward(b, i, state, f))
             counts["skip_blocks"] = counts.get("skip_blocks", 0) + 1

@@ -43,6 +43,7 @@ class PolicyBlock:
     module: torch.nn.Module
     depth: int  # 0 = outermost UNet level / first and last transformer block
     units: list[FRUnit] = field(default_factory=list)
+    residual: bool = False  # output = input + residual, same shape (mode R applies)
 
 
 def denoiser_of(pipe) -> torch.nn.Module:
@@ -61,13 +62,14 @@ def find_blocks(model: torch.nn.Module) -> list[PolicyBlock]:
     if hasattr(model, "down_blocks") and hasattr(model, "up_blocks"):
         levels = len(model.down_blocks)
         blocks += [PolicyBlock(f"down_blocks.{i}", m, i) for i, m in enumerate(model.down_blocks)]
-        if getattr(model, "mid_block", None) is not None:
-            blocks.append(PolicyBlock("mid_block", model.mid_block, levels))
+        if getattr(model, "mid_block", None) is not None:  # a residual map: same shape in and out
+            blocks.append(PolicyBlock("mid_block", model.mid_block, levels, residual=True))
         blocks += [PolicyBlock(f"up_blocks.{i}", m, levels - 1 - i)
                    for i, m in enumerate(model.up_blocks)]
     elif hasattr(model, "transformer_blocks"):
         n = len(model.transformer_blocks)  # depth: distance from the nearer end of the stack
-        blocks = [PolicyBlock(f"transformer_blocks.{i}", m, min(i, n - 1 - i))
+        blocks = [PolicyBlock(f"transformer_blocks.{i}", m, min(i, n - 1 - i),
+                              residual=isinstance(m, BasicTransformerBlock))
                   for i, m in enumerate(model.transformer_blocks)]
     for index, block in enumerate(blocks):
         block.units = list(_find_units(block.module, block.name, index))

@@ -11,6 +11,7 @@ from app.editor import check_policy
 from app.errors import GENERIC, safe
 from app.methods import FRDIFF, FULL
 from app.models import POOL, blocks_of, replica
+from app.plots import VALUE
 from app.presets import preset_names, preset_policy, preset_text
 from app.ui import build_demo
 from frdiff import KeyframePolicy
@@ -147,7 +148,7 @@ def test_editor_check_draws_valid_policies_and_explains_bad_ones():
     fig, status = check_policy("glyph-unet", 10, text, True, 30, 0.5)
     assert status.startswith("Valid: 5 keyframe steps, 2 steps with no network call")
     assert len(fig.data[0].z) == len(blocks_of("glyph-unet")) and len(fig.data[0].z[0]) == 10
-    assert fig.data[0].z[0][1] == 0 and fig.data[0].z[0][9] == 2  # no call early, FR late
+    assert fig.data[0].z[0][1] == 0 and fig.data[0].z[0][9] == VALUE["F"]  # no call early, FR late
     fig, status = check_policy("glyph-unet", 10, text.replace("KF", "FK", 1), True, 30, 0.5)
     assert fig is None and "step 0 must be a keyframe" in status
     fig, status = check_policy("glyph-dit", 10, text, True, 30, 0.5)

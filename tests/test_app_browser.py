@@ -81,7 +81,7 @@ def test_a_preset_fills_the_editor(page):
     page.get_by_role("option", name="whole-block skip, interval 2").click()
     editor = page.locator("#policy-editor textarea")
     expect(editor).to_have_value(re.compile(r"mid_block +KSKSKSKSKS"), timeout=30_000)
-    expect(page.locator("#policy-status")).to_contain_text("skipped block-steps", timeout=30_000)
+    expect(page.locator("#policy-status")).to_contain_text("residual-reuse block-steps", timeout=30_000)
     page.locator("#preset input").click()
     page.get_by_role("option", name="uniform, interval 2").click()
     expect(editor).to_have_value(re.compile(r"mid_block +KFKFKFKFKF"), timeout=30_000)

@@ -38,10 +38,10 @@ gated.py (the soft-gated sampler), search.py (gates, starts, projection).
 
 from .gated import GatedRun, gated_pass, policy_loss, reference_latents
 from .search import (as_no_call, candidates, gates_policy, lambdas, max_speedup, project, spread,
-                     step_gated, straight_through, templates)
+                     step_gated, straight_through, templates, whole_letters)
 from .tuner import Descent, TuneCheck, TuneConfig, TuneResult, Tuner, count_costs, default_call, tune
 
 __all__ = ["tune", "TuneConfig", "TuneResult", "TuneCheck", "Tuner", "Descent", "GatedRun",
            "gated_pass", "policy_loss", "reference_latents", "count_costs", "default_call",
            "as_no_call", "candidates", "gates_policy", "lambdas", "max_speedup", "project",
-           "spread", "step_gated", "straight_through", "templates"]
+           "spread", "step_gated", "straight_through", "templates", "whole_letters"]

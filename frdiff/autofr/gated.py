@@ -33,11 +33,13 @@ def _blend(old, fresh, w):
 
 
 class GatedRun:
-    """Soft-gated sampler state for gates k, z (steps x blocks) and lam per step."""
+    """Soft-gated sampler state for gates k, z (steps x blocks) and lam per step; `whole`
+    says per block what z = 1 means: "S" (skip, the default) or "R" (residual reuse)."""
 
     def __init__(self, model, scheduler, blocks: list[PolicyBlock], multistep: str,
-                 k: torch.Tensor, z: torch.Tensor, lam: list[float]):
+                 k: torch.Tensor, z: torch.Tensor, lam: list[float], whole: str | None = None):
         self.blocks, self.scheduler, self.k, self.z, self.lam = blocks, scheduler, k, z, lam
+        self.whole = whole or "S" * len(blocks)
         self.clock = StepClock()
         self.caches = CacheStore(detach=False)
         self.capturing = None
@@ -52,7 +54,10 @@ class GatedRun:
 
     def keep(self, owner, block: int, mode: str, fresh):
         k = self.k[self.clock.step, block]
-        w = (1 - k) if mode == "F" else (1 - k) * self.z[self.clock.step, block]
+        if mode == "F":
+            w = 1 - k
+        else:  # S or R: the block's z gate, where that is what z means for it
+            w = (1 - k) * self.z[self.clock.step, block] * (self.whole[block] == mode)
         old = self.caches.get(owner, count_miss=False)
         value = fresh if old is None else _blend(old, fresh, w)
         self.caches.put(owner, value)
@@ -108,13 +113,13 @@ def _with_step_sample(out, sample):
 
 
 def gated_pass(pipe, blocks, multistep: str, call, batch, k, z, lam, reference, segment,
-               weight: float = 1.0) -> float:
+               weight: float = 1.0, whole: str | None = None) -> float:
     """One differentiable sampling pass; returns the distance of its latents to `reference`
     (each step's full-compute latents). The loss is the final distance; with `segment`,
     back-propagation is truncated every `segment` steps (the distance at each segment end is
     added), so memory stays bounded for long runs. Gradients accumulate on the gates."""
     model = denoiser_of(pipe)
-    run = GatedRun(model, pipe.scheduler, blocks, multistep, k, z, lam)
+    run = GatedRun(model, pipe.scheduler, blocks, multistep, k, z, lam, whole)
     distance = [0.0]
     n = len(reference)
     scale = float(reference[-1].pow(2).mean()) + 1e-8

@@ -47,9 +47,12 @@ def max_speedup(costs: CallCosts, num_steps: int, mixing: ScoreMixing) -> float:
     return n * costs.total / float(costs.per_step(k, z, lambdas(n, mixing)).sum())
 
 
-def gates_policy(k: torch.Tensor, z: torch.Tensor, blocks: list[str] | None) -> KeyframePolicy:
-    """Binary gates (N, B) to a policy: K where k, else S where z, else F."""
-    rows = ["".join("K" if k[s, j] else ("S" if z[s, j] else "F") for j in range(k.shape[1]))
+def gates_policy(k: torch.Tensor, z: torch.Tensor, blocks: list[str] | None,
+                 whole: str | None = None) -> KeyframePolicy:
+    """Binary gates (N, B) to a policy: K where k, else `whole`'s letter (S, or R for residual
+    reuse; default S) where z, else F."""
+    whole = whole or "S" * k.shape[1]
+    rows = ["".join("K" if k[s, j] else (whole[j] if z[s, j] else "F") for j in range(k.shape[1]))
             for s in range(k.shape[0])]
     if blocks is None:
         rows = [row[0] for row in rows]
@@ -57,7 +60,7 @@ def gates_policy(k: torch.Tensor, z: torch.Tensor, blocks: list[str] | None) -> 
 
 
 def project(probs_k: torch.Tensor, probs_z: torch.Tensor, costs: CallCosts, mixing: ScoreMixing,
-            target: float, blocks: list[str] | None) -> KeyframePolicy:
+            target: float, blocks: list[str] | None, whole: str | None = None) -> KeyframePolicy:
     """Round the gates, then drop the least wanted keyframes until the budget holds and add
     back the most wanted ones while it still holds (greedy, by gate probability). A step
     where lam = 0 is one unit (all blocks or none, see `step_gated`)."""
@@ -94,7 +97,12 @@ def project(probs_k: torch.Tensor, probs_z: torch.Tensor, costs: CallCosts, mixi
             put(s, b, 1.0)
             if total() > budget:
                 put(s, b, 0.0)
-    return gates_policy(k, z, blocks)
+    return gates_policy(k, z, blocks, whole)
+
+
+def whole_letters(policy: KeyframePolicy, num_blocks: int) -> str:
+    """Per block, what its whole-block reuse is in `policy`: "R" where it uses R, else "S"."""
+    return "".join("R" if "R" in policy.block_modes(b) else "S" for b in range(num_blocks))
 
 
 def spread(num_steps: int, count: int) -> list[int]:
@@ -103,12 +111,19 @@ def spread(num_steps: int, count: int) -> list[int]:
     return sorted({round(i * num_steps / count) for i in range(count)})
 
 
-def templates(depths: dict[str, int] | None) -> dict[str, str]:
+def templates(depths: dict[str, int] | None, residual: list[bool] | None = None) -> dict[str, str]:
     """The non-keyframe rows of the structured starts: FR everywhere; whole-block skip from the
     deepest level outward, shallow blocks computing or using FR (and DeepCache's shape, where
-    only the outgoing shallow blocks run); no call at all (fewer steps)."""
+    only the outgoing shallow blocks run); where every block is residual (a DiT), residual
+    reuse of the whole stack, or of all but the first and last blocks (computing or using FR):
+    MagCache's form; no call at all (fewer steps)."""
     width = len(depths) if depths else 1
     rows = {"fr": "F" * width}
+    if depths and residual and all(residual):
+        rows["residual"] = "R" * width
+        if width > 2:
+            for ends in ("K", "F"):
+                rows[f"residual inner/{ends}"] = ends + "R" * (width - 2) + ends
     if depths:
         levels = list(depths.values())
         deepest = max(levels)
@@ -123,13 +138,13 @@ def templates(depths: dict[str, int] | None) -> dict[str, str]:
 
 
 def candidates(costs: CallCosts, n: int, mixing: ScoreMixing, target: float,
-               depths: dict[str, int] | None) -> dict[str, KeyframePolicy]:
+               depths: dict[str, int] | None, residual: list[bool] | None = None) -> dict[str, KeyframePolicy]:
     """Structured starting points that meet the target: for each template row, the most
     keyframes it can afford, spread evenly."""
     names = tuple(depths) if depths else None
     width = len(names) if names else 1
     found = {}
-    for name, row in templates(depths).items():
+    for name, row in templates(depths, residual).items():
         for count in range(n, 0, -1):
             keys = set(spread(n, count))
             policy = KeyframePolicy(tuple("K" * width if i in keys else row for i in range(n)), names)

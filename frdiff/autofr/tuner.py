@@ -23,7 +23,7 @@ from ..policy import KeyframePolicy
 from ..targets import denoiser_of, find_blocks
 from .gated import gated_pass, policy_loss, reference_latents
 from .search import (as_no_call, candidates, lambdas, max_speedup, project, step_gated,
-                     straight_through)
+                     straight_through, whole_letters)
 
 
 @dataclass
@@ -191,7 +191,8 @@ class Tuner:
     def score_starts(self) -> dict[str, tuple[KeyframePolicy, float]]:
         """Every structured start that meets the target, with its selection loss."""
         depths = {b.name: b.depth for b in self.blocks} if self.config.per_block else None
-        found = candidates(self.costs, self.n, self.config.mixing, self.target, depths)
+        found = candidates(self.costs, self.n, self.config.mixing, self.target, depths,
+                           [b.residual for b in self.blocks])
         if not found:  # no template reaches the target: the projected all-reuse gates
             zeros = torch.zeros(self.n, self.width)
             found = {"projected": project(zeros, zeros, self.costs, self.config.mixing,
@@ -217,6 +218,7 @@ class Tuner:
         family = ScoreMixing.reduced_nfe(c.mixing.multistep) if no_call else c.mixing
         finish = as_no_call if no_call else (lambda p: p)
         lam = lambdas(n, family)
+        whole = whole_letters(start, nb)  # what a block's z gate means: S, or R where the start used R
         k0, z0 = (g.float() for g in policy_gates(start, nb))
         logits_k = (3.0 * k0[:, :width] - 1.5).clone().requires_grad_(True)
         logits_z = (3.0 * z0[:, :width] - 1.5).clone().requires_grad_(c.per_block)
@@ -232,7 +234,8 @@ class Tuner:
             z = straight_through(logits_z) if c.per_block else torch.zeros(n, width)
             kb, zb = step_gated(k.expand(n, nb), lam), z.expand(n, nb)
             distance = gated_pass(self.pipe, self.blocks, family.multistep, self.call, batch, kb, zb,
-                                  lam, self.references[batch], c.segment, 1.0 / scale if scale else 1.0)
+                                  lam, self.references[batch], c.segment, 1.0 / scale if scale else 1.0,
+                                  whole)
             if scale is None:  # losses are relative to the start policy's on the first batch
                 scale = max(distance, 1e-6)
                 for p in (logits_k, logits_z):
@@ -251,7 +254,7 @@ class Tuner:
                 with torch.no_grad():
                     probs_z = torch.sigmoid(logits_z) if c.per_block else torch.zeros(n, width)
                     policy = finish(project(torch.sigmoid(logits_k), probs_z, self.costs, family,
-                                            self.target, self.names))
+                                            self.target, self.names, whole))
                 loss = self.selection_loss(policy)
                 if loss < best.loss:
                     best.policy, best.loss, best.at = policy, loss, it + 1
