@@ -85,6 +85,13 @@ def main() -> None:
     print("\n" + markdown(out))
 
 
+def label(path: str) -> str:
+    """A policy file's name; with its folder where that is not assets/policies (older files)."""
+    folder = os.path.dirname(os.path.normpath(path))
+    name = os.path.basename(path)
+    return name if folder.endswith(os.path.join("assets", "policies")) else f"{os.path.basename(folder)}/{name}"
+
+
 def markdown(result: dict) -> str:
     """Each shipped policy beside the uniform policy it replaces."""
     lines = ["| shipped policy | ideal / measured | PSNR (dB) | class acc. | uniform it replaces | "
@@ -92,7 +99,7 @@ def markdown(result: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         t, u = r["tuned"], r["uniform"]
-        lines.append(f"| `{t['policy']}` | {t['ideal_speedup']:.2f}x / {t['speedup']:.2f}x | {t['psnr']:.1f} | "
+        lines.append(f"| `{label(r['file'])}` | {t['ideal_speedup']:.2f}x / {t['speedup']:.2f}x | {t['psnr']:.1f} | "
                      f"{t['class_accuracy']:.3f} | `{u['policy']}` | {u['ideal_speedup']:.2f}x / "
                      f"{u['speedup']:.2f}x | {u['psnr']:.1f} | {u['class_accuracy']:.3f} | "
                      f"{'yes' if r['beats_uniform'] else 'no'} |")
