@@ -18,12 +18,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..cost import CallCosts, MacCounter, policy_gates
+from ..magnitude import Calibration, calibrate, policy_for_speedup
 from ..mixing import ScoreMixing
 from ..policy import KeyframePolicy
 from ..targets import denoiser_of, find_blocks
 from .gated import gated_pass, policy_loss, reference_latents
 from .search import (as_no_call, candidates, lambdas, max_speedup, project, step_gated,
-                     straight_through, whole_letters)
+                     straight_through, templates, whole_letters)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TuneConfig:
     selection_batches: int = 2
     checks: int = 6
     progress: bool = True
+    calibration: Calibration | None = None  # magnitude ratios (None: calibrated on the fly)
     on_check: Callable[[TuneCheck], None] | None = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -189,15 +191,32 @@ class Tuner:
 
     # -- step 1 ----------------------------------------------------------------------------
     def score_starts(self) -> dict[str, tuple[KeyframePolicy, float]]:
-        """Every structured start that meets the target, with its selection loss."""
+        """Every structured start that meets the target, with its selection loss: evenly spread
+        keyframes for each template, and (per block) the same templates on the schedule the
+        calibrated magnitude ratios give (frdiff.magnitude, MagCache's rule)."""
         depths = {b.name: b.depth for b in self.blocks} if self.config.per_block else None
-        found = candidates(self.costs, self.n, self.config.mixing, self.target, depths,
-                           [b.residual for b in self.blocks])
+        residual = [b.residual for b in self.blocks]
+        found = candidates(self.costs, self.n, self.config.mixing, self.target, depths, residual)
+        if self.config.per_block:
+            found |= self.magnitude_starts(depths, residual)
         if not found:  # no template reaches the target: the projected all-reuse gates
             zeros = torch.zeros(self.n, self.width)
             found = {"projected": project(zeros, zeros, self.costs, self.config.mixing,
                                           self.target, self.names)}
         return {name: (p, self.selection_loss(p)) for name, p in found.items()}
+
+    def magnitude_starts(self, depths: dict[str, int], residual: list[bool]) -> dict[str, KeyframePolicy]:
+        """Each template row on the magnitude schedule that just meets the target."""
+        calibration = self.config.calibration
+        if calibration is None or calibration.num_steps != self.n:
+            calibration = calibrate(self.pipe, self.n, call=lambda steps: self.call(steps, 0))
+        speedup = lambda p: self.costs.speedup(p, self.config.mixing)  # noqa: E731
+        found = {}
+        for name, row in templates(depths, residual).items():
+            hit = policy_for_speedup(calibration, speedup, self.target, row, tuple(depths))
+            if hit is not None:
+                found[f"magnitude {hit[0]:.3g}/{name}"] = hit[1]
+        return found
 
     @staticmethod
     def families(starts: dict[str, tuple[KeyframePolicy, float]]) -> dict[bool, str]:

@@ -9,6 +9,8 @@ offline on a CPU, and nothing the library itself depends on.
     bench      a policy's measured speedup and quality against full compute
 """
 
-from .pipeline import ASSETS_DIR, EMBEDDED_MODELS, GlyphPipeline, load_classifier, load_pipeline
+from .pipeline import (ASSETS_DIR, EMBEDDED_MODELS, GlyphPipeline, load_calibration, load_classifier,
+                       load_pipeline)
 
-__all__ = ["ASSETS_DIR", "EMBEDDED_MODELS", "GlyphPipeline", "load_classifier", "load_pipeline"]
+__all__ = ["ASSETS_DIR", "EMBEDDED_MODELS", "GlyphPipeline", "load_calibration", "load_classifier",
+           "load_pipeline"]

@@ -185,3 +185,12 @@ def load_classifier(path: str | None = None):
         raise FileNotFoundError(f"no classifier at {path}; train it with "
                                 f"`python -m frdiff train --model classifier`")
     return GlyphClassifier.from_pretrained(path).eval()
+
+
+def load_calibration(model: str, scheduler: str, steps: int):
+    """The shipped magnitude calibration of an embedded model for a sampler and step count
+    (`frdiff.magnitude.Calibration`; made by `python -m analysis.calibrate`), or None."""
+    from ..magnitude import Calibration
+
+    path = os.path.join(ASSETS_DIR, "calibrations", f"{model}-{scheduler}{int(steps)}.json")
+    return Calibration.from_json(path) if os.path.isfile(path) else None
