@@ -20,6 +20,7 @@ import time
 
 from analysis.policy_table import ideal_speedup
 from frdiff import KeyframePolicy, ScoreMixing, load_pipeline, set_scheduler
+from frdiff.glyphs import load_calibration
 from frdiff.autofr import tune
 from frdiff.timing import machine
 from analysis.common import write_result
@@ -52,7 +53,8 @@ def main() -> None:
             target = max(speedup, floor)
             t0 = time.perf_counter()
             result = tune(pipe, int(steps), target, per_block=not args.per_step,
-                          iterations=args.iterations, seed=args.seed, mixing=ScoreMixing())
+                          iterations=args.iterations, seed=args.seed, mixing=ScoreMixing(),
+                          calibration=load_calibration(args.model, scheduler, int(steps)))
             meta = {"model": args.model, "scheduler": scheduler, "steps": int(steps),
                     "target_speedup": target, "nominal_speedup": speedup, "per_block": not args.per_step,
                     "iterations": args.iterations, "seed": args.seed, "mixing": "on",

@@ -105,6 +105,25 @@ def policy_row(pipe, classifier, spec: str, mixing: ScoreMixing, labels: list[in
             "policy": spec, "mixing": mixing.enabled} | speed | q
 
 
+def context_row(pipe, classifier, method: str, setting: str, make_context, labels: list[int],
+                steps: int, seed: int, samples: int, repeats: int,
+                baseline: torch.Tensor | None = None, **extra) -> dict:
+    """Speed and quality of any accelerator (`make_context()` returns a fresh context manager
+    that accelerates `pipe`: frdiff's `accelerate`, a peer from `frdiff.peers`), with the same
+    protocol as `policy_row`; its counted speedup from MACs on one image."""
+    from ..peers import counted_speedup
+
+    speed = measure_speed_with(pipe, make_context, labels, steps, seed, repeats)
+    q_labels = balanced_labels(samples, len(pipe.labels))
+    base = baseline if baseline is not None else generate(pipe, q_labels, steps, seed + 1000, progress=False)
+    with make_context():
+        images = generate(pipe, q_labels, steps, seed + 1000, progress=False)
+    ideal = counted_speedup(pipe, make_context, seed, class_labels=[labels[0]], num_inference_steps=steps,
+                            output_type="pt")
+    return {"method": method, "setting": setting, **extra} | speed | quality_against(
+        classifier, images, base, q_labels) | {"ideal_speedup": ideal, "baseline_images": base}
+
+
 def fewer_steps_row(pipe, classifier, fewer: int, labels: list[int], steps: int, seed: int,
                     samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
     """The shortcut users reach for first: the same sampler with `fewer` steps than `steps`."""
