@@ -12,7 +12,7 @@ import os
 import gradio as gr
 
 from . import compare as cmp
-from . import frequency, redundancy, trajectory
+from . import frequency, grid, redundancy, trajectory
 from .editor import check_policy
 from .errors import safe
 from .files import image_file
@@ -77,7 +77,12 @@ def _policy_editor(model, scheduler, steps) -> dict:
                 with gr.Column(scale=1):
                     slope = gr.Slider(1, 100, value=30, step=1, label="mixing slope k", elem_id="slope")
                     bias = gr.Slider(0, 1, value=0.5, step=0.05, label="mixing bias b", elem_id="bias")
-        grid = gr.Plot(show_label=False, elem_id="policy-grid")
+        paint = gr.HTML(grid.grid_value(DEFAULT[0], DEFAULT[2], preset_text(*DEFAULT), True, 30, 0.5),
+                        html_template='<div class="frgrid"></div>', css_template=grid.CSS, js_on_load=grid.JS,
+                        elem_id="policy-paint", label="policy grid")
+        with gr.Accordion("the policy as a figure", open=False):
+            figure = gr.Plot(show_label=False, elem_id="policy-grid")
+        change = gr.State(None)  # the redundancy tab's measurement, for the grid's hover text
 
     def presets_for(model, scheduler, steps, current):
         names = preset_names(model, scheduler, steps)
@@ -90,8 +95,11 @@ def _policy_editor(model, scheduler, steps) -> dict:
     preset.input(safe(preset_text), [*setting, preset], [editor], **CHEAP)
     check = [model, steps, editor, mixing, slope, bias]
     for control in (editor, mixing, slope, bias):
-        control.change(check_policy, check, [grid, status], queue=False, api_name="check_policy")
-    return {"run": [editor, mixing, slope, bias], "check": check, "status": [grid, status]}
+        control.change(check_policy, check, [figure, status], queue=False, api_name="check_policy")
+    for control in (editor, mixing, slope, bias, change):  # the text (typed, a preset) redraws the grid
+        control.change(grid.grid_value, [*check, change], [paint], **CHEAP)
+    paint.input(safe(grid.text_of), [paint], [editor], **CHEAP)  # a painted edit rewrites the text
+    return {"run": [editor, mixing, slope, bias], "check": check, "status": [figure, status], "change": change}
 
 
 def _compare_tab(settings, runs: dict):
@@ -172,9 +180,10 @@ def _redundancy_tab(settings, policy, runs):
         marks = keyframes(model, steps, editor)
         chosen = block if block in d["blocks"] else d["blocks"][0]
         return (redundancy.heatmap(d, marks), redundancy.summary(d), gr.Dropdown(choices=d["blocks"], value=chosen),
-                redundancy.matrix(d, chosen, marks), d, d)
+                redundancy.matrix(d, chosen, marks), d, d, grid.change_matrix(d))
 
-    measure.click(safe(similarity), [*settings, block], [heatmap, summary, block, matrix, numbers, data],
+    measure.click(safe(similarity), [*settings, block],
+                  [heatmap, summary, block, matrix, numbers, data, policy["change"]],
                   api_name="similarity", show_progress_on=[heatmap], **runs)
 
     def redraw(d, block, model, steps, editor):

@@ -207,3 +207,22 @@ def test_identical_images_from_two_requests_get_their_own_files():
     image = Image.new("RGB", (8, 8), "white")
     a, b = image_file(image), image_file(image)
     assert a != b and Image.open(a).tobytes() == Image.open(b).tobytes() == image.tobytes()
+
+
+def test_the_grid_speaks_the_cost_model_and_round_trips_the_text():
+    from app.grid import block_costs, grid_value, text_of
+    from frdiff import ScoreMixing
+    from frdiff.cost import CallCosts
+
+    text = preset_text("glyph-unet", "DDIM", 50, "uniform, interval 2")
+    value = grid_value("glyph-unet", 50, text, True, 30, 0.5)
+    costs = block_costs("glyph-unet")
+    assert all(c > 0 for c in costs["block"]) and costs["total"] > sum(costs["block"])
+    policy = KeyframePolicy.from_text(text)
+    assert abs(CallCosts(**costs).speedup(policy, ScoreMixing()) - 1.54) < 0.01  # the bench's counted 1.54x
+    assert KeyframePolicy.from_text(text_of(value)) == policy
+    assert value["lam"][1] == 0.0 and value["rows"][0] == "K" * len(value["blocks"])
+    bad = grid_value("glyph-unet", 50, "nonsense", True, 30, 0.5)
+    assert bad["rows"] == [] and bad["error"]
+    with pytest.raises(ValueError):
+        text_of({"rows": ["KK", "QQ"], "blocks": ["a", "b"]})

@@ -48,7 +48,8 @@ def page(app_url, tmp_path_factory):
 
 def test_page_draws_the_default_policy(page):
     expect(page.locator("#policy-status")).to_contain_text("Valid: 25 keyframe steps", timeout=30_000)
-    expect(page.locator("#policy-grid .js-plotly-plot")).to_be_visible()
+    expect(page.locator("#policy-paint td")).to_have_count(50 * 9, timeout=30_000)  # steps x blocks
+    expect(page.locator("#policy-paint [data-speed]")).to_contain_text("counted speedup 1.54x")
 
 
 def test_generate_compares_every_run_and_the_slider_picks_a_pair(page):
@@ -132,3 +133,33 @@ def test_trajectory_tab_records_once_and_scrubs(page):
     expect(text).to_contain_text("Step 3 of 10", timeout=10_000)
     for name in ("full", "frdiff"):
         expect(page.locator(f"#x0-{name} img").first).to_have_attribute("src", re.compile(r"\S+"))
+
+
+def test_painting_the_grid_rewrites_the_text_and_the_counted_speedup(page):
+    """A click on a cell cycles its mode, the text grid follows, the counted speedup computed in
+    the browser equals frdiff's cost model for the new policy, and undo takes it back."""
+    from app.grid import block_costs
+    from frdiff import KeyframePolicy, ScoreMixing
+    from frdiff.cost import CallCosts
+
+    editor = page.locator("#policy-editor textarea")
+    expect(page.locator("#policy-paint td").first).to_be_visible(timeout=30_000)
+    before = editor.input_value()
+    policy = KeyframePolicy.from_text(before)
+    step = next(s for s in range(1, policy.num_steps) if policy.mode(s, 0) in "KFS" and not policy.no_call(s))
+    old = policy.mode(step, 0)
+    page.locator(f'#policy-paint td[data-s="{step}"][data-b="0"]').click()
+    expect(editor).not_to_have_value(before, timeout=30_000)
+    after = KeyframePolicy.from_text(editor.input_value())
+    assert after.mode(step, 0) == {"K": "F", "F": "S", "S": "K"}[old]
+    assert all(after.mode(s, b) == policy.mode(s, b) for s in range(policy.num_steps)
+               for b in range(len(policy.blocks)) if (s, b) != (step, 0))
+    mixing = ScoreMixing(float(page.locator("#slope input[type=number]").input_value()),
+                         float(page.locator("#bias input[type=number]").input_value()))
+    expected = CallCosts(**block_costs("glyph-unet")).speedup(after, mixing)
+    expect(page.locator("#policy-paint [data-speed]")).to_have_text(f"counted speedup {expected:.2f}x",
+                                                                     timeout=30_000)
+    edited = editor.input_value()
+    page.locator("#policy-paint [data-undo]").click()
+    expect(editor).not_to_have_value(edited, timeout=30_000)
+    assert KeyframePolicy.from_text(editor.input_value()) == policy

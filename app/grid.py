@@ -1,0 +1,244 @@
+"""The policy grid you paint: a steps x blocks `gr.HTML` grid with its own JavaScript.
+
+A click cycles a cell through K, F, S (and R on residual blocks); a drag paints the mode the
+first cell got; a click on a step header toggles the whole step between keyframe and no call
+(N); a click on a block label paints its row (every step but 0) with the brush. Undo keeps
+the last 50 edits. Cells where score mixing has lam = 0 are drawn as no-call. The counted
+speedup is computed in the browser, at every edit, from the per-block costs the server sends
+once per model (the formula of `frdiff.cost.CallCosts`); hovering a cell shows that block's
+temporal change at that step once the Temporal redundancy tab has measured it.
+
+The grid and the text editor stay in sync: a user edit in the grid (the `input` event)
+rewrites the text; any change of the text (typing, a preset, an import) redraws the grid.
+The server only converts and checks: all state lives in the component's value.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from frdiff import KeyframePolicy
+from frdiff.cost import CallCosts, MacCounter
+from frdiff.targets import find_blocks
+
+from . import inputs
+from .models import POOL, policy_blocks, replica
+
+
+@lru_cache(maxsize=None)
+def block_costs(model: str) -> dict:
+    """MACs of one model call, per block and what FR saves: a one-step run on a replica of its
+    own (never borrowed from the pool, so drawing the grid never waits behind a generation)."""
+    model = inputs.model_name(model)
+    pipe = replica(POOL.peek(model))
+    pipe.set_progress_bar_config(disable=True)
+    with MacCounter(pipe.denoiser) as counter, torch.no_grad():
+        pipe(["A"], num_inference_steps=1, generator=torch.Generator().manual_seed(0), output_type="pt")
+    costs = CallCosts.count(counter, find_blocks(pipe.denoiser))  # the replica's own modules
+    return {"total": costs.total, "block": costs.block, "fr_saving": costs.fr_saving}
+
+
+def _short(name: str) -> str:
+    return name.replace("_blocks", "").replace("transformer", "block")
+
+
+def grid_value(model: str, steps, text: str, mixing: bool, slope: float, bias: float,
+               change=None) -> dict:
+    """The grid's value for the editor's text (an invalid text keeps the grid empty, with the
+    reason: the text editor says what is wrong)."""
+    blocks = policy_blocks(inputs.model_name(model))
+    value = {"blocks": [b.name for b in blocks], "short": [_short(b.name) for b in blocks],
+             "residual": [b.residual for b in blocks], "rows": [], "lam": [], "error": "",
+             "costs": block_costs(model), "change": change}
+    try:
+        steps = inputs.steps_of(steps)
+        policy = inputs.policy_of(model, steps, text)
+        mix = inputs.mixing_of(mixing, slope, bias)
+    except (ValueError, TypeError) as err:
+        return value | {"error": str(err)}
+    width = len(blocks)
+    value["rows"] = ["".join(policy.mode(s, b) for b in range(width)) for s in range(steps)]
+    value["lam"] = [1.0 if policy.is_keyframe(s) else policy.reuse_weight(s, mix) for s in range(steps)]
+    return value
+
+
+def text_of(value) -> str:
+    """The text grid of an edited grid value (checked: the rows must form a valid policy)."""
+    if not isinstance(value, dict) or not isinstance(value.get("rows"), list) or not value["rows"]:
+        raise ValueError("the grid holds no policy")
+    names = value.get("blocks")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("the grid's block names are missing")
+    policy = KeyframePolicy(tuple(value["rows"]), tuple(names))
+    return policy.to_text()
+
+
+def change_matrix(similarity: dict | None):
+    """Per step and block, the relative change from the redundancy measurement (or None)."""
+    if not similarity or "change" not in similarity:
+        return None
+    return [[None if v != v else round(float(v), 4) for v in row] for row in similarity["change"]]
+
+
+CSS = """
+.frgrid { font-family: ui-monospace, monospace; font-size: 11px; user-select: none; }
+.frgrid .bar { display: flex; gap: 6px; align-items: center; margin-bottom: 6px; flex-wrap: wrap; }
+.frgrid .bar button { border: 1px solid #999; border-radius: 4px; padding: 1px 8px; cursor: pointer;
+  background: #fff; color: #111; }
+.frgrid .bar button.on { outline: 2px solid #e76f51; }
+.frgrid .speed { font-weight: 600; font-size: 13px; margin-left: 8px; }
+.frgrid .err { color: #b00020; }
+.frgrid table { border-collapse: separate; border-spacing: 1px; }
+.frgrid th { font-weight: 400; color: #555; padding: 0 3px; cursor: pointer; white-space: nowrap; }
+.frgrid th.step { width: 12px; font-size: 9px; }
+.frgrid td { width: 12px; height: 16px; cursor: pointer; border-radius: 2px; }
+.frgrid td.K { background: #1d3557; }
+.frgrid td.F { background: #f4a261; }
+.frgrid td.R { background: #8ecae6; }
+.frgrid td.S { background: #bbbbbb; }
+.frgrid td.N, .frgrid td.nocall { background: #ffffff; box-shadow: inset 0 0 0 1px #ccc; }
+.frgrid td.locked { cursor: not-allowed; }
+"""
+
+JS = r"""
+const root = () => element.querySelector('.frgrid');
+const NAMES = {K: 'keyframe (compute)', F: 'feature reuse', S: 'skip block', R: 'residual reuse',
+               N: 'no call'};
+let brush = 'F';
+let undo = [];
+let drag = null;  // {mode, cells: Map "s,b" -> mode}
+
+function current() { return props.value || {}; }
+function rowsCopy(v) { return (v.rows || []).slice(); }
+function setCell(rows, s, b, mode) { rows[s] = rows[s].slice(0, b) + mode + rows[s].slice(b + 1); }
+function isKey(row) { return /^K+$/.test(row); }
+function isNone(row) { return /^N+$/.test(row); }
+
+function speedup(v, rows) {
+  const c = v.costs; if (!c || !rows.length) return null;
+  const fixed = c.total - c.block.reduce((a, x) => a + x, 0);
+  let spent = 0;
+  rows.forEach((row, s) => {
+    const lam = s === 0 || isKey(row) ? 1 : (isNone(row) ? 0 : v.lam[s]);
+    if (!isKey(row) && lam === 0) return;  // no network call
+    let cost = fixed;
+    for (let b = 0; b < row.length; b++) {
+      const m = row[b];
+      cost += m === 'K' ? c.block[b] : (m === 'S' || m === 'R' ? 0 : c.block[b] - c.fr_saving[b]);
+    }
+    spent += cost;
+  });
+  return spent > 0 ? rows.length * c.total / spent : null;
+}
+
+function cycle(v, b, mode) {
+  const order = v.residual && v.residual[b] ? ['K', 'F', 'S', 'R'] : ['K', 'F', 'S'];
+  const i = order.indexOf(mode);
+  return order[(i + 1) % order.length];
+}
+
+function commit(rows) {
+  const v = current();
+  undo.push(v.rows); if (undo.length > 50) undo.shift();
+  props.value = Object.assign({}, v, {rows: rows});
+  trigger('input');
+}
+
+function draw() {
+  const el = root(); if (!el) return;
+  const v = current();
+  const rows = v.rows || [];
+  const speed = speedup(v, rows);
+  let html = '<div class="bar"><span>brush:</span>';
+  for (const m of ['K', 'F', 'S', 'R', 'N']) {
+    html += `<button data-brush="${m}" class="${m === brush ? 'on' : ''}" title="${NAMES[m]}">${m}</button>`;
+  }
+  html += `<button data-undo="1" title="undo the last edit">undo</button>`;
+  html += `<span class="speed" data-speed="1">${speed ? 'counted speedup ' + speed.toFixed(2) + 'x' : ''}</span>`;
+  html += v.error ? `<span class="err">${v.error.replace(/</g, '&lt;')}</span>` : '';
+  html += '</div>';
+  if (rows.length) {
+    html += '<table><tr><th></th>';
+    rows.forEach((row, s) => {
+      const label = s % 5 === 0 ? s : '';
+      html += `<th class="step" data-step="${s}" title="step ${s}: click to toggle keyframe / no call">${label}</th>`;
+    });
+    html += '</tr>';
+    (v.short || v.blocks).forEach((name, b) => {
+      html += `<tr><th data-block="${b}" title="${v.blocks[b]}: click to paint the row with the brush">${name}</th>`;
+      rows.forEach((row, s) => {
+        const m = row[b];
+        const nocall = !isKey(row) && (isNone(row) || v.lam[s] === 0);
+        const change = v.change && v.change[s - 1] ? v.change[s - 1][b] : null;
+        const what = nocall ? 'no call (lam = 0: keyframe prediction reused)' : NAMES[m];
+        const tip = `step ${s}, ${v.blocks[b]}: ${what}` +
+          (s > 0 && !isKey(row) ? `, lam ${v.lam[s].toFixed(2)}` : '') +
+          (change !== null && change !== undefined ? `; temporal change ${(100 * change).toFixed(1)}%` : '');
+        const cls = (nocall ? 'nocall' : m) + (s === 0 ? ' locked' : '');
+        html += `<td class="${cls}" data-s="${s}" data-b="${b}" title="${tip}"></td>`;
+      });
+      html += '</tr>';
+    });
+    html += '</table>';
+  }
+  el.innerHTML = html;
+}
+
+element.addEventListener('mousedown', (e) => {
+  const t = e.target;
+  const v = current();
+  if (t.dataset.brush) { brush = t.dataset.brush; draw(); return; }
+  if (t.dataset.undo) {
+    if (undo.length) { props.value = Object.assign({}, v, {rows: undo.pop()}); trigger('input'); }
+    return;
+  }
+  if (t.dataset.step !== undefined) {
+    const s = +t.dataset.step; if (s === 0) return;
+    const rows = rowsCopy(v); const w = rows[s].length;
+    rows[s] = isKey(rows[s]) ? 'N'.repeat(w) : 'K'.repeat(w);
+    commit(rows); return;
+  }
+  if (t.dataset.block !== undefined) {
+    const b = +t.dataset.block; const rows = rowsCopy(v);
+    if (brush === 'R' && !(v.residual && v.residual[b])) return;
+    for (let s = 1; s < rows.length; s++) {
+      if (brush === 'N') { rows[s] = 'N'.repeat(rows[s].length); continue; }
+      if (isNone(rows[s])) rows[s] = 'K'.repeat(rows[s].length);
+      setCell(rows, s, b, brush);
+    }
+    commit(rows); return;
+  }
+  if (t.dataset.s !== undefined) {
+    const s = +t.dataset.s, b = +t.dataset.b; if (s === 0) return;
+    const row = v.rows[s];
+    const mode = isNone(row) ? 'K' : cycle(v, b, row[b]);
+    drag = {mode: mode, cells: new Map([[`${s},${b}`, mode]])};
+    t.className = mode;
+    e.preventDefault();
+  }
+});
+element.addEventListener('mouseover', (e) => {
+  const t = e.target;
+  if (!drag || t.dataset.s === undefined) return;
+  const s = +t.dataset.s, b = +t.dataset.b; if (s === 0) return;
+  const v = current();
+  if (drag.mode === 'R' && !(v.residual && v.residual[b])) return;
+  drag.cells.set(`${s},${b}`, drag.mode);
+  t.className = drag.mode;
+});
+document.addEventListener('mouseup', () => {
+  if (!drag) return;
+  const rows = rowsCopy(current());
+  for (const [key, mode] of drag.cells) {
+    const [s, b] = key.split(',').map(Number);
+    if (isNone(rows[s])) rows[s] = 'K'.repeat(rows[s].length);
+    setCell(rows, s, b, mode);
+  }
+  drag = null;
+  commit(rows);
+});
+watch('value', draw);
+draw();
+"""
