@@ -19,6 +19,7 @@ import argparse
 import functools
 
 from analysis.common import write_result
+from analysis.policy_table import label
 from frdiff import KeyframePolicy, ScoreMixing, accelerate, block_depths, load_pipeline
 from frdiff.glyphs import load_calibration, load_classifier
 from frdiff.glyphs.bench import collect_rows, context_row, fewer_steps_row, sweep_table
@@ -74,7 +75,7 @@ def main() -> None:
     for path in args.policies:
         policy = KeyframePolicy.from_json(path)
         jobs.append(lambda b, p=policy, path=path: context_row(
-            pipe, clf, "frdiff Auto-FR", path.split("/")[-1], lambda: accelerate(pipe, p, ScoreMixing()),
+            pipe, clf, "frdiff Auto-FR", label(path), lambda: accelerate(pipe, p, ScoreMixing()),
             baseline=b, **common))
     jobs += [lambda b, k=k: fewer_steps_row(pipe, clf, k, baseline=b, **common) for k in args.fewer_steps]
     rows = collect_rows(jobs, report=lambda r: print(f"{r['method']:<22} {r['setting']:<60} {r['speedup']:.2f}x "

@@ -79,7 +79,7 @@ def change_matrix(similarity: dict | None):
     """Per step and block, the relative change from the redundancy measurement (or None)."""
     if not similarity or "change" not in similarity:
         return None
-    return [[None if v != v else round(float(v), 4) for v in row] for row in similarity["change"]]
+    return [[None if v is None or v != v else round(float(v), 4) for v in row] for row in similarity["change"]]
 
 
 CSS = """

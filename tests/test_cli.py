@@ -98,3 +98,22 @@ def test_non_positive_counts_are_refused_before_any_work(args, message, capsys):
     with pytest.raises(SystemExit):
         main(args)
     assert message in capsys.readouterr().err
+
+
+def test_context_row_measures_any_accelerator_like_a_policy_row():
+    """frdiff's accelerate as a context, under the same protocol as policy_row: the same counted
+    speedup and the same images (PSNR), whatever wraps it."""
+    from frdiff import KeyframePolicy, ScoreMixing, accelerate, load_pipeline
+    from frdiff.glyphs import load_classifier
+    from frdiff.glyphs.bench import context_row, policy_row
+
+    pipe = load_pipeline("glyph-unet")
+    pipe.set_progress_bar_config(disable=True)
+    clf = load_classifier()
+    common = dict(labels=[0, 1], steps=6, seed=0, samples=4, repeats=1)
+    policy = KeyframePolicy.uniform(6, 2)
+    ours = context_row(pipe, clf, "frdiff", "uniform:2", lambda: accelerate(pipe, policy, ScoreMixing()), **common)
+    ref = policy_row(pipe, clf, "uniform:2", ScoreMixing(), **common)
+    assert ours["method"] == "frdiff" and ours["setting"] == "uniform:2"
+    assert abs(ours["ideal_speedup"] - ref["ideal_speedup"]) < 1e-3 and abs(ours["psnr"] - ref["psnr"]) < 1e-6
+    assert ours["speedup"] > 0 and "baseline_images" in ours
