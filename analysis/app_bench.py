@@ -1,4 +1,4 @@
-"""How fast the app answers: time to first page after `python app.py`, and /generate times.
+"""How fast the app answers: time to first page after `python app.py`, /generate and /live times.
 
     python -m analysis.app_bench [--repeats 3] [--port 7861] [--methods fewer-steps,peer] [--json]
 
@@ -6,8 +6,10 @@ Starts `python app.py` in a subprocess (a real server, as a user would), polls t
 it answers, then drives /generate with gradio_client on the defaults a visitor gets: glyph-unet,
 DDIM 50 steps, 4 glyphs ("A7K3"), uniform interval-2 policy with score mixing, and the default
 method set (full compute, FRDiff, fewer steps, the shipped Auto-FR policy, the peer). The first
-call may wait for the server's warm-up; the median of the rest is the steady figure. Prints the
-machine with the figures. Nothing else heavy should run meanwhile.
+call may wait for the server's warm-up; the median of the rest is the steady figure. Then, in the
+same session, /live with the policy edited back and forth (interval 2 and 3): what the page
+does at every edit, FRDiff only, full compute reused. Prints the machine with the figures.
+Nothing else heavy should run meanwhile.
 """
 
 from __future__ import annotations
@@ -70,12 +72,21 @@ def main() -> None:
                                  chosen, api_name="/generate")
             times.append(time.perf_counter() - t)
             methods = [r["method"] for r in out[7]["runs"]]
+        # live editing: the same session edits the policy; /live redoes FRDiff only, full compute
+        # reused from the generation above (what the page does at every edit)
+        live = []
+        for i in range(2 * args.repeats + 1):
+            edited = preset_text("glyph-unet", "DDIM", 50, f"uniform, interval {2 + i % 2}")
+            t = time.perf_counter()
+            client.predict("glyph-unet", "A7K3", "DDIM", 50, edited, True, 30, 0.5, 0, True, api_name="/live")
+            live.append(time.perf_counter() - t)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     result = {"first_page_s": first_page, "generate_first_s": times[0],
               "generate_median_s": statistics.median(times[1:]), "generate_s": times,
-              "methods": methods, "settings": "glyph-unet, DDIM 50, 4 glyphs", "machine": machine()}
+              "methods": methods, "live_first_s": live[0], "live_median_s": statistics.median(live[1:]),
+              "live_s": live, "settings": "glyph-unet, DDIM 50, 4 glyphs", "machine": machine()}
     if args.json:
         print(json.dumps(result))
         return
@@ -84,6 +95,8 @@ def main() -> None:
     print(f"/generate, {result['settings']}, methods {', '.join(methods)}:")
     print(f"  first call {times[0]:.2f} s, then median {result['generate_median_s']:.2f} s "
           f"over {args.repeats} (target 5 s)")
+    print(f"/live (an edited policy, FRDiff only, full compute reused): first {live[0]:.2f} s, then median "
+          f"{result['live_median_s']:.2f} s over {len(live) - 1} (target 3 s)")
 
 
 if __name__ == "__main__":

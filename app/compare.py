@@ -124,3 +124,24 @@ def grids(runs: list[Run], ncol: int) -> tuple[dict, list]:
     images = {r.name: make_grid(r.images, ncol=ncol, scale=4) for r in runs}
     diffs = [(make_grid(difference(r.images, full), ncol=ncol, scale=4), r.name) for r in runs[1:]]
     return images, diffs
+
+
+def reference_key(s) -> list:
+    """What fixes the full-compute run: model, glyphs, sampler, steps and seed (the noise)."""
+    return [s.model, "".join(s.glyphs), s.scheduler, s.steps, s.seed]
+
+
+def live(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed, reference):
+    """Only the FRDiff run, redone for an edited policy, mixing or seed; full compute is reused
+    from `reference` (the last run with the same noise) and computed only where it differs.
+    Returns (FRDiff run, full-compute run, its numbers row, the reference to keep)."""
+    s = inputs.run_settings(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed)
+    key = reference_key(s)
+    with POOL.borrow(s.model, s.scheduler) as pipe:
+        if isinstance(reference, dict) and reference.get("key") == key:
+            full = reference["full"]
+        else:
+            full = run_plain(pipe, FULL, s.steps, s.steps, s.glyphs, s.seed, "the reference")
+        fr = run_policy(pipe, FRDIFF, s.policy, s.mixing, s.glyphs, s.seed, policy_summary(s.policy))
+    row = score([full, fr], s.model, "".join(s.glyphs))[1]
+    return fr, full, row, {"key": key, "full": full}

@@ -8,6 +8,7 @@ policy, choosing the slider's pair, scrubbing a stored trajectory) skip the queu
 from __future__ import annotations
 
 import os
+import time
 
 import gradio as gr
 
@@ -118,6 +119,16 @@ def _compare_tab(settings, runs: dict):
                        height="auto", object_fit="contain", elem_id="diffs", format="png")
     table = gr.Dataframe(headers=cmp.HEADERS, interactive=False, elem_id="results", wrap=True)
     notes = gr.Markdown(elem_id="compare-notes")
+    with gr.Row(equal_height=True):
+        live_on = gr.Checkbox(True, label="live: redo FRDiff at every edit of the policy, the mixing or the seed "
+                              "(full compute is reused while the noise is the same)", elem_id="live-on")
+        live_text = gr.Markdown(elem_id="live-numbers")
+    with gr.Row():
+        live_image = gr.Image(label="FRDiff, live", type="filepath", format="png", interactive=False,
+                              elem_id="live-image")
+        live_diff = gr.Image(label=f"|FRDiff - full compute| x {cmp.DIFF_GAIN}, live", type="filepath",
+                             format="png", interactive=False, elem_id="live-diff")
+    reference = gr.State(None)  # this session's last full-compute run, reused by the live runs
     with gr.Accordion("numbers (JSON)", open=False):
         numbers = gr.JSON(elem_id="compare-json")
     images = gr.State({})
@@ -135,15 +146,32 @@ def _compare_tab(settings, runs: dict):
             "are indicative; `python -m frdiff bench` measures properly (warm-up, interleaved pairs, "
             "median). Counted speedup = full-compute MACs / MACs this run executed."])
         files = {n: image_file(g) for n, g in grids.items()}  # by path: see app/files.py
+        key = [settings_[k] for k in ("model", "glyphs", "scheduler", "steps", "seed")]
         return ([(f, caption[n]) for n, f in files.items()], (files[FULL], files[FRDIFF]),
                 gr.Dropdown(choices=names, value=FULL), gr.Dropdown(choices=names, value=FRDIFF),
                 [(image_file(g), caption[n]) for g, n in diff_grids],
                 {"headers": cmp.HEADERS, "data": cmp.table_rows(rows)},
-                text, settings_ | {"runs": rows, "notes": notes_}, files)
+                text, settings_ | {"runs": rows, "notes": notes_}, files, {"key": key, "full": runs[0]})
 
     run.click(safe(generate), [*settings, methods], [gallery, slider, left, right, diffs, table, notes,
-                                                     numbers, images], api_name="generate",
+                                                     numbers, images, reference], api_name="generate",
               show_progress_on=[gallery], **runs)
+
+    def live(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, on, ref):
+        if not on:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        start = time.perf_counter()
+        fr, full, row, ref = cmp.live(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, ref)
+        shown, diff = cmp.grids([full, fr], row["glyphs"])
+        text = (f"**FRDiff, live:** PSNR **{row['psnr']:.1f} dB**, SSIM {row['ssim']:.3f}, counted speedup "
+                f"{row['counted_speedup']:.2f}x, {row['network_calls']} network calls, class agreement "
+                f"{row['class_agreement']}/{row['glyphs']}; {time.perf_counter() - start:.2f} s for this update")
+        return image_file(shown[FRDIFF]), image_file(diff[0][0]), text, ref
+
+    # the FRDiff run only, redone at every edit; always_last: a burst of edits runs once, last
+    gr.on([c.change for c in settings[4:]], safe(live), [*settings, live_on, reference],
+          [live_image, live_diff, live_text, reference], api_name="live", api_visibility="undocumented",
+          show_progress="minimal", **(runs | {"trigger_mode": "always_last"}))
 
     def pair(grids, a, b):
         if a not in grids or b not in grids:

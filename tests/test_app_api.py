@@ -107,3 +107,20 @@ def test_concurrent_generate_and_similarity_equal_their_sequential_results(url):
             assert rows == alone_generate[1]
             assert all(np.array_equal(a, b) for a, b in zip(pixels, alone_generate[0]))
         assert results["similarity"] == alone_similarity
+
+
+def test_live_redoes_frdiff_only_and_matches_generate_bit_for_bit(url):
+    """/live after /generate in one session: the same FRDiff image as /generate's, and for an
+    edited policy the image of that policy; full compute comes from the session's last run."""
+    c = client(url)
+    out = c.predict(*SETTINGS, [], api_name="/generate")
+    frdiff_generated = np.asarray(Image.open(out[0][1]["image"]))
+    same = c.predict(*SETTINGS, True, api_name="/live")
+    assert np.array_equal(np.asarray(Image.open(same[0])), frdiff_generated)
+    psnr = out[7]["runs"][1]["psnr"]
+    assert f"PSNR **{psnr:.1f} dB**" in same[2]
+    edited = SETTINGS[:4] + [preset_text("glyph-unet", "DDIM", STEPS, "uniform, interval 3")] + SETTINGS[5:]
+    other = c.predict(*edited, True, api_name="/live")
+    fresh = client(url).predict(*edited, [], api_name="/generate")  # another session, from scratch
+    assert np.array_equal(np.asarray(Image.open(other[0])), np.asarray(Image.open(fresh[0][1]["image"])))
+    assert not np.array_equal(np.asarray(Image.open(other[0])), frdiff_generated)
