@@ -98,8 +98,8 @@ def _policy_editor(model, scheduler, steps) -> dict:
     for control in (editor, mixing, slope, bias):
         control.change(check_policy, check, [figure, status], queue=False, api_name="check_policy")
     for control in (editor, mixing, slope, bias, change):  # the text (typed, a preset) redraws the grid
-        control.change(safe(grid.grid_value), [*check, change], [paint], **CHEAP)
-    paint.input(safe(grid.text_of), [paint], [editor], **CHEAP)  # a painted edit rewrites the text
+        control.change(safe(grid.grid_value), [*check, change], [paint], show_progress="hidden", **CHEAP)
+    paint.input(safe(grid.text_of), [paint], [editor], show_progress="hidden", **CHEAP)  # a painted edit: the text
     return {"run": [editor, mixing, slope, bias], "check": check, "status": [figure, status], "change": change}
 
 
