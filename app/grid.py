@@ -83,17 +83,21 @@ def change_matrix(similarity: dict | None):
 
 
 CSS = """
-.frgrid { font-family: ui-monospace, monospace; font-size: 11px; user-select: none; }
+.frgrid { font-family: ui-monospace, monospace; font-size: 11px; user-select: none; overflow-x: auto; }
 .frgrid .bar { display: flex; gap: 6px; align-items: center; margin-bottom: 6px; flex-wrap: wrap; }
 .frgrid .bar button { border: 1px solid #999; border-radius: 4px; padding: 1px 8px; cursor: pointer;
   background: #fff; color: #111; }
 .frgrid .bar button.on { outline: 2px solid #e76f51; }
 .frgrid .speed { font-weight: 600; font-size: 13px; margin-left: 8px; }
 .frgrid .err { color: #b00020; }
-.frgrid table { border-collapse: separate; border-spacing: 1px; }
+.frgrid table { border-collapse: separate; border-spacing: 1px; width: auto; margin: 0; }
 .frgrid th { font-weight: 400; color: #555; padding: 0 3px; cursor: pointer; white-space: nowrap; }
-.frgrid th.step { width: 12px; font-size: 9px; }
-.frgrid td { width: 12px; height: 16px; cursor: pointer; border-radius: 2px; }
+
+.frgrid td, .frgrid th { padding: 0 !important; border: none !important; line-height: 14px; }
+.frgrid th { padding: 0 4px !important; }
+.frgrid th.step { width: 12px; max-width: 12px; font-size: 9px; padding: 0 !important; overflow: visible;
+  text-align: left; }
+.frgrid td { width: 12px; min-width: 12px; max-width: 12px; height: 16px; cursor: pointer; border-radius: 2px; }
 .frgrid td.K { background: #1d3557; }
 .frgrid td.F { background: #f4a261; }
 .frgrid td.R { background: #8ecae6; }
