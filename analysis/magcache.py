@@ -22,9 +22,8 @@ from analysis.common import write_result
 from analysis.policy_table import label
 from frdiff import KeyframePolicy, ScoreMixing, accelerate, block_depths, load_pipeline
 from frdiff.glyphs import load_calibration, load_classifier
-from frdiff.glyphs.bench import collect_rows, context_row, fewer_steps_row, sweep_table
+from frdiff.glyphs.bench import collect_rows, context_row, fewer_steps_row, mark_front, sweep_table
 from frdiff.magnitude import magnitude_policy
-from frdiff.metrics import pareto_front
 from frdiff.peers import calibrate_mag_cache, mag_cache
 from frdiff.timing import machine
 
@@ -80,10 +79,7 @@ def main() -> None:
     jobs += [lambda b, k=k: fewer_steps_row(pipe, clf, k, baseline=b, **common) for k in args.fewer_steps]
     rows = collect_rows(jobs, report=lambda r: print(f"{r['method']:<22} {r['setting']:<60} {r['speedup']:.2f}x "
                                                      f"{r['ideal_speedup']:.2f}x {r['psnr']:.1f} dB", flush=True))
-    for key in ("ideal_speedup", "speedup"):  # the speed/PSNR Pareto front, as sweep marks it
-        front = pareto_front([(r[key], r["psnr"]) for r in rows])
-        for r in rows:
-            r[f"front_{key}"] = (r[key], r["psnr"]) in front
+    mark_front(rows)
     result = {"model": args.model, "scheduler": "ddim", "steps": args.steps, "batch": args.batch,
               "samples": args.samples, "repeats": args.repeats, "seed": args.seed, "machine": machine(),
               "rows": rows}

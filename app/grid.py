@@ -15,6 +15,7 @@ The server only converts and checks: all state lives in the component's value.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import torch
@@ -24,24 +25,23 @@ from frdiff.cost import CallCosts, MacCounter
 from frdiff.targets import find_blocks
 
 from . import inputs
-from .models import POOL, policy_blocks, replica
+from .models import POOL, policy_blocks
+from .plots import short_name
+
+_COSTING = threading.Lock()  # one counted call on a spare replica at a time
 
 
 @lru_cache(maxsize=None)
 def block_costs(model: str) -> dict:
-    """MACs of one model call, per block and what FR saves: a one-step run on a replica of its
-    own (never borrowed from the pool, so drawing the grid never waits behind a generation)."""
+    """MACs of one model call, per block and what FR saves: a one-step run on the pool's spare
+    replica (never lent to a request, so drawing the grid never waits behind a generation, and
+    never copies or runs a model another request is patching)."""
     model = inputs.model_name(model)
-    pipe = replica(POOL.peek(model))
-    pipe.set_progress_bar_config(disable=True)
-    with MacCounter(pipe.denoiser) as counter, torch.no_grad():
+    pipe = POOL.spare(model)
+    with _COSTING, MacCounter(pipe.denoiser) as counter, torch.no_grad():
         pipe(["A"], num_inference_steps=1, generator=torch.Generator().manual_seed(0), output_type="pt")
     costs = CallCosts.count(counter, find_blocks(pipe.denoiser))  # the replica's own modules
     return {"total": costs.total, "block": costs.block, "fr_saving": costs.fr_saving}
-
-
-def _short(name: str) -> str:
-    return name.replace("_blocks", "").replace("transformer", "block")
 
 
 def grid_value(model: str, steps, text: str, mixing: bool, slope: float, bias: float,
@@ -49,7 +49,7 @@ def grid_value(model: str, steps, text: str, mixing: bool, slope: float, bias: f
     """The grid's value for the editor's text (an invalid text keeps the grid empty, with the
     reason: the text editor says what is wrong)."""
     blocks = policy_blocks(inputs.model_name(model))
-    value = {"blocks": [b.name for b in blocks], "short": [_short(b.name) for b in blocks],
+    value = {"blocks": [b.name for b in blocks], "short": [short_name(b.name) for b in blocks],
              "residual": [b.residual for b in blocks], "rows": [], "lam": [], "error": "",
              "costs": block_costs(model), "change": change}
     try:

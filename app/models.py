@@ -61,6 +61,7 @@ class ModelPool:
         self._free: dict[str, queue.Queue] = {}
         self._configs: dict[str, dict] = {}
         self._base: dict[str, GlyphPipeline] = {}
+        self._spare: dict[str, GlyphPipeline] = {}  # never lent: for measurements like block costs
         self._lock = threading.Lock()
 
     def _queue(self, name: str) -> queue.Queue:
@@ -74,6 +75,8 @@ class ModelPool:
                 for pipe in [base] + [replica(base) for _ in range(self.size - 1)]:
                     pipe.set_progress_bar_config(disable=True)
                     free.put(pipe)
+                self._spare[name] = replica(base)  # made before any request can patch `base`
+                self._spare[name].set_progress_bar_config(disable=True)
                 self._free[name] = free
                 self._base[name] = base
             return self._free[name]
@@ -106,6 +109,12 @@ class ModelPool:
         """A loaded pipeline for read-only questions (its block names, its labels): never sample with it."""
         self._queue(name)
         return self._base[name]
+
+    def spare(self, name: str) -> GlyphPipeline:
+        """A replica no request ever borrows (weights shared, modules its own), copied from the
+        model before any request could patch it; callers serialise their use of it."""
+        self._queue(name)
+        return self._spare[name]
 
     def warm_up(self, name: str) -> None:
         """One short run per replica: the first convolutions on a CPU pick their kernels slowly."""

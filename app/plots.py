@@ -15,7 +15,8 @@ CELLS = [(0, "#ffffff", "no call (N, or lam = 0): keyframe prediction reused"),
 VALUE = {"S": 1, "R": 2, "F": 3, "K": 4}
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
+    """A block's name as the plots and the grid label it: down.0, mid_block, block.3."""
     return name.replace("_blocks", "").replace("transformer", "block")
 
 
@@ -37,7 +38,7 @@ def policy_figure(policy: KeyframePolicy, mixing: ScoreMixing, blocks: list[str]
     n = len(CELLS)
     for value, colour, _ in CELLS:  # discrete colours: each value owns 1/n of [0, 1]
         scale += [[value / n, colour], [(value + 1) / n, colour]]
-    fig = go.Figure(go.Heatmap(z=z, y=[_short(n) for n in names], zmin=-0.5, zmax=n - 0.5,
+    fig = go.Figure(go.Heatmap(z=z, y=[short_name(n) for n in names], zmin=-0.5, zmax=n - 0.5,
                                colorscale=scale, showscale=False, text=text, hoverinfo="text",
                                xgap=1, ygap=1))
     for _, colour, meaning in CELLS:  # a legend for the discrete colours
@@ -64,7 +65,7 @@ def similarity_figure(blocks: list[str], change, title: str, keyframes: list[int
     """Heatmap of each block's relative change from the previous step (steps x blocks tensor)."""
     z = change.T.tolist()
     steps = list(range(1, change.shape[0] + 1))
-    fig = go.Figure(go.Heatmap(z=z, x=steps, y=[_short(b) for b in blocks], colorscale="Magma",
+    fig = go.Figure(go.Heatmap(z=z, x=steps, y=[short_name(b) for b in blocks], colorscale="Magma",
                                colorbar=dict(title="change", tickformat=".0%"),
                                hovertemplate="step %{x}, %{y}: %{z:.1%} change<extra></extra>"))
     fig.update_layout(height=140 + 24 * len(blocks), margin=dict(l=10, r=10, t=40, b=10),
@@ -80,7 +81,7 @@ def pairwise_figure(values, block: str, keyframes: list[int] | None = None) -> g
                                hovertemplate="step %{y} vs step %{x}: %{z:.1%}<extra></extra>"))
     fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step",
                       yaxis_title="step", yaxis_autorange="reversed", yaxis_scaleanchor="x",
-                      title=dict(text=f"{_short(block)}: distance between its outputs at any two steps "
+                      title=dict(text=f"{short_name(block)}: distance between its outputs at any two steps "
                                       "(dotted: the policy's keyframes)", font=dict(size=13)))
     _mark_keyframes(fig, keyframes, "xy")
     return fig

@@ -226,3 +226,13 @@ def test_the_grid_speaks_the_cost_model_and_round_trips_the_text():
     assert bad["rows"] == [] and bad["error"]
     with pytest.raises(ValueError):
         text_of({"rows": ["KK", "QQ"], "blocks": ["a", "b"]})
+
+
+def test_the_grid_costs_run_on_a_replica_no_request_borrows():
+    """block_costs counts a call on the pool's spare replica: its own modules (so a request's
+    patched forwards are never copied or run), the weights shared."""
+    spare = POOL.spare("glyph-unet")
+    with POOL.borrow("glyph-unet") as lent:
+        assert spare is not lent and spare.denoiser is not lent.denoiser
+        assert next(spare.denoiser.parameters()) is next(lent.denoiser.parameters())
+        assert "forward" not in spare.denoiser.__dict__

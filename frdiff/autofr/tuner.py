@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..cost import CallCosts, MacCounter, policy_gates
 from ..magnitude import Calibration, calibrate, policy_for_speedup
+from ..patching import Patches
 from ..mixing import ScoreMixing
 from ..policy import KeyframePolicy
 from ..targets import denoiser_of, find_blocks
@@ -132,8 +133,6 @@ def count_costs(pipe, blocks, call) -> CallCosts:
             counted.append(CallCosts.count(counter, blocks))
             return out
         return forward
-
-    from ..patching import Patches
 
     with Patches() as patches, torch.no_grad():
         patches.forward(model, count)

@@ -149,21 +149,27 @@ def sweep(pipe, classifier, specs: list[str], mixing: ScoreMixing, steps: int,
           seed: int = 0, progress: bool = True) -> dict:
     """Policies (specs as for `bench`) and fewer-steps baselines (default steps/2, steps/3) under
     one protocol, with the speed/quality Pareto front by counted and by measured speedup."""
-    from ..metrics import pareto_front
-
     fewer = fewer_steps if fewer_steps is not None else sorted(
         {max(1, round(steps / 2)), max(1, round(steps / 3))}, reverse=True)
     common = dict(labels=[(seed + i) % len(pipe.labels) for i in range(batch)], steps=steps,
                   seed=seed, samples=samples, repeats=repeats)
     jobs = [lambda b, s=s: policy_row(pipe, classifier, s, mixing, baseline=b, **common) for s in specs]
     jobs += [lambda b, k=k: fewer_steps_row(pipe, classifier, k, baseline=b, **common) for k in fewer]
-    rows = collect_rows(jobs, progress=progress)
+    rows = mark_front(collect_rows(jobs, progress=progress))
+    return {"steps": steps, "batch": batch, "samples": samples, "repeats": repeats, "seed": seed,
+            "machine": machine(), "rows": rows}
+
+
+def mark_front(rows: list[dict]) -> list[dict]:
+    """Mark each row on the speed/PSNR Pareto front, by counted (`front_ideal_speedup`) and by
+    measured speedup (`front_speedup`)."""
+    from ..metrics import pareto_front
+
     for key in ("ideal_speedup", "speedup"):
         front = pareto_front([(r[key], r["psnr"]) for r in rows])
         for r in rows:
             r[f"front_{key}"] = (r[key], r["psnr"]) in front
-    return {"steps": steps, "batch": batch, "samples": samples, "repeats": repeats, "seed": seed,
-            "machine": machine(), "rows": rows}
+    return rows
 
 
 def sweep_table(result: dict) -> str:
