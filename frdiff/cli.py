@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 
@@ -130,10 +131,36 @@ def _run_sample(args) -> dict:
 
 
 def _policy(args, pipe):
+    """A policy spec as `KeyframePolicy.parse` takes it, or `magnitude:THRESHOLD[:ROW]`: the
+    MagCache-like schedule of the model's shipped calibration for this sampler and step count,
+    with ROW (one mode for every block, default R, or one per block) at its reuse steps."""
     from .accelerate import block_depths
     from .policy import KeyframePolicy
 
+    if args.policy.startswith("magnitude:"):
+        return _magnitude_policy(args, pipe)
     return KeyframePolicy.parse(args.policy, args.steps, block_depths(pipe))
+
+
+def _magnitude_policy(args, pipe):
+    from .accelerate import block_depths
+    from .glyphs import load_calibration
+    from .magnitude import magnitude_policy
+
+    parts = args.policy.split(":")
+    try:
+        threshold = float(parts[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"bad policy {args.policy!r}; expected magnitude:THRESHOLD[:ROW]") from None
+    if len(parts) > 3 or not threshold >= 0:
+        raise ValueError(f"bad policy {args.policy!r}; expected magnitude:THRESHOLD[:ROW] with THRESHOLD >= 0")
+    calibration = load_calibration(args.model, args.scheduler, args.steps)
+    if calibration is None:
+        raise ValueError(f"no shipped magnitude calibration for {args.model} {args.scheduler} {args.steps} "
+                         f"steps (python -m analysis.calibrate makes one)")
+    names = tuple(block_depths(pipe))
+    row = parts[2] if len(parts) > 2 else "R"
+    return magnitude_policy(calibration, threshold, row * len(names) if len(row) == 1 else row, names)
 
 
 def _mixing(args):
@@ -195,7 +222,9 @@ def _add_sweep(sub) -> None:
                                      "with the speed/quality Pareto front")
     _add_model_args(p)
     p.add_argument("--policies", default="uniform:2,uniform:3,deep:2,deep:3",
-                   help="comma-separated policy specs or JSON files (as for bench)")
+                   help="comma-separated policy specs or JSON files (as for bench), or magnitude:THRESHOLD[:ROW]")
+    p.add_argument("--peers", default="",
+                   help="comma-separated peers measured beside them (all, or: " + ", ".join(_peer_names()) + ")")
     p.add_argument("--fewer-steps", default=None,
                    help="comma-separated step counts of the plain sampler (default: steps/2, steps/3)")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
@@ -209,18 +238,37 @@ def _run_sweep(args) -> dict:
     from .glyphs import load_classifier
     from .glyphs.bench import sweep, sweep_table
 
+    from .glyphs.peer_rows import resolve
+
+    chosen, _ = resolve(args.peers.split(",")) if args.peers.strip() else ([], False)
     pipe = _load(args)
     specs = [s.strip() for s in args.policies.split(",") if s.strip()]
-    fewer = None if args.fewer_steps is None else [int(k) for k in args.fewer_steps.split(",") if k.strip()]
-    for spec in specs:  # every bad spec is an error before any measuring
-        _policy(argparse.Namespace(policy=spec, steps=args.steps), pipe)
-    result = sweep(pipe, load_classifier(), specs, _mixing(args), args.steps, fewer, batch=args.batch,
-                   samples=args.samples, repeats=args.repeats, seed=args.seed, progress=not args.json)
-    result = {"model": args.model, "scheduler": args.scheduler} | result
+    try:
+        fewer = None if args.fewer_steps is None else [int(k) for k in args.fewer_steps.split(",") if k.strip()]
+    except ValueError:
+        raise ValueError(f"--fewer-steps must be comma-separated step counts, got {args.fewer_steps!r}") from None
+    # every bad spec is an error before any measuring
+    policies = [(spec, _policy(argparse.Namespace(**{**vars(args), "policy": spec}), pipe)) for spec in specs]
+    result = sweep(pipe, load_classifier(), policies, _mixing(args), args.steps, fewer, batch=args.batch,
+                   samples=args.samples, repeats=args.repeats, seed=args.seed, progress=not args.json,
+                   peers=chosen, scheduler=args.scheduler, report=None if args.json else _print_row)
+    result = {"command": "python -m frdiff " + shlex.join(args.argv), "model": args.model,
+              "scheduler": args.scheduler} | result
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
     return result | {"markdown": sweep_table(result)}
+
+
+def _peer_names() -> list[str]:
+    from .glyphs.peer_rows import PEERS
+
+    return list(PEERS)
+
+
+def _print_row(row: dict) -> None:
+    print(f"{row['method']:<28} {row['setting']:<56} {row['speedup']:.2f}x measured, "
+          f"{row['ideal_speedup']:.2f}x counted, {row['psnr']:.1f} dB", file=sys.stderr, flush=True)
 
 
 def _add_analyze(sub) -> None:
@@ -268,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     for add, _ in COMMANDS.values():
         add(sub)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         result = COMMANDS[args.command][1](args)
     except (ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:

@@ -28,6 +28,7 @@ import contextlib
 import functools
 import importlib
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class PeerUnavailable(ImportError):
 
 def _load(module: str, package: str, *names: str) -> tuple:
     """`names` from `module`, or PeerUnavailable naming the package and the import error."""
+    if module.split(".")[0] == "cache_dit":  # it reads its log level once, at import: 8 lines a run
+        os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "error")
     try:
         mod = importlib.import_module(module)
         return tuple(getattr(mod, name) for name in names)
@@ -215,26 +218,55 @@ def _set_context(manager, name: str) -> None:
     manager.set_context(context_cls(name))
 
 
+class _StepTimestep:
+    """The timestep of the step being run, for hooks that ask for it (PAB's callback): driven by
+    the scheduler like frdiff's step clock (set_timesteps starts at step 0, each step() advances)."""
+
+    def __init__(self, scheduler):
+        self.scheduler, self.index = scheduler, 0
+
+    def start(self) -> None:
+        self.index = 0
+
+    def advance(self) -> None:
+        self.index += 1
+
+    def __call__(self) -> int:
+        timesteps = getattr(self.scheduler, "timesteps", None)
+        if timesteps is None or len(timesteps) == 0:
+            raise RuntimeError("the denoiser was called before the scheduler's set_timesteps()")
+        return int(timesteps[min(self.index, len(timesteps) - 1)])
+
+
 @contextlib.contextmanager
-def _cache_hooks(pipe, method: str, apply: Callable[[torch.nn.Module], None],
-                 hook_names: Sequence[str], num_steps: int | None = None) -> Iterator[list]:
-    """Install diffusers hooks with `apply(model)`, reset per pipeline call; exact inverse on exit.
+def _cache_hooks(pipe, method: str, apply: Callable[[torch.nn.Module, _StepTimestep], None],
+                 hook_names: Sequence[str], num_steps: int | None = None,
+                 blocks: bool = True) -> Iterator[list]:
+    """Install diffusers hooks with `apply(model, timestep)`, reset per pipeline call; exact
+    inverse on exit. `timestep()` is the current step's timestep (for PAB's callback).
 
     Yields the hooks' state managers. `num_steps`: the step count the hooks were configured for;
-    a pipeline call with another count raises ValueError at its `set_timesteps`."""
+    a pipeline call with another count raises ValueError at its `set_timesteps`. `blocks`: the
+    method hooks transformer blocks (checked first, so nothing half-installs)."""
     (registry_cls,) = _load("diffusers.hooks.hooks", _HOOKS, "HookRegistry")
     model = denoiser_of(pipe)
-    blocks = _transformer_blocks(model, method)
+    if blocks:
+        _transformer_blocks(model, method)
     if any(name in _hooks_of(m) for m in model.modules() for name in hook_names):
         raise ValueError(f"this denoiser already has {method} hooks (enable_cache or apply_*); "
                          f"remove them before entering {method}")
+    timestep = _StepTimestep(pipe.scheduler)
     managers: list = []
     with contextlib.ExitStack() as stack:
         stack.callback(_saved(list(model.modules()), ["forward", "_diffusers_hook"]))
         stack.callback(lambda: [m.reset() for m in managers])  # frees the cached residuals
         stack.callback(_remove_hooks, registry_cls, model, hook_names)
-        apply(model)
-        for hook in (h for block in blocks for h in _hooks_of(block).values()):
+        apply(model, timestep)
+        hooked = [(module, hook) for module in model.modules()
+                  for name, hook in _hooks_of(module).items() if name in hook_names]
+        if not hooked:
+            raise ValueError(f"{method} hooked no module of this {type(model).__name__}")
+        for hook in (h for _, h in hooked):
             manager = getattr(hook, "state_manager", None)
             if manager is not None and all(manager is not m for m in managers):
                 managers.append(manager)
@@ -244,12 +276,20 @@ def _cache_hooks(pipe, method: str, apply: Callable[[torch.nn.Module], None],
                 raise ValueError(f"{method} was set up for {num_steps} steps but the sampler "
                                  f"runs {steps}; call the pipeline with "
                                  f"num_inference_steps={num_steps} or set {method} up again")
-            for manager in managers:  # a new call: no state carried over from the last one
+            timestep.start()
+            for module, hook in hooked:  # a new call: no state carried over from the last one
+                if getattr(hook, "_is_stateful", False) and getattr(hook, "state_manager", None) is None:
+                    hook.reset_state(module)
+            for manager in managers:
                 manager.reset()
                 _set_context(manager, CACHE_CONTEXT)
 
+        def advance(out):
+            timestep.advance()
+            return out
+
         start()  # a context for direct denoiser calls too
-        stack.callback(drive_clock(pipe.scheduler, start, lambda out: out))
+        stack.callback(drive_clock(pipe.scheduler, start, advance))
         yield managers
 
 
@@ -284,7 +324,7 @@ def first_block_cache(pipe, threshold: float = FirstBlockCacheSettings.threshold
     model = denoiser_of(pipe)
     if len(_transformer_blocks(model, "FirstBlockCache")) < 2:
         raise ValueError("FirstBlockCache needs a transformer with at least 2 blocks")
-    with _cache_hooks(pipe, "FirstBlockCache", lambda m: apply(m, config_cls(threshold=threshold)),
+    with _cache_hooks(pipe, "FirstBlockCache", lambda m, _: apply(m, config_cls(threshold=threshold)),
                       (leader, follower)):
         yield settings
 
@@ -292,7 +332,7 @@ def first_block_cache(pipe, threshold: float = FirstBlockCacheSettings.threshold
 def _mag_cache_hooks(pipe, config) -> ContextManager[list]:
     apply, leader, follower = _load("diffusers.hooks.mag_cache", _HOOKS, "apply_mag_cache",
                                     "_MAG_CACHE_LEADER_BLOCK_HOOK", "_MAG_CACHE_BLOCK_HOOK")
-    return _cache_hooks(pipe, "MagCache", lambda m: apply(m, config), (leader, follower),
+    return _cache_hooks(pipe, "MagCache", lambda m, _: apply(m, config), (leader, follower),
                         num_steps=None if config.calibrate else config.num_inference_steps)
 
 
@@ -337,6 +377,194 @@ def mag_cache(pipe, mag_ratios: Sequence[float], threshold: float = MagCacheSett
                         mag_ratios=list(settings.mag_ratios))
     with _mag_cache_hooks(pipe, config):
         yield settings
+
+
+@dataclass(frozen=True)
+class TaylorSeerSettings:
+    """Every transformer block predicted by a Taylor series of its output over the steps."""
+
+    cache_interval: int = 3
+    max_order: int = 1
+    disable_cache_before_step: int = 3
+
+    def __post_init__(self) -> None:
+        _number("TaylorSeer cache_interval", self.cache_interval, 1, integer=True)
+        _number("TaylorSeer max_order", self.max_order, 0, integer=True)
+        _number("TaylorSeer disable_cache_before_step", self.disable_cache_before_step, 0, integer=True)
+
+
+TAYLORSEER_BLOCKS = r"transformer_blocks\.\d+"  # our blocks; its default patterns match no DiT module
+
+
+@contextlib.contextmanager
+def taylorseer_cache(pipe, cache_interval: int = TaylorSeerSettings.cache_interval,
+                     max_order: int = TaylorSeerSettings.max_order,
+                     disable_cache_before_step: int = TaylorSeerSettings.disable_cache_before_step
+                     ) -> Iterator[TaylorSeerSettings]:
+    """diffusers' TaylorSeer cache (unmodified) on a DiT-family transformer inside the `with` block.
+
+    The first `disable_cache_before_step` steps and then every `cache_interval`-th compute every
+    block and update its Taylor factors (divided differences up to `max_order`); the steps
+    between predict each block's output from them and run no block. Its default identifiers
+    match `attn` modules, of which DiT and PixArt have none (theirs are `attn1` / `attn2`): a
+    silent no-op; so the cache identifiers are set to the transformer blocks (TAYLORSEER_BLOCKS).
+    The factors are kept in the model's float32 (diffusers' default is bfloat16)."""
+    settings = TaylorSeerSettings(cache_interval, max_order, disable_cache_before_step)
+    config_cls, apply, hook = _load("diffusers.hooks.taylorseer_cache", _HOOKS, "TaylorSeerCacheConfig",
+                                    "apply_taylorseer_cache", "_TAYLORSEER_CACHE_HOOK")
+    config = config_cls(cache_interval=cache_interval, max_order=max_order,
+                        disable_cache_before_step=disable_cache_before_step,
+                        taylor_factors_dtype=torch.float32, cache_identifiers=[TAYLORSEER_BLOCKS])
+    with _cache_hooks(pipe, "TaylorSeer", lambda m, _: apply(m, config), (hook,)):
+        yield settings
+
+
+@dataclass(frozen=True)
+class PABSettings:
+    """Self-attention outputs broadcast (reused) for `skip_range - 1` calls of every `skip_range`,
+    at timesteps strictly inside `timestep_range`."""
+
+    skip_range: int = 2
+    timestep_range: tuple[int, int] = (100, 800)
+
+    def __post_init__(self) -> None:
+        _number("PyramidAttentionBroadcast skip_range", self.skip_range, 1, integer=True)
+        low, high = self.timestep_range
+        _number("PyramidAttentionBroadcast timestep_range start", low, 0)
+        _number("PyramidAttentionBroadcast timestep_range end", high, low)
+
+
+@contextlib.contextmanager
+def pyramid_attention_broadcast(pipe, skip_range: int = PABSettings.skip_range,
+                                timestep_range: tuple[int, int] = PABSettings.timestep_range
+                                ) -> Iterator[PABSettings]:
+    """diffusers' PyramidAttentionBroadcast (unmodified) on the denoiser's self-attention.
+
+    It hooks diffusers `Attention` modules under `blocks` / `transformer_blocks` (so a DiT's
+    `attn1` and a UNet's down/mid/up attentions); its `current_timestep_callback` is the timestep
+    of the step the scheduler is in (diffusers' pipelines keep `_current_timestep`, ours need not).
+    Its state lives on each hook, reset at every pipeline call's `set_timesteps`."""
+    settings = PABSettings(skip_range, tuple(timestep_range))
+    config_cls, apply, hook = _load("diffusers.hooks.pyramid_attention_broadcast", _HOOKS,
+                                    "PyramidAttentionBroadcastConfig", "apply_pyramid_attention_broadcast",
+                                    "_PYRAMID_ATTENTION_BROADCAST_HOOK")
+
+    def install(model, timestep) -> None:
+        apply(model, config_cls(spatial_attention_block_skip_range=skip_range,
+                                spatial_attention_timestep_skip_range=settings.timestep_range,
+                                current_timestep_callback=timestep))
+
+    with _cache_hooks(pipe, "PyramidAttentionBroadcast", install, (hook,), blocks=False):
+        yield settings
+
+
+@dataclass(frozen=True)
+class DBCacheSettings:
+    """cache-dit's DBCache: the first `front` and last `back` blocks always run; the blocks
+    between are skipped (their cached residual added) while the front blocks' residual changed by
+    less than `threshold` (relative L1) since the last step that ran them, after `warmup` steps.
+    `taylorseer_order` > 0 adds cache-dit's TaylorSeer calibrator (the skipped residual predicted
+    by a Taylor series instead of reused)."""
+
+    threshold: float = 0.08
+    front: int = 1
+    back: int = 0
+    warmup: int = 8
+    taylorseer_order: int = 0
+
+    def __post_init__(self) -> None:
+        _number("DBCache threshold", self.threshold, 0.0)
+        _number("DBCache front blocks (Fn)", self.front, 1, integer=True)
+        _number("DBCache back blocks (Bn)", self.back, 0, integer=True)
+        _number("DBCache warmup steps", self.warmup, 0, integer=True)
+        _number("DBCache taylorseer_order", self.taylorseer_order, 0, integer=True)
+
+    def describe(self) -> str:
+        extra = f", TaylorSeer calibrator order {self.taylorseer_order}" if self.taylorseer_order else ""
+        return (f"threshold {self.threshold}, F{self.front}B{self.back}, warmup {self.warmup}{extra}")
+
+
+def _load_cache_dit() -> tuple:
+    names = _load("cache_dit", "cache-dit", "enable_cache", "disable_cache", "BlockAdapter",
+                  "DBCacheConfig", "ForwardPattern", "TaylorSeerCalibratorConfig")
+    return names + _load("cache_dit.caching.patch_functors", "cache-dit", "DiTPatchFunctor")
+
+
+def _dit_for_cache_dit(pipe) -> torch.nn.Module:
+    model = denoiser_of(pipe)
+    if type(model).__name__ != "DiTTransformer2DModel":
+        raise ValueError(f"cache-dit's DBCache is wired here for DiT transformers (cache-dit's DiT "
+                         f"adapter: DiTTransformer2DModel); this pipeline's denoiser is a "
+                         f"{type(model).__name__}")
+    return model
+
+
+@contextlib.contextmanager
+def dbcache(pipe, threshold: float = DBCacheSettings.threshold, front: int = DBCacheSettings.front,
+            back: int = DBCacheSettings.back, warmup: int = DBCacheSettings.warmup,
+            taylorseer_order: int = DBCacheSettings.taylorseer_order) -> Iterator[DBCacheSettings]:
+    """cache-dit's DBCache (PyPI `cache-dit`, unmodified) on a DiT pipeline inside the `with` block.
+
+    Driven as cache-dit's own DiT adapter does: a `BlockAdapter` over `transformer_blocks`
+    (forward pattern 3: hidden states in and out) with its `DiTPatchFunctor`, one batched-CFG
+    call per step (`has_separate_cfg=False`). cache-dit patches the pipeline *class*'s `__call__`
+    (a fresh cache context per call, so nothing leaks between calls) and, while enabled, every
+    other instance of that class goes through its wrapper: one DBCache pipeline per class at a
+    time (refused otherwise), not for a server sharing the class between requests.
+    `disable_cache` leaves the functor's `forward`, `_is_patched` and a `_norm1_emb` submodule
+    alias behind, and the first cached call moves `transformer_blocks` last among the
+    submodules: on exit the pipeline's, transformer's and block list's attributes and submodules
+    are put back exactly as they were."""
+    settings = DBCacheSettings(threshold, front, back, warmup, taylorseer_order)
+    model = _dit_for_cache_dit(pipe)
+    blocks = model.transformer_blocks
+    if front + back > len(blocks):
+        raise ValueError(f"DBCache front + back blocks ({front} + {back}) exceed this DiT's "
+                         f"{len(blocks)} blocks")
+    enable, disable, adapter_cls, config_cls, pattern, taylor_cls, functor_cls = _load_cache_dit()
+    cls = type(pipe)
+    if getattr(cls, "_is_cached", False):
+        raise ValueError(f"cache-dit is already enabled on a {cls.__name__} (it patches the class); "
+                         f"leave that DBCache context first")
+    restore = _snapshot([pipe, model, blocks], cls, ("__call__", "_original_call", "_is_cached"))
+    adapter = None
+    try:
+        adapter = adapter_cls(pipe=pipe, transformer=model, blocks=blocks, blocks_name="transformer_blocks",
+                              forward_pattern=pattern.Pattern_3, patch_functor=functor_cls(),
+                              has_separate_cfg=False, check_forward_pattern=True)
+        calibrator = taylor_cls(taylorseer_order=taylorseer_order) if taylorseer_order else None
+        enable(adapter, cache_config=config_cls(
+            Fn_compute_blocks=front, Bn_compute_blocks=back, residual_diff_threshold=threshold,
+            max_warmup_steps=warmup, enable_separate_cfg=False), calibrator_config=calibrator)
+        yield settings
+    finally:
+        try:
+            if adapter is not None and getattr(cls, "_is_cached", False):
+                disable(adapter)
+        finally:
+            restore()
+
+
+def _snapshot(modules: Sequence[object], cls: type, class_names: Sequence[str]) -> Callable[[], None]:
+    """Record the objects' attributes (and a module's submodules, in order) and `cls`'s own
+    `class_names`; the returned function puts all of them back exactly."""
+    saved = [(obj, dict(obj.__dict__), dict(getattr(obj, "_modules", {}))) for obj in modules]
+    saved_cls = {name: cls.__dict__.get(name, _MISSING) for name in class_names}
+
+    def restore() -> None:
+        for obj, attributes, submodules in saved:
+            obj.__dict__.clear()
+            obj.__dict__.update(attributes)
+            if isinstance(obj, torch.nn.Module):
+                obj._modules.clear()
+                obj._modules.update(submodules)
+        for name, value in saved_cls.items():
+            if value is _MISSING and name in cls.__dict__:
+                delattr(cls, name)
+            elif value is not _MISSING:
+                setattr(cls, name, value)
+
+    return restore
 
 
 # -- what applies to a pipeline ----------------------------------------------------------------

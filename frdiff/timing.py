@@ -51,3 +51,30 @@ def interleaved_speedup(baseline, accelerated, repeats: int = 5, warmup: int = 1
     ratios = [b / a for b, a in zip(base_t, acc_t)]
     return {"speedup": statistics.median(ratios), "baseline_s": statistics.median(base_t),
             "accelerated_s": statistics.median(acc_t), "repeats": repeats}
+
+
+def peak_memory(fn) -> int | None:
+    """Peak memory in bytes while `fn()` runs: CUDA's peak allocation on a GPU; on a CPU the
+    process's peak resident set (Linux VmHWM, reset just before), which includes the model and
+    everything else resident. None where neither can be read."""
+    if torch.cuda.is_available():
+        _sync()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        _sync()
+        return int(torch.cuda.max_memory_allocated())
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current resident set
+    except OSError:
+        return None
+    fn()
+    return _vm_hwm()
+
+
+def _vm_hwm() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        return None

@@ -1,6 +1,7 @@
 """The measuring CLI commands print one JSON object with the documented keys."""
 
 import json
+import sys
 
 import pytest
 
@@ -117,3 +118,76 @@ def test_context_row_measures_any_accelerator_like_a_policy_row():
     assert ours["method"] == "frdiff" and ours["setting"] == "uniform:2"
     assert abs(ours["ideal_speedup"] - ref["ideal_speedup"]) < 1e-3 and abs(ours["psnr"] - ref["psnr"]) < 1e-6
     assert ours["speedup"] > 0 and "baseline_images" in ours
+
+
+ROW_KEYS = {"method", "setting", "speedup", "ideal_speedup", "psnr", "ssim", "class_accuracy", "fd", "peak_memory"}
+
+
+def test_sweep_with_peers_has_a_row_per_setting_and_reports_what_cannot_run(capsys):
+    out = _json(capsys, ["sweep", "--model", "glyph-dit", "--steps", "6", "--batch", "2", "--policies", "uniform:2",
+                         "--fewer-steps", "3", "--samples", "2", "--repeats", "1", "--json",
+                         "--peers", "magcache,firstblockcache,taylorseer,pab,deepcache,dpmsolver,fewer-steps"])
+    rows = out["rows"]
+    measured = [r for r in rows if "status" not in r]
+    methods = {r["method"] for r in measured}
+    assert {"frdiff", "fewer steps", "DPM-Solver++ (other sampler)", "MagCache (diffusers)",
+            "FirstBlockCache (diffusers)", "TaylorSeer (diffusers)", "PyramidAttentionBroadcast (diffusers)"} == methods
+    assert all(ROW_KEYS <= set(r) and r["speedup"] > 0 and r["ideal_speedup"] >= 1.0 - 1e-9 for r in measured)
+    assert len([r for r in measured if r["method"].startswith("MagCache")]) == 4
+    # the peer's fewer-steps rows (6 / 1.5 .. 6 / 3) without a second copy of the sweep's own 3 steps
+    assert sorted(r["fewer_steps"] for r in measured if r["method"] == "fewer steps") == [2, 3, 4]
+    (deep,) = [r for r in rows if r["method"] == "deepcache"]
+    assert deep["status"] == "not applicable" and "UNet" in deep["reason"] and "psnr" not in deep
+    assert all(("front_speedup" in r) == ("status" not in r) for r in rows)
+
+
+def test_sweep_peer_errors_come_before_any_measuring(capsys, monkeypatch):
+    assert main(["sweep", "--model", "glyph-dit", "--steps", "6", "--peers", "magcache,teacache", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown peer 'teacache'" in err and "known peers: all, deepcache, fewer-steps" in err
+    monkeypatch.setitem(sys.modules, "cache_dit", None)  # as if not installed
+    assert main(["sweep", "--model", "glyph-dit", "--steps", "6", "--peers", "dbcache", "--json"]) == 2
+    assert "pip install 'frdiff[peers]'" in capsys.readouterr().err
+
+
+def test_all_peers_report_a_missing_package_as_a_row(monkeypatch):
+    from frdiff.glyphs.peer_rows import peer_jobs, resolve
+
+    monkeypatch.setitem(sys.modules, "cache_dit", None)
+    from frdiff import load_pipeline
+
+    pipe = load_pipeline("glyph-dit")
+    chosen, every = resolve(["all"])
+    assert every and len(chosen) == 9
+    common = dict(labels=[0, 1], steps=6, seed=0, samples=2, repeats=1)
+    jobs, reported = peer_jobs(pipe, None, chosen, "ddim", common)
+    by_name = {r["method"]: r for r in reported}
+    assert by_name["dbcache"]["status"] == by_name["dbcache-taylorseer"]["status"] == "not installed"
+    assert "pip install" in by_name["dbcache"]["reason"] and by_name["deepcache"]["status"] == "not applicable"
+    # fewer steps and DPM-Solver++ at 6 / 1.5, 2, 2.5, 3 = 4, 3, 2, 2 steps; MagCache, FBC, TaylorSeer, PAB
+    assert len(jobs) == 3 + 3 + 4 + 4 + 4 + 3
+    _, on_dpm = peer_jobs(pipe, None, [c for c in chosen if c.name == "dpmsolver"], "dpmsolver", common)
+    assert on_dpm[0]["status"] == "not applicable" and "DPM-Solver++ already" in on_dpm[0]["reason"]
+
+
+def test_magnitude_policy_spec_uses_the_shipped_calibration():
+    import argparse
+
+    from frdiff import block_depths, load_pipeline
+    from frdiff.cli import _policy
+    from frdiff.glyphs import load_calibration
+    from frdiff.magnitude import magnitude_policy
+
+    pipe = load_pipeline("glyph-dit")
+    names = tuple(block_depths(pipe))
+    args = argparse.Namespace(model="glyph-dit", scheduler="ddim", steps=50, policy="magnitude:0.12")
+    expected = magnitude_policy(load_calibration("glyph-dit", "ddim", 50), 0.12, "R" * len(names), names)
+    assert _policy(args, pipe) == expected and "R" in "".join(expected.schedule)
+    inner = _policy(argparse.Namespace(**{**vars(args), "policy": "magnitude:0.12:KRRRRK"}), pipe)
+    assert {row for row in inner.schedule} == {"K" * 6, "KRRRRK"}
+    for bad, match in (("magnitude:x", "expected magnitude:THRESHOLD"), ("magnitude:-1", "THRESHOLD >= 0"),
+                       ("magnitude:0.1:RR", "has 2 modes for 6 blocks")):
+        with pytest.raises(ValueError, match=match):
+            _policy(argparse.Namespace(**{**vars(args), "policy": bad}), pipe)
+    with pytest.raises(ValueError, match="no shipped magnitude calibration for glyph-dit ddim 7 steps"):
+        _policy(argparse.Namespace(**{**vars(args), "steps": 7}), pipe)

@@ -51,21 +51,34 @@ HOOKS = {
     "FirstBlockCache": lambda pipe, trivial: peers.first_block_cache(pipe, 0.0 if trivial else 10.0),
     "MagCache": lambda pipe, trivial: peers.mag_cache(pipe, _ratios(pipe), threshold=10.0,
                                                       max_skip_steps=0 if trivial else 3),
+    # interval 1: every step computes; 2: every other one predicts each block's output
+    "TaylorSeer": lambda pipe, trivial: peers.taylorseer_cache(pipe, 1 if trivial else 2, 1, 1),
+    "PyramidAttentionBroadcast": lambda pipe, trivial: peers.pyramid_attention_broadcast(
+        pipe, 1 if trivial else 2, (0, 1000)),
+    "DBCache": lambda pipe, trivial: peers.dbcache(pipe, 0.0 if trivial else 10.0, warmup=1),
+    "DBCache + TaylorSeer": lambda pipe, trivial: peers.dbcache(pipe, 0.0 if trivial else 10.0, warmup=1,
+                                                                taylorseer_order=1),
 }
+
+
+def _layout(pipe) -> tuple:
+    """What cache-dit also touches: the pipeline class, the submodules and their order."""
+    return (dict(vars(type(pipe))), list(pipe.transformer.state_dict()), list(pipe.transformer.named_modules()),
+            sorted(vars(pipe)), sorted(vars(pipe.transformer)))
 
 
 @pytest.mark.parametrize("name", HOOKS)
 def test_hooks_change_the_output_and_removal_is_exact(dit_pipe, name):
-    base, before = run(dit_pipe), _attrs(dit_pipe)
+    base, before, layout = run(dit_pipe), _attrs(dit_pipe), _layout(dit_pipe)
     context = HOOKS[name](dit_pipe, trivial=False)  # MagCache calibrates here
     assert _attrs(dit_pipe) == before  # calibration left nothing behind
     with context:
-        assert "forward" in vars(dit_pipe.transformer.transformer_blocks[1])  # really hooked
+        assert _attrs(dit_pipe) != before or _layout(dit_pipe) != layout  # really hooked
         out, again = run(dit_pipe), run(dit_pipe)
     assert torch.equal(out, again)  # the state is reset per pipeline call: nothing leaks
     diff = (out - base).abs()
     assert diff.max() > 1e-4 and diff.mean() < 0.2
-    assert _attrs(dit_pipe) == before
+    assert _attrs(dit_pipe) == before and _layout(dit_pipe) == layout
     assert torch.equal(run(dit_pipe), base)
 
 
@@ -78,11 +91,11 @@ def test_trivial_setting_is_full_compute(dit_pipe, name):
 
 @pytest.mark.parametrize("name", HOOKS)
 def test_exception_inside_restores_everything(dit_pipe, name):
-    base, before = run(dit_pipe), _attrs(dit_pipe)
+    base, before, layout = run(dit_pipe), _attrs(dit_pipe), _layout(dit_pipe)
     with pytest.raises(KeyError), HOOKS[name](dit_pipe, trivial=False):
         run(dit_pipe)
         raise KeyError("boom")
-    assert _attrs(dit_pipe) == before and torch.equal(run(dit_pipe), base)
+    assert _attrs(dit_pipe) == before and _layout(dit_pipe) == layout and torch.equal(run(dit_pipe), base)
 
 
 def test_mag_cache_calibration_and_step_count(dit_pipe):
@@ -96,15 +109,43 @@ def test_mag_cache_calibration_and_step_count(dit_pipe):
         assert torch.equal(run(dit_pipe), first)  # the failed call left no state behind
 
 
-@pytest.mark.parametrize("make", [lambda p: peers.first_block_cache(p), lambda p: peers.mag_cache(p, [1.0] * N)])
+@pytest.mark.parametrize("make", [lambda p: peers.first_block_cache(p), lambda p: peers.mag_cache(p, [1.0] * N),
+                                  lambda p: peers.taylorseer_cache(p), lambda p: peers.dbcache(p)])
 def test_hooks_reject_a_unet(unet_pipe, make):
     before = _attrs(unet_pipe)
-    match = "applies to transformer denoisers.*this pipeline's denoiser is a UNet2DModel"
+    match = "(applies to transformer denoisers|wired here for DiT).*this pipeline's denoiser is a UNet2DModel"
     with pytest.raises(ValueError, match=match), make(unet_pipe):
         pass
-    with pytest.raises(ValueError, match=match):
-        peers.calibrate_mag_cache(unet_pipe, N, class_labels=["A"])
     assert _attrs(unet_pipe) == before
+
+
+def test_mag_cache_calibration_rejects_a_unet(unet_pipe):
+    with pytest.raises(ValueError, match="applies to transformer denoisers"):
+        peers.calibrate_mag_cache(unet_pipe, N, class_labels=["A"])
+
+
+def test_pab_runs_on_the_unet_attention_and_counts_what_it_skipped(unet_pipe):
+    base, before = run(unet_pipe), _attrs(unet_pipe)
+    full = peers.counted_macs(unet_pipe, None, generator=torch.Generator().manual_seed(0), **CALL)[1]
+    with peers.pyramid_attention_broadcast(unet_pipe, 2, (0, 1000)):
+        out = run(unet_pipe)
+        assert torch.equal(run(unet_pipe), out)  # its per-hook state is reset per call
+    assert not torch.equal(out, base) and _attrs(unet_pipe) == before and torch.equal(run(unet_pipe), base)
+    skipped = peers.counted_macs(unet_pipe, peers.pyramid_attention_broadcast(unet_pipe, 2, (0, 1000)),
+                                 generator=torch.Generator().manual_seed(0), **CALL)[1]
+    assert skipped < full
+
+
+def test_dbcache_refuses_a_second_pipeline_of_the_class(dit_pipe):
+    other = _pipe(tiny_dit())
+    with peers.dbcache(dit_pipe):
+        with pytest.raises(ValueError, match="already enabled on a GlyphPipeline"), peers.dbcache(other):
+            pass
+    with peers.dbcache(other):  # the first one left: the class is free again
+        run(other)
+    with pytest.raises(ValueError, match=r"front \+ back blocks \(2 \+ 1\) exceed this DiT's 2 blocks"), \
+            peers.dbcache(dit_pipe, front=2, back=1):
+        pass
 
 
 def test_deepcache_rejects_a_dit(dit_pipe):
@@ -119,6 +160,9 @@ def test_deepcache_rejects_a_dit(dit_pipe):
     (lambda p: peers.mag_cache(p, [1.0, float("nan")]), "mag_ratios"),
     (lambda p: peers.mag_cache(p, [1.0] * N, max_skip_steps=1.5), "max_skip_steps must be an integer"),
     (lambda p: peers.mag_cache(p, [1.0] * N, retention_ratio=2), r"retention_ratio must be a number in \[0"),
+    (lambda p: peers.taylorseer_cache(p, 0), "cache_interval must be an integer >= 1"),
+    (lambda p: peers.pyramid_attention_broadcast(p, 2, (800, 100)), "timestep_range end must be a number >= 800"),
+    (lambda p: peers.dbcache(p, -1.0), "DBCache threshold must be a number >= 0"),
 ])
 def test_settings_are_validated(dit_pipe, bad, match):
     with pytest.raises(ValueError, match=match), bad(dit_pipe):

@@ -13,7 +13,9 @@ from ..accelerate import accelerate, block_depths
 from ..metrics import accuracy, classify, frechet_distance, psnr, ssim
 from ..mixing import ScoreMixing
 from ..policy import KeyframePolicy
-from ..timing import interleaved_speedup, machine
+from ..schedulers import set_scheduler
+from ..timing import interleaved_speedup, machine, peak_memory
+from .data import sample_glyphs
 from .evaluate import balanced_labels, generate
 
 
@@ -38,7 +40,14 @@ def measure_speed_with(pipe, make_context, labels: list[int], steps: int, seed: 
         with make_context():
             baseline()
 
-    return interleaved_speedup(baseline, accelerated, repeats, warmup)
+    return timed_pair(baseline, accelerated, repeats, warmup)
+
+
+def timed_pair(baseline, accelerated, repeats: int, warmup: int = 1) -> dict:
+    """`interleaved_speedup` with the peak memory of one call of each (`timing.peak_memory`);
+    those two calls are the first warm-up round."""
+    memory = {"baseline_peak_memory": peak_memory(baseline), "peak_memory": peak_memory(accelerated)}
+    return interleaved_speedup(baseline, accelerated, repeats, max(0, warmup - 1)) | memory
 
 
 def measure_quality(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing,
@@ -57,14 +66,30 @@ def measure_quality(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixin
 
 
 def quality_against(classifier, images: torch.Tensor, baseline: torch.Tensor, labels: list[int]) -> dict:
-    """PSNR/SSIM to the full-compute images, class accuracy of both, FD between them."""
+    """PSNR/SSIM to the full-compute images, class accuracy of both, the Frechet distance of
+    both to as many real glyphs (`fd`, `baseline_fd`; one fixed real set per sample count) and
+    between them (`fd_to_baseline`), in the classifier's feature space."""
     target = torch.tensor(labels)
     base_logits, base_feats = classify(classifier, baseline)
     logits, feats = classify(classifier, images)
+    real = _real_features(classifier, len(labels))
     return {"psnr": psnr(images, baseline), "ssim": ssim(images, baseline),
             "class_accuracy": accuracy(logits, target),
             "baseline_class_accuracy": accuracy(base_logits, target),
+            "fd": frechet_distance(feats, real), "baseline_fd": frechet_distance(base_feats, real),
             "fd_to_baseline": frechet_distance(feats, base_feats), "samples": len(labels)}
+
+
+_REAL: dict[tuple[int, int], tuple] = {}  # (id, samples) -> (classifier kept alive, features)
+
+
+def _real_features(classifier, samples: int, seed: int = 20_000) -> torch.Tensor:
+    """Classifier features of `samples` real glyphs from a fixed seed (memoised per classifier)."""
+    key = (id(classifier), samples)
+    if key not in _REAL:
+        real, _ = sample_glyphs(samples, torch.Generator().manual_seed(seed))
+        _REAL[key] = classifier, classify(classifier, (real + 1) / 2)[1]
+    return _REAL[key][1]
 
 
 def bench(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing, steps: int,
@@ -95,9 +120,11 @@ def collect_rows(jobs, progress: bool = True, report=None) -> list[dict]:
 
 
 def policy_row(pipe, classifier, spec: str, mixing: ScoreMixing, labels: list[int], steps: int,
-               seed: int, samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
-    """Speed and quality of an frdiff policy (`uniform:2`, `deep:3`, `adaptive:0.1`, a JSON file)."""
-    policy = KeyframePolicy.parse(spec, steps, block_depths(pipe))
+               seed: int, samples: int, repeats: int, baseline: torch.Tensor | None = None,
+               policy: KeyframePolicy | None = None) -> dict:
+    """Speed and quality of an frdiff policy (`uniform:2`, `deep:3`, `adaptive:0.1`, a JSON file;
+    or `policy` itself, `spec` naming it)."""
+    policy = policy if policy is not None else KeyframePolicy.parse(spec, steps, block_depths(pipe))
     speed = measure_speed(pipe, policy, mixing, labels, steps, seed, repeats)
     q = measure_quality(pipe, classifier, policy, mixing, samples, steps, seed + 1000, baseline=baseline)
     q.pop("stats")
@@ -125,37 +152,72 @@ def context_row(pipe, classifier, method: str, setting: str, make_context, label
 
 
 def fewer_steps_row(pipe, classifier, fewer: int, labels: list[int], steps: int, seed: int,
-                    samples: int, repeats: int, baseline: torch.Tensor | None = None) -> dict:
-    """The shortcut users reach for first: the same sampler with `fewer` steps than `steps`."""
+                    samples: int, repeats: int, baseline: torch.Tensor | None = None,
+                    scheduler: str | None = None) -> dict:
+    """The shortcut users reach for first: the same sampler (or `scheduler`, a name of
+    `frdiff.schedulers`, same betas) with `fewer` steps than the full-compute `steps`."""
     if not 1 <= fewer <= steps:
         raise ValueError(f"fewer steps must be in 1..{steps}, got {fewer}")
+    full = pipe.scheduler
+    other = set_scheduler(pipe, scheduler).scheduler if scheduler else full
+    pipe.scheduler = full
 
-    def run(n: int):
-        return lambda: pipe(labels, num_inference_steps=n, generator=torch.Generator().manual_seed(seed),
+    def run(n: int, sampler):
+        def call():
+            pipe.scheduler = sampler
+            try:
+                return pipe(labels, num_inference_steps=n, generator=torch.Generator().manual_seed(seed),
                             output_type="pt")
+            finally:
+                pipe.scheduler = full
+        return call
 
-    speed = interleaved_speedup(run(steps), run(fewer), repeats)
+    speed = timed_pair(run(steps, full), run(fewer, other), repeats)
     q_labels = balanced_labels(samples, len(pipe.labels))
     base = baseline if baseline is not None else generate(pipe, q_labels, steps, seed + 1000, progress=False)
-    images = generate(pipe, q_labels, fewer, seed + 1000, progress=False)
-    scheduler = type(pipe.scheduler).__name__.replace("Scheduler", "").replace("Multistep", "")
-    return {"method": "fewer steps", "setting": f"{scheduler} {fewer} steps", "fewer_steps": fewer} | speed | \
+    pipe.scheduler = other
+    try:
+        images = generate(pipe, q_labels, fewer, seed + 1000, progress=False)
+    finally:
+        pipe.scheduler = full
+    name = scheduler_name(other)
+    return {"method": "fewer steps" if other is full else f"{name} (other sampler)",
+            "setting": f"{name} {fewer} steps", "fewer_steps": fewer} | speed | \
         quality_against(classifier, images, base, q_labels) | {"ideal_speedup": steps / fewer,
                                                                "baseline_images": base}
 
 
-def sweep(pipe, classifier, specs: list[str], mixing: ScoreMixing, steps: int,
+def scheduler_name(scheduler) -> str:
+    """DDIM, DPM-Solver++, Euler, ...: the sampler as people call it."""
+    name = type(scheduler).__name__.replace("Scheduler", "").replace("Multistep", "")
+    if name == "DPMSolver" and getattr(scheduler.config, "algorithm_type", "") == "dpmsolver++":
+        return "DPM-Solver++"
+    return name
+
+
+def sweep(pipe, classifier, specs: list, mixing: ScoreMixing, steps: int,
           fewer_steps: list[int] | None = None, batch: int = 8, samples: int = 64, repeats: int = 3,
-          seed: int = 0, progress: bool = True) -> dict:
-    """Policies (specs as for `bench`) and fewer-steps baselines (default steps/2, steps/3) under
-    one protocol, with the speed/quality Pareto front by counted and by measured speedup."""
+          seed: int = 0, progress: bool = True, peers: list | None = None, scheduler: str = "ddim",
+          report=None) -> dict:
+    """Policies (specs as for `bench`, or (name, policy) pairs), fewer-steps baselines (default
+    steps/2, steps/3) and `peers` (from `peer_rows.resolve`; rows reported for those that cannot
+    run on this model) under one protocol, with the speed/quality Pareto front by counted and by
+    measured speedup. `scheduler`: the name of the pipeline's sampler (for the peers)."""
+    from .peer_rows import peer_jobs
+
     fewer = fewer_steps if fewer_steps is not None else sorted(
         {max(1, round(steps / 2)), max(1, round(steps / 3))}, reverse=True)
     common = dict(labels=[(seed + i) % len(pipe.labels) for i in range(batch)], steps=steps,
                   seed=seed, samples=samples, repeats=repeats)
-    jobs = [lambda b, s=s: policy_row(pipe, classifier, s, mixing, baseline=b, **common) for s in specs]
+
+    def frdiff_job(spec):
+        name, policy = (spec, None) if isinstance(spec, str) else spec
+        return lambda b: policy_row(pipe, classifier, name, mixing, baseline=b, policy=policy, **common)
+
+    jobs = [frdiff_job(s) for s in specs]
     jobs += [lambda b, k=k: fewer_steps_row(pipe, classifier, k, baseline=b, **common) for k in fewer]
-    rows = mark_front(collect_rows(jobs, progress=progress))
+    extra, reported = peer_jobs(pipe, classifier, peers or [], scheduler, common, set(fewer))
+    rows = mark_front(collect_rows(jobs + extra, progress=progress, report=report)) + reported
     return {"steps": steps, "batch": batch, "samples": samples, "repeats": repeats, "seed": seed,
             "machine": machine(), "rows": rows}
 
@@ -165,23 +227,33 @@ def mark_front(rows: list[dict]) -> list[dict]:
     measured speedup (`front_speedup`)."""
     from ..metrics import pareto_front
 
+    measured = [r for r in rows if r.get("psnr") is not None]  # not reported rows of peers that did not run
     for key in ("ideal_speedup", "speedup"):
-        front = pareto_front([(r[key], r["psnr"]) for r in rows])
-        for r in rows:
+        front = pareto_front([(r[key], r["psnr"]) for r in measured])
+        for r in measured:
             r[f"front_{key}"] = (r[key], r["psnr"]) in front
     return rows
 
 
 def sweep_table(result: dict) -> str:
-    """A sweep's rows as Markdown, slowest first, with the Pareto front marked."""
-    lines = ["| setting | measured speedup | counted speedup | PSNR (dB) | SSIM | class acc. | front |",
-             "|---|---|---|---|---|---|---|"]
-    for r in sorted(result["rows"], key=lambda r: r["ideal_speedup"]):
+    """A sweep's rows as Markdown, slowest first, with the Pareto front marked; peers that did
+    not run are listed after them with the reason."""
+    rows = [r for r in result["rows"] if r.get("psnr") is not None]
+    lines = ["| method | setting | measured speedup | counted speedup | PSNR (dB) | SSIM | class acc. | FD | "
+             "front |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["ideal_speedup"]):
         mark = ", ".join(name for name, key in (("counted", "front_ideal_speedup"), ("measured", "front_speedup"))
                          if r[key])
-        lines.append(f"| {r['setting']} | {r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x | {r['psnr']:.1f} | "
-                     f"{r['ssim']:.3f} | {r['class_accuracy']:.3f} | {mark} |")
+        fd = f"{r['fd']:.2f}" if "fd" in r else "-"
+        lines.append(f"| {r['method']} | {r['setting']} | {r['speedup']:.2f}x | {r['ideal_speedup']:.2f}x | "
+                     f"{r['psnr']:.1f} | {r['ssim']:.3f} | {r['class_accuracy']:.3f} | {fd} | {mark} |")
+    for r in result["rows"]:
+        if r.get("psnr") is None:
+            lines.append(f"| {r['method']} | {r['status']}: {r['reason']} | | | | | | | |")
     m = result["machine"]
+    full = next((r for r in rows if "baseline_fd" in r), None)
+    reference = (f"; full compute: class acc. {full['baseline_class_accuracy']:.3f}, FD {full['baseline_fd']:.2f}"
+                 if full else "")
     return "\n".join(lines) + (f"\n\n{result.get('model', 'model')}, {result.get('scheduler', '')} "
                                f"{result['steps']} steps, {result['samples']} samples, {result['repeats']} "
-                               f"timing pairs per row; {m['cpu']}, {m['threads']} threads")
+                               f"timing pairs per row{reference}; {m['cpu']}, {m['threads']} threads")

@@ -1,0 +1,191 @@
+"""The peers of a sweep (`python -m frdiff sweep --peers ...`): each a name, the package it needs,
+whether it applies to the model, and its settings as rows under the sweep's protocol.
+
+    deepcache        DeepCache on a UNet: intervals 2, 3, 5 from branch 0, interval 3 from branch 1
+    fewer-steps      the sweep's sampler with steps / 1.5, 2, 2.5 and 3
+    dpmsolver        DPM-Solver++ (2M) with as many steps, against the sweep's full compute
+    magcache         diffusers' MagCache, calibrated first, thresholds 0.06 to 0.4
+    firstblockcache  diffusers' FirstBlockCache, thresholds 0.05 to 0.2
+    taylorseer       diffusers' TaylorSeer on the transformer blocks, intervals 2, 3, 5
+    pab              diffusers' PyramidAttentionBroadcast on the self-attention
+    dbcache          cache-dit's DBCache (F1B0 and F1B1)
+    dbcache-taylorseer  the same with cache-dit's TaylorSeer calibrator (order 1)
+
+A peer that does not apply to the model, or (in `all`) whose package is missing, is a reported
+row (`status`, `reason`, no figures), never a hole in the table. A peer named explicitly whose
+package is missing is an error before anything is measured, with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .. import peers
+from ..schedulers import SCHEDULERS
+from ..targets import denoiser_of
+from .bench import context_row, fewer_steps_row
+
+INSTALL = "pip install 'frdiff[peers]'"
+BUDGETS = (1.5, 2.0, 2.5, 3.0)  # the speedups the issue compares at; fewer-steps rows aim there
+
+
+@dataclass(frozen=True)
+class SweepPeer:
+    """`applies(pipe, scheduler)` is '' or why the peer cannot run there; `settings(pipe,
+    steps, labels)` gives (method, setting, make_context) triples, or for sampler peers
+    (method, setting, fewer, scheduler) rows run by `fewer_steps_row`."""
+
+    name: str
+    package: str  # what `pip` installs ('' for what frdiff itself runs)
+    module: str  # imported to tell whether it is installed
+    applies: Callable[..., str]
+    settings: Callable[..., list[tuple]]
+
+    def missing(self) -> str:
+        """'' when its package imports, else the reason and how to install it."""
+        if not self.module:
+            return ""
+        try:
+            peers._load(self.module, self.package)
+        except peers.PeerUnavailable as err:
+            return f"{err}; install it with {INSTALL} (or pip install {self.package})"
+        return ""
+
+
+def _unet(pipe, scheduler: str) -> str:
+    unet = getattr(pipe, "unet", None)
+    if unet is not None and getattr(unet, "mid_block", None) is not None:
+        return ""
+    return f"DeepCache applies to UNet pipelines; this one's denoiser is a {type(denoiser_of(pipe)).__name__}"
+
+
+def _blocks(pipe, scheduler: str, at_least: int = 1) -> str:
+    blocks = getattr(denoiser_of(pipe), "transformer_blocks", None)
+    if blocks is not None and len(blocks) >= at_least:
+        return ""
+    return (f"applies to transformer denoisers (DiT, PixArt) with at least {at_least} blocks; this one's "
+            f"denoiser is a {type(denoiser_of(pipe)).__name__}")
+
+
+def _attention(pipe, scheduler: str) -> str:
+    from diffusers.models.attention_processor import Attention
+
+    model = denoiser_of(pipe)
+    if any(isinstance(m, Attention) and "blocks" in name for name, m in model.named_modules()):
+        return ""
+    return f"PAB hooks diffusers Attention modules inside blocks; {type(model).__name__} has none"
+
+
+def _dit(pipe, scheduler: str) -> str:
+    try:
+        peers._dit_for_cache_dit(pipe)
+    except ValueError as err:
+        return str(err)
+    return ""
+
+
+def _not_dpm(pipe, scheduler: str) -> str:
+    if scheduler == "dpmsolver":
+        return "the sweep's sampler is DPM-Solver++ already: its fewer-steps rows are the fewer-steps peer"
+    return ""
+
+
+def _counts(steps: int) -> list[int]:
+    return sorted({max(1, round(steps / b)) for b in BUDGETS}, reverse=True)
+
+
+def _mag_cache(pipe, steps: int, labels: list[int]) -> list[tuple]:
+    # calibrated once on a fixed call of this sampler and step count (untimed, outside the rows)
+    ratios = peers.calibrate_mag_cache(pipe, steps, class_labels=labels[:4], output_type="pt")
+    return [("MagCache (diffusers)", f"threshold {t}, calibrated on 4 glyphs",
+             functools.partial(peers.mag_cache, pipe, ratios, t, num_inference_steps=steps))
+            for t in (0.06, 0.12, 0.24, 0.4)]
+
+
+def _dbcache(order: int) -> Callable[..., list[tuple]]:
+    def settings(pipe, steps, labels):
+        rows = []
+        for threshold, back in ((0.08, 0), (0.12, 1), (0.2, 1)):
+            s = peers.DBCacheSettings(threshold, back=back, taylorseer_order=order)
+            rows.append(("cache-dit DBCache" + (" + TaylorSeer" if order else ""), s.describe(),
+                         functools.partial(peers.dbcache, pipe, threshold, back=back, taylorseer_order=order)))
+        return rows
+    return settings
+
+
+PEERS: dict[str, SweepPeer] = {p.name: p for p in (
+    SweepPeer("deepcache", "DeepCache", "DeepCache", _unet, lambda pipe, steps, labels: [
+        ("DeepCache", f"interval {i}, branch {b}", functools.partial(peers.deepcache, pipe, i, b))
+        for i, b in ((2, 0), (3, 0), (5, 0), (3, 1))]),
+    SweepPeer("fewer-steps", "", "", lambda pipe, scheduler: "", lambda pipe, steps, labels: [
+        ("fewer steps", "", k, None) for k in _counts(steps)]),
+    SweepPeer("dpmsolver", "", "", _not_dpm, lambda pipe, steps, labels: [
+        ("other sampler", "", k, "dpmsolver") for k in _counts(steps)]),
+    SweepPeer("magcache", "diffusers", "diffusers.hooks.mag_cache", _blocks, _mag_cache),
+    SweepPeer("firstblockcache", "diffusers", "diffusers.hooks.first_block_cache",
+              functools.partial(_blocks, at_least=2), lambda pipe, steps, labels: [
+                  ("FirstBlockCache (diffusers)", f"threshold {t}",
+                   functools.partial(peers.first_block_cache, pipe, t)) for t in (0.05, 0.08, 0.12, 0.2)]),
+    SweepPeer("taylorseer", "diffusers", "diffusers.hooks.taylorseer_cache", _blocks, lambda pipe, steps, labels: [
+        ("TaylorSeer (diffusers)", f"interval {i}, order {o}, first 3 steps computed, on {peers.TAYLORSEER_BLOCKS}",
+         functools.partial(peers.taylorseer_cache, pipe, i, o)) for i, o in ((2, 1), (3, 1), (5, 1), (3, 2))]),
+    SweepPeer("pab", "diffusers", "diffusers.hooks.pyramid_attention_broadcast", _attention,
+              lambda pipe, steps, labels: [
+                  ("PyramidAttentionBroadcast (diffusers)", f"self-attention every {k} calls, timesteps {lo}-{hi}",
+                   functools.partial(peers.pyramid_attention_broadcast, pipe, k, (lo, hi)))
+                  for k, (lo, hi) in ((2, (100, 800)), (3, (100, 800)), (2, (0, 1000)))]),
+    SweepPeer("dbcache", "cache-dit", "cache_dit", _dit, _dbcache(0)),
+    SweepPeer("dbcache-taylorseer", "cache-dit", "cache_dit", _dit, _dbcache(1)),
+)}
+
+
+def resolve(names: list[str]) -> tuple[list[SweepPeer], bool]:
+    """The peers named (`all` for every one) and whether `all` was asked; a ValueError for an
+    unknown name (listing the known ones) or a missing package of a peer named explicitly."""
+    names = [n.strip().lower() for n in names if n.strip()]
+    every = "all" in names
+    unknown = [n for n in names if n != "all" and n not in PEERS]
+    if unknown:
+        raise ValueError(f"unknown peer {', '.join(map(repr, unknown))}; known peers: all, {', '.join(PEERS)}")
+    chosen = list(PEERS.values()) if every else [PEERS[n] for n in dict.fromkeys(names)]
+    if not every:
+        for peer in chosen:
+            if reason := peer.missing():
+                raise ValueError(f"peer {peer.name!r} is not installed: {reason}")
+    return chosen, every
+
+
+def reported_row(peer: SweepPeer, status: str, reason: str) -> dict:
+    """A peer that did not run: named, with why, and no figures."""
+    return {"method": peer.name, "setting": "-", "status": status, "reason": reason}
+
+
+def peer_jobs(pipe, classifier, chosen: list[SweepPeer], scheduler: str, common: dict,
+              skip_fewer: set[int] = frozenset()) -> tuple[list[Callable], list[dict]]:
+    """Row jobs for `collect_rows`, and the reported rows of peers that cannot run here."""
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {scheduler!r}")
+    jobs: list[Callable] = []
+    reported: list[dict] = []
+    steps, labels = common["steps"], common["labels"]
+    for peer in chosen:
+        if reason := peer.applies(pipe, scheduler):
+            reported.append(reported_row(peer, "not applicable", reason))
+            continue
+        if reason := peer.missing():
+            reported.append(reported_row(peer, "not installed", reason))
+            continue
+        for item in peer.settings(pipe, steps, labels):
+            if len(item) == 4:  # a sampler row
+                _, _, fewer, other = item
+                if other is None and fewer in skip_fewer:
+                    continue  # the sweep's own fewer-steps rows have it
+                jobs.append(lambda b, k=fewer, o=other: fewer_steps_row(pipe, classifier, k, baseline=b,
+                                                                        scheduler=o, **common))
+            else:
+                method, setting, make = item
+                jobs.append(lambda b, m=method, s=setting, c=make, n=peer.name: context_row(
+                    pipe, classifier, m, s, c, baseline=b, peer=n, **common))
+    return jobs, reported
