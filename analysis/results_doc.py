@@ -29,13 +29,15 @@ MARKER = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /ta
 def _renderers() -> dict:
     from analysis import (bench_table, deepcache, dpmsolver, models_report, policy_table,
                           score_spectra, spectra)
-    from frdiff.glyphs.bench import sweep_table
+    from frdiff.glyphs.bench import budget_table, sweep_table
 
     return {"bench": bench_table.markdown, "deepcache": deepcache.rows_markdown,
             "dpmsolver": dpmsolver.markdown, "models": models_report.markdown,
             "policies": policy_table.markdown, "score-spectra": score_spectra.markdown,
             "spectra": lambda result, model: spectra.table(result["models"][model]),
-            "sweep": lambda result: sweep_table(result).split("\n\n")[0]}
+            "sweep": lambda result: sweep_table(result).split("\n\n")[0],
+            "budgets": lambda result, speed="measured": budget_table(
+                result, key={"measured": "speedup", "counted": "ideal_speedup"}[speed])}
 
 
 def render(spec: str, renderers: dict) -> str:

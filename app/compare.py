@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import re
 import time
 
 import torch
@@ -114,6 +117,29 @@ def table_rows(rows: list[dict]) -> list[list]:
     return [[r["method"], r["network_calls"], round(r["seconds"], 3), f"{r['measured_speedup']:.2f}x",
              f"{r['counted_speedup']:.2f}x", round(r["psnr"], 1), round(r["ssim"], 3),
              f"{r['class_agreement']}/{r['glyphs']}"] for r in rows]
+
+
+def file_stem(name: str) -> str:
+    """A run's name as a file name: "Fewer steps (25)" -> "fewer-steps-25"."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "run"
+
+
+def policy_json(model: str, steps, text: str, settings: dict) -> str:
+    """The FRDiff run's policy as a policy file (`KeyframePolicy.from_json` reads it), its
+    mixing and the run's settings in `meta`."""
+    policy = inputs.policy_of(model, inputs.steps_of(steps), text)
+    return policy.to_json(app_settings=settings)
+
+
+def table_csv(rows: list[dict]) -> str:
+    """The results table as CSV, with the exact numbers and each run's note."""
+    out = io.StringIO()
+    keys = ["method", "network_calls", "seconds", "measured_speedup", "counted_speedup", "psnr", "ssim",
+            "class_agreement", "glyphs", "note"]
+    writer = csv.DictWriter(out, keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def grids(runs: list[Run], ncol: int) -> tuple[dict, list]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 
 import gradio as gr
@@ -19,17 +20,34 @@ def user_message(err: Exception) -> str:
     return GENERIC
 
 
+def _shown(fn, err: Exception) -> gr.Error:
+    """The gr.Error the page shows for `err` (unexpected ones logged with their traceback)."""
+    if isinstance(err, (ValueError, TypeError)):
+        return gr.Error(user_message(err), print_exception=False)
+    log.error("callback %s failed", fn.__name__, exc_info=err)
+    return gr.Error(GENERIC)
+
+
 def safe(fn):
-    """Run a callback; bad input becomes a gr.Error with its message, anything else is logged."""
+    """Run a callback (a generator's every step too); bad input becomes a gr.Error with its
+    message, anything else a generic one, logged with the traceback."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def streamed(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as err:  # noqa: BLE001 - the page gets a message, the log the trace
+                raise _shown(fn, err) from err
+        return streamed
+
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (ValueError, TypeError) as err:
-            raise gr.Error(user_message(err), print_exception=False) from err
         except Exception as err:  # noqa: BLE001 - the page gets a message, the log the trace
-            log.exception("callback %s failed", fn.__name__)
-            raise gr.Error(GENERIC) from err
+            raise _shown(fn, err) from err
     return wrapped

@@ -4,12 +4,15 @@ Gradio caches a returned PIL image under a name made from its content hash and w
 place (gradio 6.31 `save_pil_to_cache`), so two requests that return the same image at the same
 moment (two users, same glyphs and seed) can read each other's half-written file. Files
 returned by path are copied into the cache atomically. Each image is written once, to a unique
-name in a folder of this process; files older than KEEP_S are removed as new ones arrive.
+name in a folder of this process (downloads: their own name in a unique folder); files older
+than KEEP_S are removed as new ones arrive. No name comes from user input unfiltered.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
 import threading
 import time
@@ -22,11 +25,27 @@ _lock = threading.Lock()
 _last_sweep = [0.0]
 
 
-def image_file(image: Image.Image) -> str:
-    """The path of a new PNG holding `image`."""
+def image_file(image: Image.Image, name: str | None = None) -> str:
+    """The path of a new PNG holding `image` (named `name`.png, for a download, if given)."""
+    if name is not None:
+        return data_file(lambda f: image.save(f, format="PNG"), f"{name}.png")
     fd, path = tempfile.mkstemp(suffix=".png", dir=_DIR)
     with os.fdopen(fd, "wb") as f:
         image.save(f, format="PNG")
+    _sweep()
+    return path
+
+
+def data_file(content, name: str) -> str:
+    """The path of a new file called `name` (letters, digits, '.', '-', '_' kept) in a folder of
+    its own, holding `content`: text, bytes, or a function that writes to the open binary file."""
+    safe_name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "download"
+    path = os.path.join(tempfile.mkdtemp(dir=_DIR), safe_name)
+    with open(path, "wb") as f:
+        if callable(content):
+            content(f)
+        else:
+            f.write(content.encode() if isinstance(content, str) else content)
     _sweep()
     return path
 
@@ -41,6 +60,6 @@ def _sweep() -> None:
         path = os.path.join(_DIR, name)
         try:
             if now - os.path.getmtime(path) > KEEP_S:
-                os.remove(path)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
         except OSError:  # removed by another request meanwhile
             pass

@@ -21,6 +21,7 @@ class Limits:
     glyphs: int = env_int("FRDIFF_APP_MAX_GLYPHS", 8)
     steps: int = env_int("FRDIFF_APP_MAX_STEPS", 100)
     text: int = env_int("FRDIFF_APP_MAX_TEXT", 20_000)  # characters of policy text
+    upload: int = env_int("FRDIFF_APP_MAX_UPLOAD", 100_000)  # bytes of an imported policy file
     queue: int = env_int("FRDIFF_APP_QUEUE_SIZE", 32)
 
 

@@ -16,11 +16,13 @@ import itertools
 import os
 import queue
 import threading
+import time
 from functools import lru_cache
 
 import torch
 
 from frdiff import block_depths, load_pipeline
+from frdiff.clock import drive_clock
 from frdiff.targets import find_blocks
 from frdiff.glyphs import GlyphPipeline, load_classifier
 from frdiff.schedulers import SCHEDULERS as SCHEDULER_CLASSES
@@ -43,6 +45,15 @@ def env_int(name: str, default: int, low: int = 1) -> int:
 def app_concurrency() -> int:
     """How many model runs may go on at once (env FRDIFF_APP_CONCURRENCY, default 1: 2 CPU cores)."""
     return env_int("FRDIFF_APP_CONCURRENCY", 1)
+
+
+def time_limit() -> int:
+    """Seconds a request may sample for (env FRDIFF_APP_TIME_LIMIT, default 120)."""
+    return env_int("FRDIFF_APP_TIME_LIMIT", 120)
+
+
+class TimeLimitExceeded(ValueError):
+    """A request sampled for longer than its time limit (a ValueError: its message is shown)."""
 
 
 def replica(pipe: GlyphPipeline) -> GlyphPipeline:
@@ -70,6 +81,9 @@ class ModelPool:
         with self._lock:  # the first request for a model loads it, the others wait for it
             if name not in self._free:
                 base = load_pipeline(name)
+                # inference only, and the weights are shared by every replica: no request may
+                # change them (the tuner freezes and then restores each parameter's flag)
+                base.denoiser.requires_grad_(False)
                 self._configs[name] = dict(base.scheduler.config)
                 free: queue.Queue = queue.Queue()
                 for pipe in [base] + [replica(base) for _ in range(self.size - 1)]:
@@ -82,16 +96,31 @@ class ModelPool:
             return self._free[name]
 
     @contextlib.contextmanager
-    def borrow(self, name: str, scheduler: str = "DDIM"):
-        """An exclusive pipeline for `name` with a fresh `scheduler` ("DDIM", "DPM-Solver++", "Euler")."""
+    def borrow(self, name: str, scheduler: str = "DDIM", seconds: float | None = None):
+        """An exclusive pipeline for `name` with a fresh `scheduler` ("DDIM", "DPM-Solver++",
+        "Euler"). Sampling with it for longer than `seconds` (default `time_limit()`, counted from
+        when it is lent) raises TimeLimitExceeded at the next scheduler step."""
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown sampler {scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+        limit = time_limit() if seconds is None else seconds
         free = self._queue(name)
         pipe = free.get()
         try:
             cls, overrides = SCHEDULER_CLASSES[SCHEDULERS[scheduler]]
             pipe.scheduler = cls.from_config(self._configs[name], **overrides)
-            yield pipe
+            deadline = time.monotonic() + limit
+
+            def in_time(out):
+                if time.monotonic() > deadline:
+                    raise TimeLimitExceeded(f"this request ran past its time limit of {limit:g} s "
+                                            f"(FRDIFF_APP_TIME_LIMIT): try fewer glyphs or steps")
+                return out
+
+            restore = drive_clock(pipe.scheduler, lambda steps: None, in_time)  # on this request's scheduler only
+            try:
+                yield pipe
+            finally:
+                restore()
         finally:
             free.put(pipe)
 
@@ -133,7 +162,6 @@ class ModelPool:
 POOL = ModelPool(app_concurrency())
 
 
-@lru_cache(maxsize=None)
 @lru_cache(maxsize=None)
 def policy_blocks(model: str) -> list:
     """The model's policy blocks (frdiff.targets.PolicyBlock: name, depth, residual), read once."""

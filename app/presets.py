@@ -1,4 +1,5 @@
-"""Policy presets for the editor: uniform intervals, whole-block skip, the shipped Auto-FR files."""
+"""Policy presets for the editor: uniform intervals, whole-block skip, no call, residual reuse,
+cache-dit-style step masks and the shipped Auto-FR files."""
 
 from __future__ import annotations
 
@@ -35,6 +36,27 @@ INTERVAL_PRESETS = {
 }
 
 
+# cache-dit 1.5's predefined step masks for 28 steps (`cache_dit.steps_mask`): alternating runs
+# of computed and cached steps, (compute runs, cache runs); the last step always computes
+STEP_MASKS = {"slow": ((8, 3, 3, 2, 1, 1), (1, 2, 2, 2, 3)),
+              "medium": ((6, 2, 2, 2, 2, 1), (1, 3, 3, 3, 3)),
+              "fast": ((6, 1, 1, 1, 1, 1), (1, 3, 4, 5, 4))}
+
+
+def _step_mask(model: str, steps: int, speed: str) -> KeyframePolicy:
+    """A STEP_MASKS mask stretched to `steps` (each step takes the mask entry at its relative
+    position), with DBCache's reuse at the cached steps: the first block computes and the rest
+    reuse their residual on transformer blocks; feature reuse in every block on a UNet."""
+    compute, cache = STEP_MASKS[speed]
+    mask = []
+    for i, run in enumerate(compute):
+        mask += [True] * run + [False] * (cache[i] if i < len(cache) else 0)
+    names = list(blocks_of(model))
+    reuse = "K" + "R" * (len(names) - 1) if _residual_model(model) else "F" * len(names)
+    rows = [mask[min(len(mask) - 1, i * len(mask) // steps)] or i in (0, steps - 1) for i in range(steps)]
+    return KeyframePolicy(tuple("K" * len(names) if k else reuse for k in rows), tuple(names))
+
+
 def _residual_model(model: str) -> bool:
     """Are every block's input and output the same shape (transformer blocks: mode R applies)?"""
     return all(name.startswith("transformer_blocks.") for name in blocks_of(model))
@@ -53,10 +75,13 @@ def _applies(label: str, model: str) -> bool:
     return not label.startswith("residual") or _residual_model(model)
 
 
+MASK_LABEL = "cache-dit-style step mask, {}"
+
+
 def preset_names(model: str, scheduler: str, steps: int) -> list[str]:
     names = [label.format(k) for label, (intervals, _) in INTERVAL_PRESETS.items() if _applies(label, model)
              for k in intervals]
-    return names + list(shipped(model, scheduler, steps))
+    return names + [MASK_LABEL.format(speed) for speed in STEP_MASKS] + list(shipped(model, scheduler, steps))
 
 
 def preset_policy(model: str, scheduler: str, steps: int, preset: str) -> KeyframePolicy:
@@ -65,6 +90,9 @@ def preset_policy(model: str, scheduler: str, steps: int, preset: str) -> Keyfra
         for k in intervals:
             if preset == label.format(k) and _applies(label, model):
                 return make(model, steps, k)
+    for speed in STEP_MASKS:
+        if preset == MASK_LABEL.format(speed):
+            return _step_mask(model, steps, speed)
     files = shipped(model, scheduler, steps)
     if preset not in files:
         raise ValueError(f"no preset {preset!r} for {model}, {scheduler}, {steps} steps; "

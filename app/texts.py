@@ -7,11 +7,28 @@ reuses it in between, keeping the time conditioning and the residual paths fresh
 mixing** blends in the keyframe's own prediction early on, where it is the better guess.
 Everything here runs on small glyph generators trained by this project, on the CPU.
 
-**First time here?** 1. **Compare**: press *Generate* and see full compute, FRDiff and the
-shortcuts people use instead, from the same noise. 2. **Temporal redundancy**: see *why*
-reuse works (which blocks change little, and when). 3. **Frequency**: see what each shortcut
-gets wrong, and why mixing the two predictions beats both. 4. **Trajectory**: scrub through the
-predicted images of both runs, step by step. Edit the policy below at any point and re-run."""
+**First time here?** Follow the four steps below: each opens its tab and says what to try.
+Edit the policy (the grid under the settings) at any point: every tab uses it."""
+
+# the guided path: (tab id, button, what to try there)
+GUIDE = (
+    ("redundancy", "1. See the redundancy",
+     "**1. See the redundancy.** Press **Measure**: one full-compute run, every block watched. Dark "
+     "cells changed little since the step before: those blocks could have reused their last output. "
+     "Notice which blocks stay dark longest, and that the change is largest near the end of sampling."),
+    ("compare", "2. Reuse it (FR)",
+     "**2. Reuse it.** Tick *FR only (mixing off)* and press **Generate**: feature reuse computes the "
+     "expensive part of each block only at keyframes. Compare it with *Fewer steps* at the same counted "
+     "compute, then paint some cells of the grid (click cycles K / F / S) and watch the live result."),
+    ("frequency", "3. Mix it (score mixing)",
+     "**3. Mix it.** Press **Measure spectra**. The keyframe's own prediction (reduced NFE) is right "
+     "about the coarse shapes and wrong about detail; feature reuse is the other way round. Score mixing "
+     "blends the two along lam(t): move the *mixing slope* and *bias* sliders and watch lam and the error."),
+    ("learn", "4. Learn it (Auto-FR)",
+     "**4. Learn it.** Pick a target speedup and press **Learn a policy**. The tuner starts from the "
+     "best structured policy and descends on per-step, per-block gates; the grid shows each policy it "
+     "checks. The result lands in the editor, compared with uniform reuse and fewer steps of the same cost."),
+)
 
 EDITOR_HELP = """One row per block, one letter per step: K compute (keyframe), F feature reuse
 (reuse the block's expensive part, recompute the rest), S skip the block (reuse its whole
@@ -42,8 +59,22 @@ keeps the coarse structure but misses detail, feature reuse keeps detail, so a m
 The table under the plot says whether that holds for *this* run. The lam curve follows your
 mixing sliders live; the last plot is the final images' error spectra."""
 
+LEARN_HELP = """**Auto-FR** learns which cells to compute: it scores structured starts (uniform keyframes,
+whole-block and residual reuse, the magnitude schedule of MagCache's rule, no-call steps), then
+does gradient descent on soft per-step, per-block gates through the real sampler, with the
+counted compute held to your target. Each check projects the gates to a policy (shown below) and
+scores it on held-out images. It stops after a capped number of iterations (about a minute on this
+CPU; *Stop* ends it early, and nothing is loaded). The result is compared on your glyphs and seed,
+which the tuner never saw, with uniform FR of the same counted compute and with fewer steps."""
+
 TRAJECTORY_HELP = """The sample x_t looks like static for half the run, so this shows the **predicted
 x0** (what the network thinks the clean image is) at every step, for full compute and FRDiff
 from the same noise. **Record** runs both once; the slider and *play* then only read the
 stored run, so scrubbing is instant. Watch the distance dip at reuse steps and recover at
 keyframes."""
+
+HUB_HELP = """Real text-to-image models from the Hugging Face Hub: Stable Diffusion 1.5, SDXL,
+PixArt-alpha and class-conditional DiT-XL/2, each at its native resolution in fp16, full compute
+beside FRDiff (uniform feature reuse, with or without score mixing) from the same noise. They
+are offered where this Space has a GPU (ZeroGPU included) and can reach the Hub; only these four
+ids load, with their diffusers pipeline class named in the code and no remote code."""

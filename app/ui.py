@@ -14,16 +14,18 @@ import gradio as gr
 
 from . import compare as cmp
 from . import frequency, grid, redundancy, trajectory
-from .editor import check_policy
+from . import hub
+from . import learn as learning
+from .editor import check_policy, export_policy, import_policy
 from .errors import safe
-from .files import image_file
+from .files import data_file, image_file
 from .inputs import LIMITS, MIN_STEPS, mixing_of, policy_of
 from .methods import DEFAULT_METHODS, FRDIFF, FULL, OPTIONAL
 from .models import MODELS, POOL, SCHEDULERS, app_concurrency, blocks_of
-from .plots import distance_figure, lam_figure
+from .plots import distance_figure, lam_figure, policy_figure
 from .presets import preset_names, preset_text
-from .texts import (COMPARE_HELP, EDITOR_HELP, FREQUENCY_HELP, INTRO, REDUNDANCY_HELP,
-                    TRAJECTORY_HELP)
+from .texts import (COMPARE_HELP, EDITOR_HELP, FREQUENCY_HELP, GUIDE, HUB_HELP, INTRO, LEARN_HELP,
+                    REDUNDANCY_HELP, TRAJECTORY_HELP)
 
 CSS = """#policy-editor textarea { font-family: ui-monospace, monospace; font-size: 12px; white-space: pre; }
 #guide { border-left: 4px solid #f4a261; padding-left: 12px; }"""
@@ -39,6 +41,9 @@ def build_demo(concurrency: int | None = None) -> gr.Blocks:
     runs = dict(concurrency_id="model", concurrency_limit=concurrency, trigger_mode="once")
     with gr.Blocks(title="frdiff: feature reuse for diffusion models") as demo:
         gr.Markdown(INTRO, elem_id="guide")
+        with gr.Row(elem_id="guide-steps"):
+            steps_of_guide = [gr.Button(label, size="sm", elem_id=f"guide-{tab}") for tab, label, _ in GUIDE]
+        guide_text = gr.Markdown(elem_id="guide-text")
         with gr.Row():
             model = gr.Dropdown(list(MODELS), value=DEFAULT[0], label="model", elem_id="model")
             glyphs = gr.Textbox("A7K3", label="glyphs to draw (2-7, 9, A C E F H K M P R T U W X)",
@@ -48,15 +53,21 @@ def build_demo(concurrency: int | None = None) -> gr.Blocks:
             seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
         policy = _policy_editor(model, scheduler, steps)
         settings = [model, glyphs, scheduler, steps, *policy["run"], seed]
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):
                 _compare_tab(settings, runs)
             with gr.Tab("Temporal redundancy", id="redundancy"):
                 _redundancy_tab(settings, policy, runs)
             with gr.Tab("Frequency", id="frequency"):
                 lam_now, lam_plot = _frequency_tab(settings, policy, runs)
+            with gr.Tab("Learn (Auto-FR)", id="learn"):
+                _learn_tab(settings, policy, runs)
             with gr.Tab("Trajectory", id="trajectory"):
                 _trajectory_tab(settings, runs)
+            with gr.Tab("Hub models (GPU)", id="hub"):
+                _hub_tab(runs)
+        for button, (tab, _, text) in zip(steps_of_guide, GUIDE):  # a step of the path: its tab and what to try
+            button.click(lambda tab=tab, text=text: (gr.Tabs(selected=tab), text), None, [tabs, guide_text], **CHEAP)
         demo.load(check_policy, policy["check"], policy["status"], **CHEAP)
         demo.load(lam_now, policy["check"], [lam_plot], **CHEAP)
     demo.queue(max_size=LIMITS.queue, default_concurrency_limit=concurrency)
@@ -78,6 +89,11 @@ def _policy_editor(model, scheduler, steps) -> dict:
                 with gr.Column(scale=1):
                     slope = gr.Slider(1, 100, value=30, step=1, label="mixing slope k", elem_id="slope")
                     bias = gr.Slider(0, 1, value=0.5, step=0.05, label="mixing bias b", elem_id="bias")
+                    upload = gr.UploadButton("import a policy (.json or .txt)", file_types=[".json", ".txt"],
+                                             file_count="single", size="sm", elem_id="policy-import")
+                    export = gr.Button("export the policy", size="sm", elem_id="policy-export")
+                    exported = gr.File(label="policy files", file_count="multiple", interactive=False,
+                                       elem_id="policy-files", height=90)
         paint = gr.HTML(grid.grid_value(DEFAULT[0], DEFAULT[2], preset_text(*DEFAULT), True, 30, 0.5),
                         html_template='<div class="frgrid"></div>', css_template=grid.CSS, js_on_load=grid.JS,
                         elem_id="policy-paint", label="policy grid")
@@ -100,6 +116,8 @@ def _policy_editor(model, scheduler, steps) -> dict:
     for control in (editor, mixing, slope, bias, change):  # the text (typed, a preset) redraws the grid
         control.change(safe(grid.grid_value), [*check, change], [paint], show_progress="hidden", **CHEAP)
     paint.input(safe(grid.text_of), [paint], [editor], show_progress="hidden", **CHEAP)  # a painted edit: the text
+    upload.upload(safe(import_policy), [model, steps, upload], [editor], api_name="import_policy", queue=False)
+    export.click(safe(export_policy), [model, steps, editor], [exported], api_name="export_policy", queue=False)
     return {"run": [editor, mixing, slope, bias], "check": check, "status": [figure, status], "change": change}
 
 
@@ -131,6 +149,8 @@ def _compare_tab(settings, runs: dict):
     reference = gr.State(None)  # this session's last full-compute run, reused by the live runs
     with gr.Accordion("numbers (JSON)", open=False):
         numbers = gr.JSON(elem_id="compare-json")
+    exports = gr.File(label="downloads: every run's images (PNG), the policy (JSON), the table (CSV)",
+                      file_count="multiple", interactive=False, elem_id="compare-exports")
     images = gr.State({})
 
     def generate(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, methods,
@@ -147,14 +167,17 @@ def _compare_tab(settings, runs: dict):
             "median). Counted speedup = full-compute MACs / MACs this run executed."])
         files = {n: image_file(g) for n, g in grids.items()}  # by path: see app/files.py
         key = [settings_[k] for k in ("model", "glyphs", "scheduler", "steps", "seed")]
+        downloads = [image_file(g, cmp.file_stem(n)) for n, g in grids.items()] + [
+            data_file(cmp.policy_json(model, steps, editor, settings_), "policy.json"),
+            data_file(cmp.table_csv(rows), "metrics.csv")]
         return ([(f, caption[n]) for n, f in files.items()], (files[FULL], files[FRDIFF]),
                 gr.Dropdown(choices=names, value=FULL), gr.Dropdown(choices=names, value=FRDIFF),
                 [(image_file(g), caption[n]) for g, n in diff_grids],
                 {"headers": cmp.HEADERS, "data": cmp.table_rows(rows)},
-                text, settings_ | {"runs": rows, "notes": notes_}, files, {"key": key, "full": runs[0]})
+                text, settings_ | {"runs": rows, "notes": notes_}, files, {"key": key, "full": runs[0]}, downloads)
 
     run.click(safe(generate), [*settings, methods], [gallery, slider, left, right, diffs, table, notes,
-                                                     numbers, images, reference], api_name="generate",
+                                                     numbers, images, reference, exports], api_name="generate",
               show_progress_on=[gallery], **runs)
 
     def live(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, on, ref):
@@ -254,6 +277,62 @@ def _frequency_tab(settings, policy, runs):
     return lam_now, lam
 
 
+def _learn_tab(settings, policy, runs):
+    gr.Markdown(LEARN_HELP)
+    with gr.Row(equal_height=True):
+        target = gr.Slider(*learning.TARGETS, value=2.0, step=0.1, label="target counted speedup",
+                           elem_id="learn-target")
+        start = gr.Button("Learn a policy", variant="primary", elem_id="learn-run", scale=0, min_width=160)
+        stop = gr.Button("Stop", elem_id="learn-stop", scale=0, min_width=100)
+    status = gr.Markdown(elem_id="learn-status")
+    figure = gr.Plot(label="the policy the tuner holds now (each check projects its gates to a policy)",
+                     elem_id="learn-policy")
+    gallery = gr.Gallery(label="on your glyphs and seed (never seen by the tuner)", columns=4, height="auto",
+                         object_fit="contain", elem_id="learn-gallery", format="png")
+    table = gr.Dataframe(headers=cmp.HEADERS, interactive=False, elem_id="learn-results", wrap=True)
+    editor = settings[4]
+    stages = {"starts": "scoring the structured starts", "descent": "gradient descent on the gates",
+              "compare": "comparing on your glyphs"}
+
+    def learn(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, target, progress=gr.Progress()):
+        s, goal = learning.settings(model, glyphs, scheduler, steps, mixing, slope, bias, seed, target)
+        blocks = list(blocks_of(s.model))
+        skip = gr.skip()
+        progress(0, desc="counting block costs and the full-compute references")
+        for event in learning.run(s, goal):
+            kind = event[0]
+            if kind == "progress":
+                progress((event[2], event[3]), desc=stages[event[1]], unit="steps")
+            elif kind == "start":
+                yield (policy_figure(event[2], s.mixing, blocks),
+                       f"Best structured start: **{event[1]}**. Now descending on its gates...", skip, skip, skip)
+            elif kind == "check":
+                c = event[1]
+                yield (policy_figure(c.policy, s.mixing, blocks),
+                       f"{c.family} family, iteration {c.iteration}: held-out loss {c.loss:.2e} "
+                       f"(best so far {c.best_loss:.2e})", skip, skip, skip)
+            elif kind == "error":
+                if isinstance(event[1], learning.Stopped):
+                    raise gr.Error(f"Learning stopped ({event[1]}): nothing was loaded into the editor.")
+                raise event[1]
+            else:
+                d = event[1]
+                result, rows = d["result"], d["rows"]
+                shown, _ = cmp.grids(d["runs"], len(s.glyphs))
+                caption = {r["method"]: f"{r['method']}: {r['counted_speedup']:.2f}x counted, {r['psnr']:.1f} dB"
+                           for r in rows}
+                text = (f"**Learned** a policy at {result.ideal_speedup:.2f}x counted in {d['seconds']:.0f} s "
+                        f"(from *{result.start}*; held-out loss {result.final_loss:.2e}, start "
+                        f"{result.start_loss:.2e}). It is now in the editor: every tab uses it.")
+                yield (policy_figure(result.policy, s.mixing, blocks), text,
+                       [(image_file(g), caption[n]) for n, g in shown.items()],
+                       {"headers": cmp.HEADERS, "data": cmp.table_rows(rows)}, result.policy.to_text(blocks))
+
+    event = start.click(safe(learn), [*settings, target], [figure, status, gallery, table, editor],
+                        api_name="learn", show_progress_on=[figure], **runs)
+    stop.click(None, None, None, cancels=[event], **CHEAP)
+
+
 def _trajectory_tab(settings, runs):
     gr.Markdown(TRAJECTORY_HELP)
     with gr.Row():
@@ -295,6 +374,41 @@ def _trajectory_tab(settings, runs):
     step.change(safe(scrub), [data, step], [full, fast, text, curve], **CHEAP)
     play.change(lambda on: gr.Timer(active=on), play, timer, **CHEAP)
     timer.tick(lambda d, s: (int(s) + 1) % d["steps"] if d else gr.skip(), [data, step], step, **CHEAP)
+
+
+def _hub_tab(runs):
+    gr.Markdown(HUB_HELP)
+    reason = hub.unavailable()
+    if reason:  # offline or on a CPU: say why, and offer nothing that cannot run
+        gr.Markdown(f"**Not offered on this server:** {reason}.", elem_id="hub-unavailable")
+        return
+    with gr.Row():
+        model = gr.Dropdown(list(hub.HUB_MODELS), value=next(iter(hub.HUB_MODELS)), label="model", elem_id="hub-model")
+        prompt = gr.Textbox("a watercolor lighthouse at dawn", label="prompt (DiT: an ImageNet class, e.g. 'golden "
+                            "retriever')", max_length=hub.MAX_PROMPT, elem_id="hub-prompt", scale=3)
+    with gr.Row():
+        steps = gr.Slider(4, 100, value=50, step=1, label="steps", elem_id="hub-steps")
+        interval = gr.Slider(1, 10, value=2, step=1, label="keyframe interval (uniform FR)", elem_id="hub-interval")
+        mixing = gr.Checkbox(True, label="score mixing", elem_id="hub-mixing")
+        seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="hub-seed")
+        run = gr.Button("Generate", variant="primary", elem_id="hub-run")
+    with gr.Row():
+        full = gr.Image(label="full compute", type="filepath", format="png", elem_id="hub-full")
+        fast = gr.Image(label="FRDiff", type="filepath", format="png", elem_id="hub-frdiff")
+    text = gr.Markdown(elem_id="hub-numbers")
+
+    def generate(model, prompt, steps, interval, mixing, seed):
+        from frdiff.images import make_grid
+
+        d = hub.generate(model, prompt, steps, interval, mixing, seed)
+        s = d["stats"]
+        return (image_file(make_grid(d["full"], ncol=1, scale=1)), image_file(make_grid(d["frdiff"], ncol=1, scale=1)),
+                f"FRDiff: {d['full_seconds'] / d['frdiff_seconds']:.2f}x measured ({d['frdiff_seconds']:.1f} s vs "
+                f"{d['full_seconds']:.1f} s, one run each), {s['ideal_speedup']:.2f}x counted, PSNR "
+                f"{d['psnr']:.1f} dB to full compute, {s['network_calls']} network calls.")
+
+    run.click(safe(generate), [model, prompt, steps, interval, mixing, seed], [full, fast, text], api_name="hub",
+              **runs)
 
 
 def serve_locally(concurrency: int | None = None) -> tuple[gr.Blocks, str]:

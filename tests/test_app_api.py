@@ -124,3 +124,54 @@ def test_live_redoes_frdiff_only_and_matches_generate_bit_for_bit(url):
     fresh = client(url).predict(*edited, [], api_name="/generate")  # another session, from scratch
     assert np.array_equal(np.asarray(Image.open(other[0])), np.asarray(Image.open(fresh[0][1]["image"])))
     assert not np.array_equal(np.asarray(Image.open(other[0])), frdiff_generated)
+
+
+def learn(url, seed=0):
+    """/learn as an API user calls it: the final output (the learned policy text is the last)."""
+    return client(url).predict(*SETTINGS[:-1], seed, 1.5, api_name="/learn")
+
+
+def test_learn_endpoint_loads_a_policy_and_concurrent_requests_learn_the_same(url, monkeypatch):
+    from app import learn as learning
+
+    monkeypatch.setattr(learning, "LEARN_LIMITS", learning.LearnLimits(iterations=3, seconds=240))
+    alone = learn(url)
+    figure, status, gallery, table, text = alone
+    assert status.startswith("**Learned** a policy at") and len(gallery) == 4
+    assert [row[0] for row in table["data"]][:2] == ["Full compute", learning.LEARNED]
+    from app.inputs import policy_of
+
+    assert policy_of("glyph-unet", STEPS, text).num_steps == STEPS  # a valid policy, now in the editor
+    results, errors = [], []
+
+    def call(seed):
+        try:
+            results.append((seed, learn(url, seed)))
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=call, args=(s,)) for s in (0, 0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 2
+    for _, out in results:  # the same policy, the same numbers (less the times) as alone
+        assert out[4] == text
+        assert [r[:2] + r[4:] for r in out[3]["data"]] == [r[:2] + r[4:] for r in table["data"]]
+
+
+def test_policy_files_through_the_api(url, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    c = client(url)
+    files = c.predict("glyph-unet", STEPS, TEXT, api_name="/export_policy")
+    assert sorted(p.rsplit("/", 1)[-1] for p in files) == ["policy.json", "policy.txt"]
+    json_path = next(p for p in files if p.endswith(".json"))
+    assert c.predict("glyph-unet", STEPS, handle_file(json_path), api_name="/import_policy").split("\n")[2:] == \
+        TEXT.split("\n")[2:]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schedule": ["F", "K", "K", "K", "K", "K"]}')
+    with pytest.raises(AppError, match="step 0"):
+        c.predict("glyph-unet", STEPS, handle_file(str(bad)), api_name="/import_policy")

@@ -165,7 +165,7 @@ def test_all_peers_report_a_missing_package_as_a_row(monkeypatch):
     assert by_name["dbcache"]["status"] == by_name["dbcache-taylorseer"]["status"] == "not installed"
     assert "pip install" in by_name["dbcache"]["reason"] and by_name["deepcache"]["status"] == "not applicable"
     # fewer steps and DPM-Solver++ at 6 / 1.5, 2, 2.5, 3 = 4, 3, 2, 2 steps; MagCache, FBC, TaylorSeer, PAB
-    assert len(jobs) == 3 + 3 + 4 + 4 + 4 + 3
+    assert len(jobs) == 3 + 3 + 4 + 3 + 3 + 2
     _, on_dpm = peer_jobs(pipe, None, [c for c in chosen if c.name == "dpmsolver"], "dpmsolver", common)
     assert on_dpm[0]["status"] == "not applicable" and "DPM-Solver++ already" in on_dpm[0]["reason"]
 
@@ -191,3 +191,23 @@ def test_magnitude_policy_spec_uses_the_shipped_calibration():
             _policy(argparse.Namespace(**{**vars(args), "policy": bad}), pipe)
     with pytest.raises(ValueError, match="no shipped magnitude calibration for glyph-dit ddim 7 steps"):
         _policy(argparse.Namespace(**{**vars(args), "steps": 7}), pipe)
+
+
+def test_budget_rows_compare_frdiff_with_every_peer_at_least_as_fast():
+    from frdiff.glyphs.bench import budget_rows, budget_table
+
+    def row(method, speed, db):
+        return {"method": method, "setting": f"{method} {speed}", "speedup": speed, "ideal_speedup": speed,
+                "psnr": db, "class_accuracy": 0.9, "baseline_class_accuracy": 0.9, "fd": 1.0, "baseline_fd": 1.0}
+
+    rows = [row("frdiff", 1.6, 40.0), row("frdiff", 2.1, 33.0), row("MagCache", 1.7, 38.0),
+            row("MagCache", 2.2, 35.0), row("fewer steps", 1.55, 45.0),
+            {"method": "deepcache", "setting": "-", "status": "not applicable", "reason": "a DiT"}]
+    by_budget = {r["budget"]: r for r in budget_rows({"rows": rows}, budgets=(1.5, 2.0, 3.0))}
+    # 1.5x: frdiff's best is 1.6x at 40 dB; the 45 dB row is slower (1.55x), MagCache 1.7x has 38 dB
+    assert by_budget[1.5]["frdiff"]["psnr"] == 40.0 and by_budget[1.5]["peer"]["psnr"] == 38.0
+    assert by_budget[1.5]["ahead"]
+    assert by_budget[2.0]["peer"]["speedup"] == 2.2 and not by_budget[2.0]["ahead"]  # 33 < 35 dB
+    assert by_budget[3.0]["frdiff"] is None and not by_budget[3.0]["ahead"]
+    table = budget_table({"rows": rows}, budgets=(1.5, 2.0, 3.0))
+    assert "+2.0 dB" in table and "-2.0 dB" in table and "| 3.0x | none this fast |" in table

@@ -61,6 +61,10 @@ class TuneConfig:
     progress: bool = True
     calibration: Calibration | None = None  # magnitude ratios (None: calibrated on the fly)
     on_check: Callable[[TuneCheck], None] | None = field(default=None, repr=False)
+    # on_progress(stage, done, total) after each start scored ("starts") and each gradient step
+    # ("descent", counted over both families); an exception raised in either callback stops
+    # the tuner there, the model restored (how an app cancels or time-limits a run)
+    on_progress: Callable[[str, int, int], None] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.mixing = self.mixing if self.mixing is not None else ScoreMixing()
@@ -171,6 +175,7 @@ class Tuner:
         self.references = {b: reference_latents(pipe, self.call, self.n, b)
                            for b in list(range(config.tuning_batches)) + self.held_out}
         self._bar = None
+        self._done = self._total = 0  # gradient steps taken / to take, over both families
 
     def call(self, steps: int, batch: int = 0):
         """One run of the pipeline's own loop on batch `batch` (its labels and noise)."""
@@ -202,7 +207,12 @@ class Tuner:
             zeros = torch.zeros(self.n, self.width)
             found = {"projected": project(zeros, zeros, self.costs, self.config.mixing,
                                           self.target, self.names)}
-        return {name: (p, self.selection_loss(p)) for name, p in found.items()}
+        scored = {}
+        for i, (name, p) in enumerate(found.items()):
+            scored[name] = p, self.selection_loss(p)
+            if self.config.on_progress is not None:
+                self.config.on_progress("starts", i + 1, len(found))
+        return scored
 
     def magnitude_starts(self, depths: dict[str, int], residual: list[bool]) -> dict[str, KeyframePolicy]:
         """Each template row on the magnitude schedule that just meets the target."""
@@ -279,6 +289,9 @@ class Tuner:
                 if c.on_check is not None:
                     c.on_check(TuneCheck("no call" if no_call else "reuse", it + 1, policy, loss,
                                          best.loss))
+            self._done += 1
+            if c.on_progress is not None:
+                c.on_progress("descent", self._done, self._total)
             if self._bar is not None:
                 self._bar.update(1)
                 self._bar.set_postfix(dist=f"{distance:.3f}", cost=f"{float(cost.detach()):.2f}",
@@ -287,14 +300,17 @@ class Tuner:
 
     @contextlib.contextmanager
     def training(self, families: dict[bool, str]):
-        """Frozen weights (only the gates learn) and a progress bar, for the descents."""
-        total = sum(self.iterations(no_call) for no_call in families)
-        self._bar = tqdm(total=total, desc="auto-fr", disable=not self.config.progress)
+        """Frozen weights (only the gates learn; each parameter's flag put back after) and a
+        progress bar, for the descents."""
+        self._total = sum(self.iterations(no_call) for no_call in families)
+        self._bar = tqdm(total=self._total, desc="auto-fr", disable=not self.config.progress)
+        flags = [(p, p.requires_grad) for p in self.model.parameters()]
         self.model.requires_grad_(False)
         try:
             yield
         finally:
-            self.model.requires_grad_(True)
+            for p, flag in flags:
+                p.requires_grad_(flag)
             self._bar.close()
             self._bar = None
 

@@ -257,3 +257,48 @@ def sweep_table(result: dict) -> str:
     return "\n".join(lines) + (f"\n\n{result.get('model', 'model')}, {result.get('scheduler', '')} "
                                f"{result['steps']} steps, {result['samples']} samples, {result['repeats']} "
                                f"timing pairs per row{reference}; {m['cpu']}, {m['threads']} threads")
+
+
+BUDGETS = (1.5, 2.0, 2.5, 3.0)
+
+
+def budget_rows(result: dict, budgets=BUDGETS, key: str = "speedup") -> list[dict]:
+    """Per budget: frdiff's best row (highest PSNR) at least that fast by `key` (measured speed
+    by default), the best peer row (any other method) at least as fast as that one, and whether
+    frdiff is ahead; frdiff's row also against full compute's class accuracy and FD."""
+    rows = [r for r in result["rows"] if r.get("psnr") is not None]
+    out = []
+    for b in budgets:
+        ours = max((r for r in rows if r["method"] == "frdiff" and r[key] >= b), key=lambda r: r["psnr"], default=None)
+        floor = ours[key] if ours is not None else b
+        peer = max((r for r in rows if r["method"] != "frdiff" and r[key] >= floor), key=lambda r: r["psnr"],
+                   default=None)
+        out.append({"budget": b, "frdiff": ours, "peer": peer,
+                    "ahead": ours is not None and (peer is None or ours["psnr"] > peer["psnr"])})
+    return out
+
+
+def budget_table(result: dict, budgets=BUDGETS, key: str = "speedup") -> str:
+    """`budget_rows` as Markdown: per budget, frdiff's best row, the best peer at least as fast."""
+    lines = ["| at least | frdiff's best (setting) | its speed, PSNR, class acc., FD | best peer at least as fast | "
+             "its speed, PSNR | frdiff ahead by |", "|---|---|---|---|---|---|"]
+
+    def speed(r):
+        return f"{r['speedup']:.2f}x measured ({r['ideal_speedup']:.2f}x counted)"
+
+    for row in budget_rows(result, budgets, key):
+        ours, peer = row["frdiff"], row["peer"]
+        if ours is None:
+            best = peer and f"{peer['method']}, {peer['setting']}"
+            lines.append(f"| {row['budget']}x | none this fast | | {best or 'none'} | "
+                         f"{peer and speed(peer) + ', ' + format(peer['psnr'], '.1f') + ' dB' or ''} | behind |")
+            continue
+        quality = (f"{speed(ours)}, {ours['psnr']:.1f} dB, {ours['class_accuracy']:.3f} (full "
+                   f"{ours['baseline_class_accuracy']:.3f}), {ours['fd']:.2f} (full {ours['baseline_fd']:.2f})")
+        if peer is None:
+            lines.append(f"| {row['budget']}x | {ours['setting']} | {quality} | none | | no peer this fast |")
+            continue
+        margin = ours["psnr"] - peer["psnr"]
+        lines.append(f"| {row['budget']}x | {ours['setting']} | {quality} | {peer['method']}, {peer['setting']} | "
+                     f"{speed(peer)}, {peer['psnr']:.1f} dB | {margin:+.1f} dB |")
+    return "\n".join(lines)

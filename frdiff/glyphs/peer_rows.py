@@ -5,10 +5,10 @@ whether it applies to the model, and its settings as rows under the sweep's prot
     fewer-steps      the sweep's sampler with steps / 1.5, 2, 2.5 and 3
     dpmsolver        DPM-Solver++ (2M) with as many steps, against the sweep's full compute
     magcache         diffusers' MagCache, calibrated first, thresholds 0.06 to 0.4
-    firstblockcache  diffusers' FirstBlockCache, thresholds 0.05 to 0.2
-    taylorseer       diffusers' TaylorSeer on the transformer blocks, intervals 2, 3, 5
-    pab              diffusers' PyramidAttentionBroadcast on the self-attention
-    dbcache          cache-dit's DBCache (F1B0 and F1B1)
+    firstblockcache  diffusers' FirstBlockCache, thresholds 0.08, 0.12, 0.2
+    taylorseer       diffusers' TaylorSeer on the transformer blocks, intervals 2, 3, 5 (order 1)
+    pab              diffusers' PyramidAttentionBroadcast on the self-attention, every 2 and 3 calls
+    dbcache          cache-dit's DBCache (F1B0 threshold 0.08, F1B1 threshold 0.2)
     dbcache-taylorseer  the same with cache-dit's TaylorSeer calibrator (order 1)
 
 A peer that does not apply to the model, or (in `all`) whose package is missing, is a reported
@@ -107,7 +107,7 @@ def _mag_cache(pipe, steps: int, labels: list[int]) -> list[tuple]:
 def _dbcache(order: int) -> Callable[..., list[tuple]]:
     def settings(pipe, steps, labels):
         rows = []
-        for threshold, back in ((0.08, 0), (0.12, 1), (0.2, 1)):
+        for threshold, back in ((0.08, 0), (0.2, 1)):
             s = peers.DBCacheSettings(threshold, back=back, taylorseer_order=order)
             rows.append(("cache-dit DBCache" + (" + TaylorSeer" if order else ""), s.describe(),
                          functools.partial(peers.dbcache, pipe, threshold, back=back, taylorseer_order=order)))
@@ -127,15 +127,15 @@ PEERS: dict[str, SweepPeer] = {p.name: p for p in (
     SweepPeer("firstblockcache", "diffusers", "diffusers.hooks.first_block_cache",
               functools.partial(_blocks, at_least=2), lambda pipe, steps, labels: [
                   ("FirstBlockCache (diffusers)", f"threshold {t}",
-                   functools.partial(peers.first_block_cache, pipe, t)) for t in (0.05, 0.08, 0.12, 0.2)]),
+                   functools.partial(peers.first_block_cache, pipe, t)) for t in (0.08, 0.12, 0.2)]),
     SweepPeer("taylorseer", "diffusers", "diffusers.hooks.taylorseer_cache", _blocks, lambda pipe, steps, labels: [
         ("TaylorSeer (diffusers)", f"interval {i}, order {o}, first 3 steps computed, on {peers.TAYLORSEER_BLOCKS}",
-         functools.partial(peers.taylorseer_cache, pipe, i, o)) for i, o in ((2, 1), (3, 1), (5, 1), (3, 2))]),
+         functools.partial(peers.taylorseer_cache, pipe, i, o)) for i, o in ((2, 1), (3, 1), (5, 1))]),
     SweepPeer("pab", "diffusers", "diffusers.hooks.pyramid_attention_broadcast", _attention,
               lambda pipe, steps, labels: [
                   ("PyramidAttentionBroadcast (diffusers)", f"self-attention every {k} calls, timesteps {lo}-{hi}",
                    functools.partial(peers.pyramid_attention_broadcast, pipe, k, (lo, hi)))
-                  for k, (lo, hi) in ((2, (100, 800)), (3, (100, 800)), (2, (0, 1000)))]),
+                  for k, (lo, hi) in ((2, (100, 800)), (3, (100, 800)))]),
     SweepPeer("dbcache", "cache-dit", "cache_dit", _dit, _dbcache(0)),
     SweepPeer("dbcache-taylorseer", "cache-dit", "cache_dit", _dit, _dbcache(1)),
 )}
