@@ -1,12 +1,12 @@
-"""Screenshots of the app's four tabs for the README, taken in headless Chromium (Playwright).
+"""Screenshots of the app's tabs for the README, taken in headless Chromium (Playwright).
 
     python -m analysis.app_screenshot [--out assets/app] [--preset "uniform, interval 2"]
 
 Serves the app on localhost, types glyphs, picks a policy preset and, on the defaults
 (glyph-unet, DDIM 50 steps), presses each tab's button and saves OUT.png (Compare, with every
-method ticked), OUT-redundancy.png, OUT-frequency.png and OUT-trajectory.png (scrubbed to
-step 12) once its results are shown. Needs `pip install playwright` and a Chromium binary
-(Debian: `apt-get install chromium`).
+method ticked), OUT-redundancy.png, OUT-frequency.png, OUT-learn.png (a learned 2x policy)
+and OUT-trajectory.png (scrubbed to step 12) once its results are shown. Needs `pip install
+playwright` and a Chromium binary (Debian: `apt-get install chromium`).
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ def _scrub_to_12(page, expect) -> None:
 
 
 # tab, its button, the element that shows its result, a text that appears once it is done,
-# what to do before the screenshot
-TABS = [("Temporal redundancy", "#measure", "#redundancy-summary", "Most active", None),
-        ("Frequency", "#spectra-run", "#spectra-summary", "error", None),
-        ("Trajectory", "#trajectory-run", "#trajectory-text", "Step 0", _scrub_to_12)]
+# what to do before the screenshot, the file's suffix
+TABS = [("Temporal redundancy", "#measure", "#redundancy-summary", "Most active", None, "redundancy"),
+        ("Frequency", "#spectra-run", "#spectra-summary", "error", None, "frequency"),
+        ("Learn (Auto-FR)", "#learn-run", "#learn-status", "Learned", None, "learn"),
+        ("Trajectory", "#trajectory-run", "#trajectory-text", "Step 0", _scrub_to_12, "trajectory")]
 
 
 def _shoot(page, path: str) -> None:
@@ -74,13 +75,13 @@ def main() -> None:
             page.locator("#generate").click()
             expect(page.locator("#compare-notes")).to_contain_text("Times are one run", timeout=300_000)
             _shoot(page, f"{args.out}.png")
-            for tab, button, marker, text, then in TABS:
+            for tab, button, marker, text, then, name in TABS:
                 page.get_by_role("tab", name=tab).click()
                 page.locator(button).click()
                 expect(page.locator(marker)).to_contain_text(text, timeout=300_000)
                 if then is not None:
                     then(page, expect)
-                _shoot(page, f"{args.out}-{tab.split()[-1].lower()}.png")
+                _shoot(page, f"{args.out}-{name}.png")
             browser.close()
     finally:
         demo.close()

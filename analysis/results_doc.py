@@ -10,7 +10,9 @@ A generated table sits between two markers:
     <!-- /table -->
 
 KIND names the script whose `markdown` (or `table`) renders it, from the JSON that script
-wrote; ARG picks a part (a model). So a figure in the document is the one its command wrote,
+wrote (FILE1+FILE2: the rows of several results of the same protocol as one; FILE1,FILE2:
+several results, one line each, for `verdicts`); ARG picks a part (a model, a speed). So a
+figure in the document is the one its command wrote,
 and the test suite runs `--check`. The prose around the tables is written by hand and says
 what the tables show; rerun a script, then this command, then reread the prose.
 """
@@ -29,24 +31,39 @@ MARKER = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /ta
 def _renderers() -> dict:
     from analysis import (bench_table, deepcache, dpmsolver, models_report, policy_table,
                           score_spectra, spectra)
-    from frdiff.glyphs.bench import budget_table, sweep_table
+    from frdiff.glyphs.bench import budget_table, sweep_table, verdict_table
 
     return {"bench": bench_table.markdown, "deepcache": deepcache.rows_markdown,
             "dpmsolver": dpmsolver.markdown, "models": models_report.markdown,
             "policies": policy_table.markdown, "score-spectra": score_spectra.markdown,
             "spectra": lambda result, model: spectra.table(result["models"][model]),
             "sweep": lambda result: sweep_table(result).split("\n\n")[0],
-            "budgets": lambda result, speed="measured": budget_table(
-                result, key={"measured": "speedup", "counted": "ideal_speedup"}[speed])}
+            "budgets": lambda result, speed="measured": budget_table(result, key=SPEEDS[speed]),
+            "verdicts": lambda result, speed="measured": verdict_table(result["results"], key=SPEEDS[speed])}
+
+
+SPEEDS = {"measured": "speedup", "counted": "ideal_speedup"}
 
 
 def render(spec: str, renderers: dict) -> str:
+    """A table from its spec; FILE may be FILE1+FILE2+...: results of the same protocol whose
+    rows are read as one table (a sweep and a supplementary sweep of more settings)."""
     kind, path, *args = spec.split()
     if kind not in renderers:
         raise ValueError(f"unknown table kind {kind!r} (known: {', '.join(sorted(renderers))})")
-    with open(path) as f:
-        result = json.load(f)
+    if "," in path:  # several results, each a table's line (verdicts)
+        result = {"results": [_load(part) for part in path.split(",")]}
+    else:
+        result = _load(path)
     return renderers[kind](result, *args).rstrip("\n") + "\n"
+
+
+def _load(path: str) -> dict:
+    results = []
+    for part in path.split("+"):
+        with open(part) as f:
+            results.append(json.load(f))
+    return results[0] if len(results) == 1 else results[0] | {"rows": [r for x in results for r in x["rows"]]}
 
 
 def regenerate(text: str) -> str:

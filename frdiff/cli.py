@@ -90,12 +90,17 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> dict:
+    from .distributed import device, is_main, processes
     from .glyphs import load_classifier
     from .glyphs.evaluate import evaluate
 
+    state = processes()  # several processes under torchrun / accelerate launch
+    args.device = device(state, args.device)
     pipe = _load(args)
     result = evaluate(pipe, load_classifier(), args.samples, args.steps, args.seed,
-                      args.batch, progress=not args.json, **_call_kwargs(args))
+                      args.batch, progress=not args.json, state=state, **_call_kwargs(args))
+    if not is_main(state):
+        return {"quiet": True}  # the main process reports
     return result | {"model": args.model, "scheduler": args.scheduler}
 
 
@@ -203,12 +208,17 @@ def _add_tune(sub) -> None:
 
 def _run_tune(args) -> dict:
     from .autofr import tune
+    from .distributed import device, is_main, processes
 
+    state = processes()  # several processes: the structured starts are scored in shares
+    args.device = device(state, args.device)
     pipe = _load(args)
     t0 = time.perf_counter()
     result = tune(pipe, args.steps, args.target_speedup, per_block=args.per_block,
-                  iterations=args.iterations, seed=args.seed, progress=not args.json,
-                  mixing=_mixing(args))
+                  iterations=args.iterations, seed=args.seed, progress=not args.json and is_main(state),
+                  mixing=_mixing(args), state=state)
+    if not is_main(state):
+        return {"quiet": True}  # the main process writes the policy
     meta = {"model": args.model, "scheduler": args.scheduler, "steps": args.steps,
             "target_speedup": args.target_speedup, "per_block": args.per_block,
             "iterations": args.iterations, "seed": args.seed, "mixing": args.mixing,
@@ -222,7 +232,8 @@ def _add_sweep(sub) -> None:
                                      "with the speed/quality Pareto front")
     _add_model_args(p)
     p.add_argument("--policies", default="uniform:2,uniform:3,deep:2,deep:3",
-                   help="comma-separated policy specs or JSON files (as for bench), or magnitude:THRESHOLD[:ROW]")
+                   help="comma-separated policy specs or JSON files (as for bench), magnitude:THRESHOLD[:ROW], "
+                        "or SAMPLER@STEPS:SPEC (the policy on another sampler and step count)")
     p.add_argument("--peers", default="",
                    help="comma-separated peers measured beside them (all, or: " + ", ".join(_peer_names()) + ")")
     p.add_argument("--fewer-steps", default=None,
@@ -235,12 +246,14 @@ def _add_sweep(sub) -> None:
 
 
 def _run_sweep(args) -> dict:
+    from .distributed import device, is_main, processes
     from .glyphs import load_classifier
     from .glyphs.bench import sweep, sweep_table
-
     from .glyphs.peer_rows import resolve
 
     chosen, _ = resolve(args.peers.split(",")) if args.peers.strip() else ([], False)
+    state = processes()  # several processes under torchrun / accelerate launch
+    args.device = device(state, args.device)
     pipe = _load(args)
     specs = [s.strip() for s in args.policies.split(",") if s.strip()]
     try:
@@ -248,16 +261,36 @@ def _run_sweep(args) -> dict:
     except ValueError:
         raise ValueError(f"--fewer-steps must be comma-separated step counts, got {args.fewer_steps!r}") from None
     # every bad spec is an error before any measuring
-    policies = [(spec, _policy(argparse.Namespace(**{**vars(args), "policy": spec}), pipe)) for spec in specs]
+    policies = [_sweep_policy(args, spec, pipe) for spec in specs]
     result = sweep(pipe, load_classifier(), policies, _mixing(args), args.steps, fewer, batch=args.batch,
                    samples=args.samples, repeats=args.repeats, seed=args.seed, progress=not args.json,
-                   peers=chosen, scheduler=args.scheduler, report=None if args.json else _print_row)
+                   peers=chosen, scheduler=args.scheduler, report=None if args.json else _print_row,
+                   state=state)
     result = {"command": "python -m frdiff " + shlex.join(args.argv), "model": args.model,
               "scheduler": args.scheduler} | result
+    if not is_main(state):
+        return {"quiet": True}  # the main process reports
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
     return result | {"markdown": sweep_table(result)}
+
+
+def _sweep_policy(args, spec: str, pipe) -> tuple:
+    """(name, policy) for a sweep's spec, or (name, policy, sampler, steps) for
+    `SAMPLER@STEPS:SPEC`: the policy SPEC on another sampler and step count (e.g.
+    `dpmsolver@20:magnitude:0.24`), measured against the sweep's own full compute."""
+    head, _, rest = spec.partition(":")
+    if "@" not in head:
+        return spec, _policy(argparse.Namespace(**{**vars(args), "policy": spec}), pipe)
+    sampler, _, steps = head.partition("@")
+    from .schedulers import SCHEDULERS
+
+    if sampler not in SCHEDULERS or not steps.isdigit() or int(steps) < 1 or not rest:
+        raise ValueError(f"bad policy {spec!r}; expected SAMPLER@STEPS:SPEC with SAMPLER one of "
+                         f"{', '.join(SCHEDULERS)}, e.g. dpmsolver@20:uniform:2")
+    inner = argparse.Namespace(**{**vars(args), "policy": rest, "scheduler": sampler, "steps": int(steps)})
+    return spec, _policy(inner, pipe), sampler, int(steps)
 
 
 def _peer_names() -> list[str]:
@@ -322,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if result.get("quiet"):
+        return 0
     table = result.pop("markdown", None)
     if getattr(args, "json", False):
         print(json.dumps(result))

@@ -175,3 +175,17 @@ def test_policy_files_through_the_api(url, tmp_path):
     bad.write_text('{"schedule": ["F", "K", "K", "K", "K", "K"]}')
     with pytest.raises(AppError, match="step 0"):
         c.predict("glyph-unet", STEPS, handle_file(str(bad)), api_name="/import_policy")
+
+
+def test_a_short_load_over_mixed_endpoints_equals_each_request_alone(url):
+    """analysis.app_load's load phase, short: 4 clients, 2 requests each, from a mix of every
+    endpoint that runs a model (small settings); every answer equals the same request alone."""
+    from analysis.app_load import load, requests
+
+    mix = requests()
+    picked = [next(r for r in mix if r[0] == name) for name in
+              ("/generate", "/live", "/similarity", "/spectra", "/trajectory", "/check_policy")]
+    picked.append(next(r for r in mix if r[0] == "/generate" and r[1][0] == "glyph-dit"))
+    result = load(url, clients=4, seconds=120, max_requests=2, mix=picked)
+    assert result["failures"] == [] and result["mismatched"] == []
+    assert result["served"] == 8 and result["distinct_requests"] >= 2

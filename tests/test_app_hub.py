@@ -129,3 +129,25 @@ def test_the_tab_says_why_when_nothing_can_run(monkeypatch):
     assert "**Not offered on this server:** this server has no GPU." in texts
     with pytest.raises(ValueError, match="no GPU"):
         hub.generate("facebook/DiT-XL-2-256", "golden retriever", 6, 2, True, 0)
+
+
+def test_no_code_trusts_remote_code_or_unpickles_arbitrary_objects():
+    """Weights load as safetensors (diffusers' from_pretrained here, use_safetensors for hub ids),
+    checkpoints with torch.load(weights_only=True), and nothing passes trust_remote_code."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    loads = []
+    for path in [*root.glob("frdiff/**/*.py"), *root.glob("app/*.py"), root / "app.py", *root.glob("analysis/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                keywords = {k.arg: k.value for k in node.keywords}
+                assert "trust_remote_code" not in keywords, f"{path}: trust_remote_code"
+                name = ast.unparse(node.func)
+                if name.endswith("torch.load"):
+                    loads.append(path.name)
+                    flag = keywords.get("weights_only")
+                    assert isinstance(flag, ast.Constant) and flag.value is True, f"{path}: {ast.unparse(node)}"
+                assert not name.endswith(("pickle.load", "pickle.loads")), f"{path}: {name}"
+    assert "train.py" in loads  # the checkpoints are found and checked

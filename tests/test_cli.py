@@ -211,3 +211,23 @@ def test_budget_rows_compare_frdiff_with_every_peer_at_least_as_fast():
     assert by_budget[3.0]["frdiff"] is None and not by_budget[3.0]["ahead"]
     table = budget_table({"rows": rows}, budgets=(1.5, 2.0, 3.0))
     assert "+2.0 dB" in table and "-2.0 dB" in table and "| 3.0x | none this fast |" in table
+    from frdiff.glyphs.bench import verdict_table
+
+    line = verdict_table([{"rows": rows, "model": "m", "scheduler": "ddim", "steps": 50}], budgets=(1.5, 2.0, 3.0))
+    assert line.splitlines()[-1] == ("| m, ddim 50 | +2.0 dB | -2.0 dB (behind MagCache, MagCache 2.2) | "
+                                     "no row this fast |")
+
+
+def test_a_policy_on_another_sampler_is_measured_against_the_sweeps_full_compute(capsys):
+    out = _json(capsys, ["sweep", "--model", "glyph-unet", "--steps", "6", "--batch", "2", "--samples", "2",
+                         "--repeats", "1", "--policies", "uniform:2,dpmsolver@4:uniform:2", "--fewer-steps", "3",
+                         "--json"])
+    here, other = out["rows"][0], out["rows"][1]
+    assert other["setting"] == "DPM-Solver++ 4 steps + dpmsolver@4:uniform:2, mixing on"
+    assert other["sampler"] == "DPM-Solver++" and other["run_steps"] == 4
+    # 6 / 4 steps, times uniform:2's own counted speedup on 4 steps (3 keyframes of 4 with mixing)
+    assert 6 / 4 < other["ideal_speedup"] < 6 / 4 * here["ideal_speedup"] + 0.5 and other["psnr"] < 100
+    for bad, message in (("nope@4:uniform:2", "SAMPLER@STEPS:SPEC"), ("ddim@x:uniform:2", "SAMPLER@STEPS:SPEC"),
+                         ("ddim@4:", "SAMPLER@STEPS:SPEC"), ("ddim@4:uniform:0", "interval")):
+        assert main(["sweep", "--model", "glyph-unet", "--steps", "6", "--policies", bad, "--json"]) == 2
+        assert message in capsys.readouterr().err

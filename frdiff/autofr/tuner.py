@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..cost import CallCosts, MacCounter, policy_gates
+from ..distributed import run_shared
 from ..magnitude import Calibration, calibrate, policy_for_speedup
 from ..patching import Patches
 from ..mixing import ScoreMixing
@@ -56,7 +57,7 @@ class TuneConfig:
     segment: int | None = None
     call_kwargs: dict | None = None
     tuning_batches: int = 4
-    selection_batches: int = 2
+    selection_batches: int = 4  # held-out batches that choose between policies: 8 images by default
     checks: int = 6
     progress: bool = True
     calibration: Calibration | None = None  # magnitude ratios (None: calibrated on the fly)
@@ -65,6 +66,9 @@ class TuneConfig:
     # ("descent", counted over both families); an exception raised in either callback stops
     # the tuner there, the model restored (how an app cancels or time-limits a run)
     on_progress: Callable[[str, int, int], None] | None = field(default=None, repr=False)
+    # accelerate's PartialState (frdiff.distributed.processes()): the structured starts are
+    # scored in shares across processes; every process then descends the same way
+    state: object | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.mixing = self.mixing if self.mixing is not None else ScoreMixing()
@@ -207,12 +211,17 @@ class Tuner:
             zeros = torch.zeros(self.n, self.width)
             found = {"projected": project(zeros, zeros, self.costs, self.config.mixing,
                                           self.target, self.names)}
-        scored = {}
-        for i, (name, p) in enumerate(found.items()):
-            scored[name] = p, self.selection_loss(p)
+        done = [0]
+
+        def score(item):
+            name, p = item
+            loss = self.selection_loss(p)
+            done[0] += 1
             if self.config.on_progress is not None:
-                self.config.on_progress("starts", i + 1, len(found))
-        return scored
+                self.config.on_progress("starts", done[0], len(found))
+            return name, (p, loss)
+
+        return dict(run_shared(self.config.state, list(found.items()), score))
 
     def magnitude_starts(self, depths: dict[str, int], residual: list[bool]) -> dict[str, KeyframePolicy]:
         """Each template row on the magnitude schedule that just meets the target."""

@@ -7,6 +7,8 @@ compares the two on the same noise and labels, judged by the glyph classifier.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ..accelerate import accelerate, block_depths
@@ -104,19 +106,32 @@ def bench(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixing, steps: 
 
 
 # -- rows of a comparison (`sweep`, analysis/deepcache.py): one setting each, same protocol --
-def collect_rows(jobs, progress: bool = True, report=None) -> list[dict]:
-    """Run row jobs in order; each takes the full-compute images of the one before (None for
-    the first), so the baseline is generated once. `report(row)` sees every finished row."""
+def collect_rows(jobs, progress: bool = True, report=None, state=None) -> list[dict]:
+    """Run row jobs in order; each takes the full-compute images of the one before in its
+    process (None for the first), so the baseline is generated once per process. `report(row)`
+    sees every finished row. `state` (frdiff.distributed.processes()): the jobs are shared
+    between the processes and every process gets all rows back, in order."""
     from tqdm.auto import tqdm
 
-    rows, baseline = [], None
-    for job in tqdm(jobs, desc="settings", disable=not progress):
-        row = job(baseline)
-        baseline = row.pop("baseline_images")
-        rows.append(row)
+    from ..distributed import count, is_main, run_shared
+
+    share = -(-len(jobs) // count(state))
+    bar = tqdm(total=share, desc="settings" if state is None else "settings (this process's share)",
+               disable=not progress or not is_main(state))
+    baseline = [None]
+
+    def work(job):
+        row = job(baseline[0])
+        baseline[0] = row.pop("baseline_images")
+        bar.update(1)
         if report is not None:
             report(row)
-    return rows
+        return row
+
+    try:
+        return run_shared(state, jobs, work)
+    finally:
+        bar.close()
 
 
 def policy_row(pipe, classifier, spec: str, mixing: ScoreMixing, labels: list[int], steps: int,
@@ -151,6 +166,27 @@ def context_row(pipe, classifier, method: str, setting: str, make_context, label
         classifier, images, base, q_labels) | {"ideal_speedup": ideal, "baseline_images": base}
 
 
+@contextlib.contextmanager
+def using(pipe, scheduler):
+    """`pipe` samples with `scheduler` inside the `with` block; its own scheduler after."""
+    own = pipe.scheduler
+    pipe.scheduler = scheduler
+    try:
+        yield pipe
+    finally:
+        pipe.scheduler = own
+
+
+def _sampler(pipe, name: str | None):
+    """A new scheduler `name` (frdiff.schedulers) with the pipeline's betas, or its own for None."""
+    if not name:
+        return pipe.scheduler
+    own = pipe.scheduler
+    other = set_scheduler(pipe, name).scheduler
+    pipe.scheduler = own
+    return other
+
+
 def fewer_steps_row(pipe, classifier, fewer: int, labels: list[int], steps: int, seed: int,
                     samples: int, repeats: int, baseline: torch.Tensor | None = None,
                     scheduler: str | None = None) -> dict:
@@ -158,33 +194,53 @@ def fewer_steps_row(pipe, classifier, fewer: int, labels: list[int], steps: int,
     `frdiff.schedulers`, same betas) with `fewer` steps than the full-compute `steps`."""
     if not 1 <= fewer <= steps:
         raise ValueError(f"fewer steps must be in 1..{steps}, got {fewer}")
-    full = pipe.scheduler
-    other = set_scheduler(pipe, scheduler).scheduler if scheduler else full
-    pipe.scheduler = full
+    full, other = pipe.scheduler, _sampler(pipe, scheduler)
 
     def run(n: int, sampler):
         def call():
-            pipe.scheduler = sampler
-            try:
+            with using(pipe, sampler):
                 return pipe(labels, num_inference_steps=n, generator=torch.Generator().manual_seed(seed),
                             output_type="pt")
-            finally:
-                pipe.scheduler = full
         return call
 
     speed = timed_pair(run(steps, full), run(fewer, other), repeats)
     q_labels = balanced_labels(samples, len(pipe.labels))
     base = baseline if baseline is not None else generate(pipe, q_labels, steps, seed + 1000, progress=False)
-    pipe.scheduler = other
-    try:
+    with using(pipe, other):
         images = generate(pipe, q_labels, fewer, seed + 1000, progress=False)
-    finally:
-        pipe.scheduler = full
     name = scheduler_name(other)
     return {"method": "fewer steps" if other is full else f"{name} (other sampler)",
             "setting": f"{name} {fewer} steps", "fewer_steps": fewer} | speed | \
         quality_against(classifier, images, base, q_labels) | {"ideal_speedup": steps / fewer,
                                                                "baseline_images": base}
+
+
+def sampler_policy_row(pipe, classifier, spec: str, policy: KeyframePolicy, mixing: ScoreMixing, scheduler: str,
+                       run_steps: int, labels: list[int], steps: int, seed: int, samples: int, repeats: int,
+                       baseline: torch.Tensor | None = None) -> dict:
+    """frdiff on another sampler and step count: `policy` (for `run_steps` steps) on `scheduler`,
+    against the sweep's full compute (its own sampler with `steps`); counted speedup
+    steps / run_steps times the policy's own."""
+    other = _sampler(pipe, scheduler)
+
+    def baseline_call():
+        pipe(labels, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed), output_type="pt")
+
+    def accelerated():
+        with using(pipe, other), accelerate(pipe, policy, mixing):
+            pipe(labels, num_inference_steps=run_steps, generator=torch.Generator().manual_seed(seed),
+                 output_type="pt")
+
+    speed = timed_pair(baseline_call, accelerated, repeats)
+    q_labels = balanced_labels(samples, len(pipe.labels))
+    base = baseline if baseline is not None else generate(pipe, q_labels, steps, seed + 1000, progress=False)
+    with using(pipe, other), accelerate(pipe, policy, mixing) as run:
+        images = generate(pipe, q_labels, run_steps, seed + 1000, progress=False)
+    name = scheduler_name(other)
+    return {"method": "frdiff", "setting": f"{name} {run_steps} steps + {spec}, mixing "
+            f"{'on' if mixing.enabled else 'off'}", "policy": spec, "sampler": name, "run_steps": run_steps} | \
+        speed | quality_against(classifier, images, base, q_labels) | {
+            "ideal_speedup": steps / run_steps * run.stats.ideal_speedup, "baseline_images": base}
 
 
 def scheduler_name(scheduler) -> str:
@@ -198,11 +254,15 @@ def scheduler_name(scheduler) -> str:
 def sweep(pipe, classifier, specs: list, mixing: ScoreMixing, steps: int,
           fewer_steps: list[int] | None = None, batch: int = 8, samples: int = 64, repeats: int = 3,
           seed: int = 0, progress: bool = True, peers: list | None = None, scheduler: str = "ddim",
-          report=None) -> dict:
-    """Policies (specs as for `bench`, or (name, policy) pairs), fewer-steps baselines (default
+          report=None, state=None) -> dict:
+    """Policies (specs as for `bench`, (name, policy) pairs, or (name, policy, sampler, steps) for a
+    policy on another sampler and step count), fewer-steps baselines (default
     steps/2, steps/3) and `peers` (from `peer_rows.resolve`; rows reported for those that cannot
     run on this model) under one protocol, with the speed/quality Pareto front by counted and by
-    measured speedup. `scheduler`: the name of the pipeline's sampler (for the peers)."""
+    measured speedup. `scheduler`: the name of the pipeline's sampler (for the peers). `state`
+    (frdiff.distributed.processes()): the rows are shared between processes, each row timed
+    within the process that measures it; every process returns the whole result."""
+    from ..distributed import count
     from .peer_rows import peer_jobs
 
     fewer = fewer_steps if fewer_steps is not None else sorted(
@@ -211,15 +271,19 @@ def sweep(pipe, classifier, specs: list, mixing: ScoreMixing, steps: int,
                   seed=seed, samples=samples, repeats=repeats)
 
     def frdiff_job(spec):
+        if not isinstance(spec, str) and len(spec) == 4:  # (name, policy, sampler, its steps)
+            name, policy, sampler, run_steps = spec
+            return lambda b: sampler_policy_row(pipe, classifier, name, policy, mixing, sampler, run_steps,
+                                                baseline=b, **common)
         name, policy = (spec, None) if isinstance(spec, str) else spec
         return lambda b: policy_row(pipe, classifier, name, mixing, baseline=b, policy=policy, **common)
 
     jobs = [frdiff_job(s) for s in specs]
     jobs += [lambda b, k=k: fewer_steps_row(pipe, classifier, k, baseline=b, **common) for k in fewer]
     extra, reported = peer_jobs(pipe, classifier, peers or [], scheduler, common, set(fewer))
-    rows = mark_front(collect_rows(jobs + extra, progress=progress, report=report)) + reported
+    rows = mark_front(collect_rows(jobs + extra, progress=progress, report=report, state=state)) + reported
     return {"steps": steps, "batch": batch, "samples": samples, "repeats": repeats, "seed": seed,
-            "machine": machine(), "rows": rows}
+            "machine": machine(), "processes": count(state), "rows": rows}
 
 
 def mark_front(rows: list[dict]) -> list[dict]:
@@ -289,9 +353,11 @@ def budget_table(result: dict, budgets=BUDGETS, key: str = "speedup") -> str:
     for row in budget_rows(result, budgets, key):
         ours, peer = row["frdiff"], row["peer"]
         if ours is None:
-            best = peer and f"{peer['method']}, {peer['setting']}"
-            lines.append(f"| {row['budget']}x | none this fast | | {best or 'none'} | "
-                         f"{peer and speed(peer) + ', ' + format(peer['psnr'], '.1f') + ' dB' or ''} | behind |")
+            if peer is None:
+                lines.append(f"| {row['budget']}x | none this fast | | none this fast | | no row this fast |")
+            else:
+                lines.append(f"| {row['budget']}x | none this fast | | {peer['method']}, {peer['setting']} | "
+                             f"{speed(peer)}, {peer['psnr']:.1f} dB | behind |")
             continue
         quality = (f"{speed(ours)}, {ours['psnr']:.1f} dB, {ours['class_accuracy']:.3f} (full "
                    f"{ours['baseline_class_accuracy']:.3f}), {ours['fd']:.2f} (full {ours['baseline_fd']:.2f})")
@@ -301,4 +367,27 @@ def budget_table(result: dict, budgets=BUDGETS, key: str = "speedup") -> str:
         margin = ours["psnr"] - peer["psnr"]
         lines.append(f"| {row['budget']}x | {ours['setting']} | {quality} | {peer['method']}, {peer['setting']} | "
                      f"{speed(peer)}, {peer['psnr']:.1f} dB | {margin:+.1f} dB |")
+    return "\n".join(lines)
+
+
+def verdict_table(results: list[dict], budgets=BUDGETS, key: str = "speedup") -> str:
+    """One line per sweep (model, sampler): at each budget, frdiff's margin over the best peer
+    at least as fast as frdiff's best row (`budget_rows`), or the peer that wins."""
+    lines = ["| model, sampler | " + " | ".join(f"at least {b}x" for b in budgets) + " |",
+             "|---|" + "---|" * len(budgets)]
+    for result in results:
+        cells = []
+        for row in budget_rows(result, budgets, key):
+            ours, peer = row["frdiff"], row["peer"]
+            if ours is None:
+                cells.append("no row this fast" if peer is None else
+                             f"no frdiff row; {peer['method']}, {peer['setting']}: {peer['psnr']:.1f} dB")
+            elif peer is None:
+                cells.append(f"{ours['psnr']:.1f} dB at {ours[key]:.2f}x, no peer as fast")
+            else:
+                margin = ours["psnr"] - peer["psnr"]
+                cells.append(f"{'+' if margin > 0 else ''}{margin:.1f} dB"
+                             + ("" if margin > 0 else f" (behind {peer['method']}, {peer['setting']})"))
+        lines.append(f"| {result.get('model', '?')}, {result.get('scheduler', '?')} {result['steps']} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
