@@ -141,6 +141,8 @@ def load(url: str, clients: int, seconds: float, seed: int = 0, max_requests: in
         t.start()
     for t in threads:
         t.join()
+    print(f"load: {len(answers)} served, {len(failures)} failed; now each distinct request alone",
+          file=sys.stderr, flush=True)
     alone = {}
     client = Client(url, verbose=False)
     for i in sorted({i for i, _, _ in answers}):

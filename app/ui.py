@@ -210,7 +210,9 @@ def _redundancy_tab(settings, policy, runs):
     measure = gr.Button("Measure", variant="primary", elem_id="measure")
     heatmap = gr.Plot(label="per-block change", elem_id="heatmap")
     summary = gr.Markdown(elem_id="redundancy-summary")
-    block = gr.Dropdown(list(blocks_of(DEFAULT[0])), value=list(blocks_of(DEFAULT[0]))[0],
+    # any model's block names are accepted (API callers pick a DiT block without a measurement
+    # first); an unknown one falls back to the first block of the measured model
+    block = gr.Dropdown(list(blocks_of(DEFAULT[0])), value=list(blocks_of(DEFAULT[0]))[0], allow_custom_value=True,
                         label="block for the step x step matrix", elem_id="block")
     matrix = gr.Plot(label="step x step distance", elem_id="pairwise")
     with gr.Accordion("numbers (JSON)", open=False):
