@@ -13,13 +13,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate
+from frdiff import timing
 from frdiff.metrics import psnr
 
 from .inputs import seed_of, whole_number
@@ -29,8 +29,6 @@ from .inputs import seed_of, whole_number
 class HubModel:
     pipeline: str  # the diffusers class, by name (from this list only)
     conditioning: str  # "prompt" (text) or "class" (an ImageNet class name)
-    resolution: int
-    steps: int  # its usual step count
     extra: tuple = ()  # (name, value) call arguments it always gets
 
 
@@ -38,10 +36,10 @@ PIXART = (("use_resolution_binning", False),  # its native size is in its bins: 
           ("clean_caption", False))  # needs beautifulsoup4 and ftfy, which the Space need not have
 
 HUB_MODELS = {
-    "stable-diffusion-v1-5/stable-diffusion-v1-5": HubModel("StableDiffusionPipeline", "prompt", 512, 50),
-    "stabilityai/stable-diffusion-xl-base-1.0": HubModel("StableDiffusionXLPipeline", "prompt", 1024, 30),
-    "PixArt-alpha/PixArt-XL-2-512x512": HubModel("PixArtAlphaPipeline", "prompt", 512, 20, PIXART),
-    "facebook/DiT-XL-2-256": HubModel("DiTPipeline", "class", 256, 50),
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": HubModel("StableDiffusionPipeline", "prompt"),
+    "stabilityai/stable-diffusion-xl-base-1.0": HubModel("StableDiffusionXLPipeline", "prompt"),
+    "PixArt-alpha/PixArt-XL-2-512x512": HubModel("PixArtAlphaPipeline", "prompt", PIXART),
+    "facebook/DiT-XL-2-256": HubModel("DiTPipeline", "class"),
 }
 MAX_PROMPT = 500  # characters
 
@@ -132,13 +130,9 @@ def call_kwargs(spec: HubModel, pipe, prompt) -> dict:
 
 
 def _timed(fn):
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - start
+    """fn()'s output and its seconds, the GPU's queued work included (frdiff.timing's sync)."""
+    out = []
+    return out, timing._timed(lambda: out.append(fn()))
 
 
 @gpu(duration=120)
@@ -163,9 +157,9 @@ def generate(model_id, prompt, steps, interval, mixing_on, seed) -> dict:
         return images
 
     with lock:
-        full, full_s = _timed(call)
+        (full,), full_s = _timed(call)
         with accelerate(pipe, policy, mixing) as run:
-            fast, fast_s = _timed(call)
+            (fast,), fast_s = _timed(call)
     return {"full": full.float().cpu(), "frdiff": fast.float().cpu(), "full_seconds": full_s,
             "frdiff_seconds": fast_s, "psnr": psnr(fast.float().cpu(), full.float().cpu()),
             "stats": run.stats.as_dict()}

@@ -160,10 +160,9 @@ def deepcache(pipe, interval: int = DeepCacheSettings.interval,
     on exit each module's own `forward` attribute is put back exactly instead.
     """
     settings = DeepCacheSettings(interval, branch_id)
-    unet = getattr(pipe, "unet", None)
-    if not isinstance(unet, torch.nn.Module) or getattr(unet, "mid_block", None) is None:
-        raise ValueError(f"DeepCache applies to UNet pipelines (a `unet` with down blocks and a "
-                         f"mid block); this pipeline's denoiser is a {_denoiser_name(pipe)}")
+    if reason := deepcache_unfit(pipe):
+        raise ValueError(reason)
+    unet = pipe.unet
     last = 3 * len(unet.down_blocks) - 1
     if branch_id > last:  # DeepCache's branch b is (down block b // 3, layer b % 3)
         raise ValueError(f"DeepCache branch_id must be in 0..{last} for this UNet's "
@@ -179,6 +178,15 @@ def deepcache(pipe, interval: int = DeepCacheSettings.interval,
     finally:
         helper.reset_states()  # drops the cached block outputs
         restore()
+
+
+def deepcache_unfit(pipe) -> str:
+    """'' when DeepCache applies to `pipe` (a `unet` with a mid block), else why not."""
+    unet = getattr(pipe, "unet", None)
+    if isinstance(unet, torch.nn.Module) and getattr(unet, "mid_block", None) is not None:
+        return ""
+    return (f"DeepCache applies to UNet pipelines (a `unet` with down blocks and a mid block); "
+            f"this pipeline's denoiser is a {_denoiser_name(pipe)}")
 
 
 def _denoiser_name(pipe) -> str:
@@ -637,7 +645,7 @@ def peer_methods(pipe, deepcache_interval: int = 3) -> dict[str, PeerMethod]:
     """The peer methods that apply to `pipe`'s denoiser, by display name (unavailable ones too)."""
     model = denoiser_of(pipe)
     methods: list[PeerMethod] = []
-    if getattr(pipe, "unet", None) is model and getattr(model, "mid_block", None) is not None:
+    if getattr(pipe, "unet", None) is model and not deepcache_unfit(pipe):
         methods.append(PeerMethod(
             f"DeepCache (interval {deepcache_interval})", "DeepCache", f"interval "
             f"{deepcache_interval}, branch 0", lambda steps, **_: deepcache(pipe, deepcache_interval),

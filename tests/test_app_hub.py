@@ -65,8 +65,6 @@ def tiny_hub(monkeypatch, tmp_path, offered):
         return pipe.to(dtype=torch.bfloat16)  # the requested fp16 is slow on a CPU; bf16 as test_half_precision
 
     monkeypatch.setattr(hub, "_from_pretrained", from_pretrained)
-    monkeypatch.setitem(hub.HUB_MODELS, "stable-diffusion-v1-5/stable-diffusion-v1-5",
-                        hub.HubModel("StableDiffusionPipeline", "prompt", 16, 50))
     return calls
 
 

@@ -55,10 +55,7 @@ class SweepPeer:
 
 
 def _unet(pipe, scheduler: str) -> str:
-    unet = getattr(pipe, "unet", None)
-    if unet is not None and getattr(unet, "mid_block", None) is not None:
-        return ""
-    return f"DeepCache applies to UNet pipelines; this one's denoiser is a {type(denoiser_of(pipe)).__name__}"
+    return peers.deepcache_unfit(pipe)
 
 
 def _blocks(pipe, scheduler: str, at_least: int = 1) -> str:
