@@ -55,8 +55,8 @@ class AdaptivePolicy:
         object.__setattr__(self, "threshold", threshold)
         if self.reuse == "block":  # KeyframePolicy's name for whole-block reuse
             object.__setattr__(self, "reuse", "skip")
-        if self.reuse not in REUSE_MODES:
-            raise ValueError(f"reuse must be 'fr', 'skip' or 'residual', got {self.reuse!r}")
+        if not isinstance(self.reuse, str) or self.reuse not in REUSE_MODES:
+            raise ValueError(f"reuse must be 'fr', 'skip' or 'residual', got {self.reuse!r:.60}")
         limit = self.max_reuse
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"max_reuse must be None or an integer >= 0, got {self.max_reuse!r}")

@@ -25,19 +25,76 @@ def positive(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """An argparse type: a random seed, 0 <= seed < 2**63 (what torch.Generator takes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text[:80]!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError("must be in 0 .. 2**63 - 1")
+    return value
+
+
+def number(low: float = 0.0, strict: bool = True, high: float = 1e6):
+    """An argparse type: a number above `low` (at least `low` when not strict), at most `high`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text[:80]!r}") from None
+        if not (low <= value <= high) or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"must be a number {'>' if strict else '>='} {low:g} "
+                                             f"and <= {high:g}, got {text[:80]!r}")
+        return value
+    return parse
+
+
+def sample_count(text: str) -> int:
+    """An argparse type: a number of images for quality figures (a Frechet distance needs two)."""
+    value = positive(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 (a Frechet distance needs two images), "
+                                         f"got {value}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """An argparse type: a torch device that exists on this machine (cpu, cuda, cuda:1, mps)."""
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a device; use cpu, cuda, cuda:N "
+                                         f"or mps") from None
+    if device.type == "cpu":
+        return text
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise argparse.ArgumentTypeError("no CUDA device on this machine; use cpu")
+        if device.index is not None and device.index >= count:
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {count} CUDA device(s)")
+        return text
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return text
+    raise argparse.ArgumentTypeError(f"{text[:80]!r} is not available here; use cpu"
+                                     + (", cuda" if torch.cuda.is_available() else ""))
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an embedded glyph model (resumable)")
     p.add_argument("--model", required=True, choices=("glyph-unet", "glyph-dit", "classifier"))
     p.add_argument("--steps", type=positive, required=True, help="total optimiser steps")
     p.add_argument("--batch", type=positive, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument("--lr", type=number(high=10.0), default=1e-3)
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--threads", type=positive, default=None, help="torch threads (default: all)")
     p.add_argument("--run-dir", default=None, help="checkpoint folder (default runs/MODEL)")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="warm start from exported weights (e.g. assets/glyph-dit); fresh optimiser")
-    p.add_argument("--device", default="cpu", help="where the model trains: cpu, cuda, ...")
-    p.add_argument("--max-minutes", type=float, default=None,
+    p.add_argument("--device", type=device_name, default="cpu",
+                   help="where the model trains: cpu, cuda, ...")
+    p.add_argument("--max-minutes", type=number(), default=None,
                    help="stop after this much wall time with a checkpoint (rerun to go on)")
     p.add_argument("--export", default=None, metavar="DIR",
                    help="after training, write the EMA weights here (e.g. assets/glyph-unet)")
@@ -63,9 +120,9 @@ def _add_model_args(p, steps_default: int = 50) -> None:
                    help="glyph-unet, glyph-dit, or a local GlyphPipeline folder")
     p.add_argument("--steps", type=positive, default=steps_default, help="sampling steps")
     p.add_argument("--scheduler", default="ddim", help="ddim, dpmsolver or euler")
-    p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the pipeline's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
+    p.add_argument("--guidance", type=number(strict=False), default=None, help="CFG scale (default: the pipeline's)")
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--device", type=device_name, default=None, help="cpu (default), cuda, cuda:1, ...")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -85,7 +142,7 @@ def _call_kwargs(args) -> dict:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="class accuracy and Frechet distance of samples")
     _add_model_args(p)
-    p.add_argument("--samples", type=positive, default=512)
+    p.add_argument("--samples", type=sample_count, default=512)
     p.add_argument("--batch", type=positive, default=64)
 
 
@@ -182,7 +239,7 @@ def _add_bench(sub) -> None:
                    help="uniform:K[:block], deep:K[:LEVELS[:F]], adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]] "
                         "(keyframes chosen at run time by a probe) or a policy JSON file")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
-    p.add_argument("--samples", type=positive, default=256, help="images for the quality figures")
+    p.add_argument("--samples", type=sample_count, default=256, help="images for the quality figures")
     p.add_argument("--repeats", type=positive, default=5, help="interleaved timing pairs")
 
 
@@ -199,7 +256,7 @@ def _run_bench(args) -> dict:
 def _add_tune(sub) -> None:
     p = sub.add_parser("tune", help="learn a keyframe policy to a speed target (Auto-FR)")
     _add_model_args(p)
-    p.add_argument("--target-speedup", type=float, required=True)
+    p.add_argument("--target-speedup", type=number(1.0, strict=False), required=True)
     p.add_argument("--per-block", action="store_true", help="gates per step x block")
     p.add_argument("--iterations", type=positive, default=30, help="gradient iterations")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
@@ -240,7 +297,7 @@ def _add_sweep(sub) -> None:
                    help="comma-separated step counts of the plain sampler (default: steps/2, steps/3)")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
     p.add_argument("--batch", type=positive, default=8, help="batch of the timed calls")
-    p.add_argument("--samples", type=positive, default=64, help="images for the quality figures")
+    p.add_argument("--samples", type=sample_count, default=64, help="images for the quality figures")
     p.add_argument("--repeats", type=positive, default=3, help="interleaved timing pairs per row")
     p.add_argument("--out", default=None, help="also write the result JSON here")
 

@@ -72,6 +72,9 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     tr sqrt(C_a C_b) is computed as the sum of square roots of the eigenvalues of the
     symmetric PSD matrix sqrt(C_a) C_b sqrt(C_a): stable for singular covariances and free of
     scipy's sqrtm, whose signature changed across releases."""
+    if len(features_a) < 2 or len(features_b) < 2:
+        raise ValueError(f"a Frechet distance needs at least 2 samples per set, got "
+                         f"{len(features_a)} and {len(features_b)}")
     a = features_a.double().cpu().numpy()
     b = features_b.double().cpu().numpy()
     mu_a, mu_b = a.mean(0), b.mean(0)

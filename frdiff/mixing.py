@@ -39,11 +39,21 @@ class ScoreMixing:
     multistep: str = "extrapolate"  # reuse steps of DPM-Solver++: "hold" or "extrapolate"
 
     def __post_init__(self):
+        for name in ("slope", "bias"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r:.60}")
+            try:
+                object.__setattr__(self, name, float(value))
+            except OverflowError:
+                raise ValueError(f"{name} is too large: {value!r:.60}") from None
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"enabled must be True or False, got {self.enabled!r:.60}")
         if not (0.0 < self.slope <= 1e4):
             raise ValueError(f"slope must be in (0, 1e4], got {self.slope}")
         if not (0.0 <= self.bias <= 1.0):
             raise ValueError(f"bias must be in [0, 1], got {self.bias}")
-        if self.multistep not in ("hold", "extrapolate"):
+        if not isinstance(self.multistep, str) or self.multistep not in ("hold", "extrapolate"):
             raise ValueError(f"multistep must be 'hold' or 'extrapolate', got {self.multistep!r}")
 
     @classmethod

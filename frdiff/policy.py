@@ -59,6 +59,10 @@ class KeyframePolicy:
             raise ValueError("step 0 must be a keyframe for every block (its caches are empty)")
         if self.blocks is not None and len(set(self.blocks)) != len(self.blocks):
             raise ValueError("block names must be unique")
+        odd = [b for b in self.blocks or () if not b or b.startswith("#") or len(b.split()) != 1]
+        if odd:  # module names; the text grid separates a name from its modes by whitespace
+            raise ValueError(f"block name {odd[0]!r:.60} is not a module name (empty, with spaces "
+                             f"or starting with '#')")
 
     # -- constructors ------------------------------------------------------------------
     @classmethod
@@ -67,22 +71,26 @@ class KeyframePolicy:
         keyframes every block uses FR (reuse="fr"), skips (reuse="block"), reuses its residual
         (reuse="residual", residual blocks only) or the step makes no call at all (reuse="none":
         reduced NFE, i.e. fewer steps)."""
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f"interval must be an integer >= 1, got {interval!r}")
-        return cls.from_steps(num_steps, range(0, max(num_steps, 1), interval), reuse)
+        num_steps, interval = _count(num_steps, "num_steps"), _count(interval, "interval")
+        return cls.from_steps(num_steps, range(0, num_steps, interval), reuse)
 
     @classmethod
     def from_steps(cls, num_steps: int, keyframes: Iterable[int], reuse: str = "fr") -> "KeyframePolicy":
         """Keyframes at the given steps; between them every block reuses ("fr", "block",
         "residual") or no call is made ("none")."""
-        if not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
-        if reuse not in _REUSE:
-            raise ValueError(f"reuse must be one of {', '.join(_REUSE)}, got {reuse!r}")
-        keys = set(keyframes)
-        bad = sorted(k for k in keys if not (isinstance(k, int) and 0 <= k < num_steps))
+        num_steps = _count(num_steps, "num_steps")
+        if not isinstance(reuse, str) or reuse not in _REUSE:
+            raise ValueError(f"reuse must be one of {', '.join(_REUSE)}, got {_kind(reuse)}")
+        if isinstance(keyframes, (str, bytes, dict)) or not isinstance(keyframes, Iterable):
+            raise ValueError(f"keyframes must be step numbers, got {_kind(keyframes)}")
+        keys = list(keyframes)
+        not_steps = [k for k in keys if isinstance(k, bool) or not isinstance(k, int)]
+        if not_steps:
+            raise ValueError(f"keyframe steps must be whole numbers, got {_kind(not_steps[0])}")
+        keys = set(keys)
+        bad = sorted(k for k in keys if not 0 <= k < num_steps)
         if bad:
-            raise ValueError(f"keyframe steps {bad} are outside 0..{num_steps - 1}")
+            raise ValueError(f"keyframe steps {bad[:8]} are outside 0..{num_steps - 1}")
         if 0 not in keys:
             raise ValueError("step 0 must be a keyframe")
         return cls(tuple("K" if i in keys else _REUSE[reuse] for i in range(num_steps)))
@@ -93,10 +101,11 @@ class KeyframePolicy:
         """Whole-block reuse from the deepest level outward (DeepCache's granularity): between
         keyframes, blocks at depth >= keep_levels are skipped (S); the shallower ones compute
         (shallow="K") or use FR (shallow="F"). `depths` maps block names to depth (0 = outermost)."""
-        if shallow not in ("K", "F"):
-            raise ValueError(f"shallow must be 'K' or 'F', got {shallow!r}")
-        if keep_levels < 0:
-            raise ValueError(f"keep_levels must be >= 0, got {keep_levels}")
+        if not isinstance(shallow, str) or shallow not in ("K", "F"):
+            raise ValueError(f"shallow must be 'K' or 'F', got {_kind(shallow)}")
+        keep_levels = _count(keep_levels, "keep_levels", low=0)
+        if not isinstance(depths, dict) or not all(isinstance(d, int) for d in depths.values()):
+            raise ValueError(f"depths must map block names to depths, got {_kind(depths)}")
         keys = set(cls.uniform(num_steps, interval).keyframes)
         reuse = "".join("S" if d >= keep_levels else shallow for d in depths.values())
         return cls(tuple("K" * len(depths) if i in keys else reuse for i in range(num_steps)),
@@ -105,11 +114,16 @@ class KeyframePolicy:
     @classmethod
     def per_block(cls, blocks: Sequence[str], columns: dict[str, str]) -> "KeyframePolicy":
         """From one mode string per block, e.g. {"mid_block": "KSKS", ...}; all of equal length."""
+        blocks = _strings(blocks, "blocks", "block names", "block", "block name")
+        if not isinstance(columns, dict) or not all(isinstance(m, str) for m in columns.values()):
+            raise ValueError(f"columns must map block names to mode strings, got {_kind(columns)}")
         missing = [b for b in blocks if b not in columns]
         extra = [b for b in columns if b not in blocks]
         if missing or extra:
             raise ValueError(f"per-block policy: missing {missing}, unknown {extra}")
         lengths = {len(columns[b]) for b in blocks}
+        if not blocks:
+            raise ValueError("a per-block policy needs at least one block")
         if len(lengths) != 1:
             raise ValueError("every block's mode string must cover the same number of steps")
         n = lengths.pop()
@@ -190,6 +204,8 @@ class KeyframePolicy:
     def from_text(cls, text: str) -> "KeyframePolicy":
         """Parse `to_text`'s format: lines `NAME MODES`; spaces inside MODES and lines starting
         with '#' are ignored; every block must cover the same steps."""
+        if not isinstance(text, str):
+            raise ValueError(f"a policy text must be a string, got {_kind(text)}")
         columns: dict[str, str] = {}
         for number, line in enumerate(text.splitlines(), 1):
             line = line.strip()
@@ -264,6 +280,9 @@ class KeyframePolicy:
         """CLI form: "uniform:K", "uniform:K:block|residual|none", "deep:K[:LEVELS[:F]]" (needs the model's
         block depths), "adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]]" (an AdaptivePolicy), or a
         JSON file."""
+        if not isinstance(spec, str):
+            raise ValueError(f"a policy spec must be a string, got {_kind(spec)}")
+        num_steps = _count(num_steps, "num_steps")
         if spec.startswith("adaptive:"):
             return _parse_adaptive(spec, num_steps)
         if spec.startswith("deep:"):
@@ -304,6 +323,13 @@ def _strings(value, name: str, what: str, item: str, item_what: str) -> tuple[st
         if not isinstance(v, str):
             raise ValueError(f"{item} {i}: expected a {item_what}, got {_kind(v)}")
     return items
+
+
+def _count(value, name: str, low: int = 1) -> int:
+    """`value` if it is a whole number >= `low` (not a bool); else a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {_kind(value)}")
+    return value
 
 
 def _kind(value) -> str:

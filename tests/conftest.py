@@ -2,6 +2,7 @@
 
 import os
 
+import hypothesis
 import pytest
 import torch
 from diffusers import DiTTransformer2DModel, UNet2DModel
@@ -11,6 +12,21 @@ from frdiff.glyphs.models import build_scheduler
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# property tests: the same examples on every run (a CI run is reproducible); set
+# FRDIFF_HYPOTHESIS_EXPLORE=N to draw fresh random examples, N times as many, when hunting bugs
+_EXPLORE = int(os.environ.get("FRDIFF_HYPOTHESIS_EXPLORE", "0") or 0)
+hypothesis.settings.register_profile(
+    "frdiff", deadline=None, database=None, derandomize=not _EXPLORE,
+    suppress_health_check=list(hypothesis.HealthCheck),
+    # exploring: report the first failing example as found (shrinking reruns slow commands)
+    phases=[p for p in hypothesis.Phase if p != hypothesis.Phase.shrink or not _EXPLORE])
+hypothesis.settings.load_profile("frdiff")
+
+
+def examples(n: int) -> int:
+    """A property test's example count, scaled up by FRDIFF_HYPOTHESIS_EXPLORE."""
+    return n * max(_EXPLORE, 1)
+
 LABELS = "2345679ACEFHKMPRTUWX"
 
 

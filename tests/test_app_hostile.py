@@ -11,6 +11,7 @@ import hypothesis
 import pytest
 
 from app.errors import GENERIC
+from conftest import examples
 from app.presets import preset_text
 
 st = hypothesis.strategies
@@ -68,8 +69,7 @@ def test_hostile_arguments_get_a_result_or_a_clear_message(client, name):
     valid = ENDPOINTS[name]
     seen = []
 
-    @hypothesis.settings(max_examples=12, deadline=None, database=None,
-                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.settings(max_examples=examples(12))
     @hypothesis.given(position=st.integers(0, len(valid) - 1), value=HOSTILE)
     def one(position, value):
         args = list(valid)

@@ -23,10 +23,13 @@ def test_evaluate_json(capsys):
     assert same["class_accuracy"] == out["class_accuracy"] and same["fd"] == out["fd"]
 
 
-def test_unknown_device_is_an_error():
-    with pytest.raises(RuntimeError):
+@pytest.mark.parametrize("device, message", [("no-such-device", "is not a device"),
+                                             ("", "is not a device"), ("meta", "not available")])
+def test_unknown_device_is_a_clear_error_before_any_work(device, message, capsys):
+    with pytest.raises(SystemExit) as stop:
         main(["evaluate", "--model", "glyph-unet", "--samples", "2", "--steps", "1",
-              "--device", "no-such-device", "--json"])
+              "--device", device, "--json"])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("model", ["glyph-unet", "glyph-dit"])

@@ -92,6 +92,7 @@ def test_constructor_refuses_a_string_schedule():
 
 
 import hypothesis  # noqa: E402 - in requirements-dev.txt: a missing install must fail, not skip
+from conftest import examples  # noqa: E402
 st = hypothesis.strategies
 
 JSONISH = st.recursive(
@@ -102,7 +103,7 @@ JSONISH = st.recursive(
 POLICYISH = st.fixed_dictionaries({}, optional={"schedule": JSONISH, "blocks": JSONISH, "meta": JSONISH})
 
 
-@hypothesis.settings(max_examples=150, deadline=None)
+@hypothesis.settings(max_examples=examples(150))
 @hypothesis.given(st.one_of(JSONISH, POLICYISH))
 def test_random_json_values_raise_only_value_error(data):
     for load in (lambda: KeyframePolicy.from_dict(data),
