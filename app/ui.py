@@ -305,6 +305,9 @@ def _learn_tab(settings, policy, runs):
             kind = event[0]
             if kind == "progress":
                 progress((event[2], event[3]), desc=stages[event[1]], unit="steps")
+                # a yield at every step: a Stop (or a cancelled API call) closes this generator at
+                # its next yield, so it acts within one tuner step, not at the next drawn policy
+                yield skip, skip, skip, skip, skip
             elif kind == "start":
                 yield (policy_figure(event[2], s.mixing, blocks),
                        f"Best structured start: **{event[1]}**. Now descending on its gates...", skip, skip, skip)
