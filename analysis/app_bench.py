@@ -1,6 +1,6 @@
 """How fast the app answers: time to first page after `python app.py`, /generate and /live times.
 
-    python -m analysis.app_bench [--repeats 3] [--port 7861] [--methods fewer-steps,peer] [--json]
+    python -m analysis.app_bench [--repeats 3] [--port 7861] [--methods fewer-steps,peer] [--learn] [--json]
 
 Starts `python app.py` in a subprocess (a real server, as a user would), polls the page until
 it answers, then drives /generate with gradio_client on the defaults a visitor gets: glyph-unet,
@@ -8,7 +8,9 @@ DDIM 50 steps, 4 glyphs ("A7K3"), uniform interval-2 policy with score mixing, a
 method set (full compute, FRDiff, fewer steps, the shipped Auto-FR policy, the peer). The first
 call may wait for the server's warm-up; the median of the rest is the steady figure. Then, in the
 same session, /live with the policy edited back and forth (interval 2 and 3): what the page
-does at every edit, FRDiff only, full compute reused. Prints the machine with the figures.
+does at every edit, FRDiff only, full compute reused. With --learn, then one /learn (the Learn
+tab's "Learn a policy") at the same settings and a 2x target, with the app's default tuner
+limits, timed from the call to the loaded policy. Prints the machine with the figures.
 Nothing else heavy should run meanwhile.
 """
 
@@ -46,6 +48,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=7861)
     ap.add_argument("--methods", default=None, help="comma-separated optional methods "
                     "(default: the app's default set)")
+    ap.add_argument("--learn", action="store_true", help="also time one /learn at a 2x target")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from gradio_client import Client
@@ -80,6 +83,12 @@ def main() -> None:
             t = time.perf_counter()
             client.predict("glyph-unet", "A7K3", "DDIM", 50, edited, True, 30, 0.5, 0, True, api_name="/live")
             live.append(time.perf_counter() - t)
+        learned = None
+        if args.learn:
+            t = time.perf_counter()
+            out = client.predict("glyph-unet", "A7K3", "DDIM", 50, text, True, 30, 0.5, 0, 2.0, api_name="/learn")
+            learned = {"seconds": time.perf_counter() - t, "status": out[1],
+                       "rows": [row[:4] for row in out[3]["data"]]}
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -87,6 +96,8 @@ def main() -> None:
               "generate_median_s": statistics.median(times[1:]), "generate_s": times,
               "methods": methods, "live_first_s": live[0], "live_median_s": statistics.median(live[1:]),
               "live_s": live, "settings": "glyph-unet, DDIM 50, 4 glyphs", "machine": machine()}
+    if learned is not None:
+        result["learn"] = learned
     if args.json:
         print(json.dumps(result))
         return
@@ -97,6 +108,11 @@ def main() -> None:
           f"over {args.repeats} (target 5 s)")
     print(f"/live (an edited policy, FRDiff only, full compute reused): first {live[0]:.2f} s, then median "
           f"{result['live_median_s']:.2f} s over {len(live) - 1} (target 3 s)")
+    if learned is not None:
+        print(f"/learn, 2x target, the app's tuner limits: {learned['seconds']:.1f} s (target about a "
+              f"minute)\n  {learned['status']}")
+        for row in learned["rows"]:
+            print("  ", *row)
 
 
 if __name__ == "__main__":

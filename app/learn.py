@@ -36,7 +36,7 @@ ABANDONED_S = 5.0  # no heartbeat from the page's generator for this long: nobod
 class LearnLimits:
     """What one learning run may use (raise them on a bigger machine)."""
 
-    iterations: int = env_int("FRDIFF_APP_TUNER_ITERATIONS", 9)  # gradient steps, reuse family
+    iterations: int = env_int("FRDIFF_APP_TUNER_ITERATIONS", 4)  # gradient steps, reuse family
     seconds: int = env_int("FRDIFF_APP_TUNER_SECONDS", 240)  # wall time, then it stops
 
 
@@ -56,9 +56,10 @@ def target_of(value) -> float:
 
 
 def config(steps_total: int, mixing, on_check, on_progress, calibration) -> TuneConfig:
-    """A tuner small enough for a shared CPU: per-block gates, 2 + 2 batches of 2 images."""
+    """A tuner small enough for a shared CPU: per-block gates, 2 + 2 batches of 2 images, the
+    structured starts halved after the first held-out batch (the best 3 of each family go on)."""
     return TuneConfig(per_block=True, iterations=steps_total, mixing=mixing, tuning_batches=2,
-                      selection_batches=2, checks=3, progress=False, calibration=calibration,
+                      selection_batches=2, checks=2, prune_starts=3, progress=False, calibration=calibration,
                       on_check=on_check, on_progress=on_progress)
 
 

@@ -63,8 +63,8 @@ LEARN_HELP = """**Auto-FR** learns which cells to compute: it scores structured 
 whole-block and residual reuse, the magnitude schedule of MagCache's rule, no-call steps), then
 does gradient descent on soft per-step, per-block gates through the real sampler, with the
 counted compute held to your target. Each check projects the gates to a policy (shown below) and
-scores it on held-out images. It stops after a capped number of iterations (2-3 minutes on this 2-core
-CPU at 50 steps; *Stop* ends it early, and nothing is loaded). The result is compared on your glyphs and seed,
+scores it on held-out images. It stops after a capped number of iterations (about 80 s on this 2-core
+CPU at 50 steps; *Stop* ends it within a step, and nothing is loaded). The result is compared on your glyphs and seed,
 which the tuner never saw, with uniform FR of the same counted compute and with fewer steps."""
 
 TRAJECTORY_HELP = """The sample x_t looks like static for half the run, so this shows the **predicted

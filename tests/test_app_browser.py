@@ -163,3 +163,39 @@ def test_painting_the_grid_rewrites_the_text_and_the_counted_speedup(page):
     page.locator("#policy-paint [data-undo]").click()
     expect(editor).not_to_have_value(edited, timeout=30_000)
     assert KeyframePolicy.from_text(editor.input_value()) == policy
+
+
+def test_learning_draws_the_policy_as_it_goes_loads_it_and_stop_loads_nothing(page, monkeypatch):
+    """The Learn tab: the tuner's checks redraw the policy, the result lands in the editor with
+    its comparison; a Stop during a second run leaves the editor as it was."""
+    from app import learn as learning
+    from frdiff import KeyframePolicy
+
+    monkeypatch.setattr(learning, "LEARN_LIMITS", learning.LearnLimits(iterations=2, seconds=240))
+    editor = page.locator("#policy-editor textarea")
+    before = editor.input_value()
+    page.get_by_role("tab", name="Learn (Auto-FR)").click()
+    target = page.locator("#learn-target input[type=number]")
+    target.fill("1.5")
+    target.press("Enter")
+    page.locator("#learn-run").click()
+    status = page.locator("#learn-status")
+    expect(status).to_contain_text("Best structured start", timeout=120_000)
+    expect(page.locator("#learn-policy .js-plotly-plot")).to_be_visible()
+    expect(status).to_contain_text("Learned", timeout=180_000)
+    expect(page.locator("#learn-results")).to_contain_text(learning.LEARNED)
+    expect(page.locator("#learn-gallery img")).to_have_count(4, timeout=30_000)
+    expect(editor).not_to_have_value(before, timeout=30_000)
+    learned = editor.input_value()
+    assert KeyframePolicy.from_text(learned).num_steps == KeyframePolicy.from_text(before).num_steps
+    # a second run (long: many iterations), stopped once it has begun: nothing is loaded, the
+    # editor keeps the learned policy
+    monkeypatch.setattr(learning, "LEARN_LIMITS", learning.LearnLimits(iterations=500, seconds=240))
+    target.fill("2.5")
+    target.press("Enter")
+    page.locator("#learn-run").click()
+    expect(status).not_to_contain_text("Learned", timeout=60_000)
+    page.locator("#learn-stop").click()
+    page.wait_for_timeout(3_000)
+    assert editor.input_value() == learned
+    expect(status).not_to_contain_text("Learned")

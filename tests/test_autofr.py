@@ -179,3 +179,27 @@ def test_tune_config_validates_and_options_override_it(tiny_pipe):
                   on_check=seen.append)
     assert result.ideal_speedup >= 1.5 and seen and seen[-1].best_loss <= seen[0].loss
     assert all(c.policy.num_steps == N for c in seen)
+
+
+def test_pruned_starts_keep_the_best_of_each_family_scored_on_every_held_out_batch(tiny_pipe):
+    """prune_starts=k: every start is scored on the first held-out batch, only the best k of
+    each family on the rest; the survivors' losses are their full selection losses."""
+    from frdiff.autofr import Tuner
+
+    with pytest.raises(ValueError, match="prune_starts"):
+        TuneConfig(prune_starts=0)
+    seen = []
+    config = TuneConfig(per_block=True, iterations=0, selection_batches=2, prune_starts=1,
+                        progress=False, on_progress=lambda *a: seen.append(a))
+    tuner = Tuner(tiny_pipe, N, 1.5, config)
+    starts = tuner.score_starts()
+    families = [p.has_no_call for p, _ in starts.values()]
+    assert len(starts) == len(set(families)) and tuner.pruned  # one survivor per family
+    assert seen[-1][1] == seen[-1][2] == len(starts) + len(tuner.pruned) + len(starts)
+    for policy, loss in starts.values():
+        assert loss == tuner.selection_loss(policy)
+        first = tuner.held_out_losses(policy, tuner.held_out[:1])[0]
+        rivals = [v for p, v in tuner.pruned.values() if p.has_no_call == policy.has_no_call]
+        assert all(first <= v for v in rivals)
+    result = tuner.select(starts, tuner.families(starts), {})
+    assert set(result.pruned) == set(tuner.pruned) and set(result.starts) == set(starts)

@@ -166,11 +166,16 @@ def reference_latents(pipe, call, n: int, batch: int) -> list[torch.Tensor]:
 
 def policy_loss(pipe, call, policy, mixing, n: int, references: dict[int, torch.Tensor]) -> float:
     """Relative MSE of the final latents of the real accelerated sampler to the reference."""
+    return sum(batch_losses(pipe, call, policy, mixing, n, references)) / len(references)
+
+
+def batch_losses(pipe, call, policy, mixing, n: int, references: dict[int, torch.Tensor]) -> list[float]:
+    """`policy_loss`'s terms: one relative MSE per reference batch, in the references' order."""
     from ..accelerate import accelerate
 
-    total = 0.0
+    losses = []
     with accelerate(pipe, policy, mixing):
         for batch, ref in references.items():
             final = reference_latents(pipe, call, n, batch)[-1]
-            total += float((final.float() - ref).pow(2).mean() / (ref.pow(2).mean() + 1e-12))
-    return total / len(references)
+            losses.append(float((final.float() - ref).pow(2).mean() / (ref.pow(2).mean() + 1e-12)))
+    return losses

@@ -24,7 +24,7 @@ from ..patching import Patches
 from ..mixing import ScoreMixing
 from ..policy import KeyframePolicy
 from ..targets import denoiser_of, find_blocks
-from .gated import gated_pass, policy_loss, reference_latents
+from .gated import batch_losses, gated_pass, policy_loss, reference_latents
 from .search import (as_no_call, candidates, lambdas, max_speedup, project, step_gated,
                      straight_through, templates, whole_letters)
 
@@ -59,6 +59,10 @@ class TuneConfig:
     tuning_batches: int = 4
     selection_batches: int = 4  # held-out batches that choose between policies: 8 images by default
     checks: int = 6
+    # successive halving of the structured starts: all are scored on the first held-out batch,
+    # then only the best `prune_starts` of each family (reuse, no call) on the others (None:
+    # every start on every batch). The descents and the selection are unchanged.
+    prune_starts: int | None = None
     progress: bool = True
     calibration: Calibration | None = None  # magnitude ratios (None: calibrated on the fly)
     on_check: Callable[[TuneCheck], None] | None = field(default=None, repr=False)
@@ -79,6 +83,9 @@ class TuneConfig:
             low = 0 if name == "iterations" else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        keep = self.prune_starts
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+            raise ValueError(f"prune_starts must be None or an integer >= 1, got {keep!r}")
         if self.segment is not None and (not isinstance(self.segment, int) or self.segment < 1):
             raise ValueError(f"segment must be None or an integer >= 1, got {self.segment!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -100,12 +107,13 @@ class TuneResult:
     start_loss: float = float("nan")
     selected_at: int = 0  # gradient iteration of the returned policy (0: the start itself)
     starts: dict[str, float] | None = None  # selection loss of every structured start
+    pruned: dict[str, float] | None = None  # starts scored on the first held-out batch only
 
     def meta(self) -> dict:
         """How the policy was found, for a policy file's `meta`."""
         return {"final_loss": self.final_loss, "ideal_speedup": self.ideal_speedup,
                 "start": self.start, "start_loss": self.start_loss, "selected_at": self.selected_at,
-                "starts": self.starts}
+                "starts": self.starts} | ({"pruned": self.pruned} if self.pruned else {})
 
 
 @dataclass
@@ -178,6 +186,8 @@ class Tuner:
         self.held_out = [1000 + i for i in range(config.selection_batches)]
         self.references = {b: reference_latents(pipe, self.call, self.n, b)
                            for b in list(range(config.tuning_batches)) + self.held_out}
+        # starts left after the first held-out batch (prune_starts): name -> (policy, its loss there)
+        self.pruned: dict[str, tuple[KeyframePolicy, float]] = {}
         self._bar = None
         self._done = self._total = 0  # gradient steps taken / to take, over both families
 
@@ -193,6 +203,11 @@ class Tuner:
         """The real accelerated sampler's relative error on the held-out batches."""
         finals = {b: self.references[b][-1] for b in self.held_out}
         return policy_loss(self.pipe, self.call, policy, self.config.mixing, self.n, finals)
+
+    def held_out_losses(self, policy: KeyframePolicy, batches: list[int]) -> list[float]:
+        """`selection_loss`'s terms on some of the held-out batches."""
+        finals = {b: self.references[b][-1] for b in batches}
+        return batch_losses(self.pipe, self.call, policy, self.config.mixing, self.n, finals)
 
     def iterations(self, no_call: bool) -> int:
         return self.config.iterations // 3 if no_call else self.config.iterations
@@ -211,17 +226,34 @@ class Tuner:
             zeros = torch.zeros(self.n, self.width)
             found = {"projected": project(zeros, zeros, self.costs, self.config.mixing,
                                           self.target, self.names)}
-        done = [0]
+        keep, first, rest = self.config.prune_starts, self.held_out[:1], self.held_out[1:]
+        if keep is None or not rest or len(found) <= keep:
+            first, rest = self.held_out, []  # every start on every batch
+        done, total = [0], [len(found)]
 
-        def score(item):
-            name, p = item
-            loss = self.selection_loss(p)
-            done[0] += 1
-            if self.config.on_progress is not None:
-                self.config.on_progress("starts", done[0], len(found))
-            return name, (p, loss)
+        def scorer(batches):
+            def score(item):
+                name, p = item
+                losses = self.held_out_losses(p, batches)
+                done[0] += 1
+                if self.config.on_progress is not None:
+                    self.config.on_progress("starts", done[0], total[0])
+                return name, (p, losses)
+            return score
 
-        return dict(run_shared(self.config.state, list(found.items()), score))
+        scored = dict(run_shared(self.config.state, list(found.items()), scorer(first)))
+        if rest:  # the best `keep` of each family go on to the other held-out batches
+            survivors = set()
+            for no_call in (False, True):
+                mine = sorted((name for name, (p, _) in scored.items() if p.has_no_call == no_call),
+                              key=lambda name: scored[name][1][0])
+                survivors |= set(mine[:keep])
+            total[0] += len(survivors)
+            more = dict(run_shared(self.config.state, [(n, scored[n][0]) for n in scored if n in survivors],
+                                   scorer(rest)))
+            self.pruned = {n: (p, losses[0]) for n, (p, losses) in scored.items() if n not in survivors}
+            scored = {n: (p, losses + more[n][1]) for n, (p, losses) in scored.items() if n in survivors}
+        return {name: (p, sum(losses) / len(losses)) for name, (p, losses) in scored.items()}
 
     def magnitude_starts(self, depths: dict[str, int], residual: list[bool]) -> dict[str, KeyframePolicy]:
         """Each template row on the magnitude schedule that just meets the target."""
@@ -329,7 +361,8 @@ class Tuner:
         """The best policy any start or descent reached on the held-out batches."""
         name = min(starts, key=lambda s: starts[s][1])
         result = TuneResult(starts[name][0], 0.0, starts[name][1], [], name, starts[name][1],
-                            starts={s: loss for s, (_, loss) in starts.items()})
+                            starts={s: loss for s, (_, loss) in starts.items()},
+                            pruned={s: loss for s, (_, loss) in self.pruned.items()} or None)
         for no_call, found in descents.items():
             if not no_call or not result.losses:  # the reuse family's curve where there is one
                 result.losses = found.losses
