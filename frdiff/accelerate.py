@@ -42,7 +42,7 @@ from .cost import CallCosts, MacCounter
 from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
 from .patching import Patches
 from .policy import KeyframePolicy
-from .sampler import CacheStore, check_modes, install_reuse
+from .sampler import CacheStore, ForecastStore, check_modes, install_reuse
 from .targets import (PolicyBlock, build_output, denoiser_of, find_blocks,
                       is_data_prediction_solver, model_point, sample_of, with_sample)
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
@@ -112,7 +112,8 @@ class Run:
         self.keyframe: bool | None = True  # is the current step a keyframe (None: probe decides)
         self.adaptive = AdaptiveState(policy) if isinstance(policy, AdaptivePolicy) else None
         self.capturing = None  # the resnet unit whose conv1 output is being kept
-        self.caches = CacheStore(cache_dtype)
+        self.forecast = getattr(policy, "forecast", None)  # reuse extrapolates (KeyframePolicy.forecast)
+        self.caches = ForecastStore(cache_dtype) if self.forecast else CacheStore(cache_dtype)
         self._out_meta: tuple[type, torch.dtype] | None = None  # the model output's type, dtype
         self.costs: dict[int, CallCosts] = {}  # per branch, counted at the first full call
         self._counter: MacCounter | None = None
@@ -179,6 +180,8 @@ class Run:
             self._check_scheduler()
             self.caches.branch = branch = self.clock.next_call()
             step = self.clock.step
+            if self.forecast:
+                self.caches.at = self._coordinate(step)
             if branch == 0:  # every CFG branch of a step follows its first call's decision
                 self._plan(step)
             reuse_lam = self._lam(step)
@@ -225,6 +228,14 @@ class Run:
         finally:
             self._counter = None
         return out
+
+    def _coordinate(self, step: int) -> float:
+        """Where a step lies for the forecast: its index, or its timestep's log-SNR."""
+        if self.forecast == "step":
+            return float(step)
+        t = int(self.scheduler.timesteps[min(step, len(self.scheduler.timesteps) - 1)])
+        alpha = float(self.scheduler.alphas_cumprod[t])
+        return 0.5 * math.log(alpha / max(1.0 - alpha, 1e-12))
 
     def _check_scheduler(self) -> None:
         """The pipeline still samples with the scheduler whose steps drive the clock."""
@@ -358,6 +369,9 @@ def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
     if scheduler is None or not hasattr(scheduler, "set_timesteps") or not hasattr(scheduler, "step"):
         raise ValueError("accelerate() needs a diffusers scheduler (set_timesteps and step)")
     no_calls = isinstance(policy, KeyframePolicy) and policy.has_no_call
+    if getattr(policy, "forecast", None) == "logsnr" and not hasattr(scheduler, "alphas_cumprod"):
+        raise ValueError(f"a log-SNR forecast needs a scheduler with alphas_cumprod; "
+                         f"{type(scheduler).__name__} has none (use forecast='step')")
     if (mixing.enabled or no_calls) and not hasattr(scheduler, "alphas_cumprod"):
         raise ValueError(f"score mixing and no-call (N) steps need a scheduler with alphas_cumprod; "
                          f"{type(scheduler).__name__} has none (use ScoreMixing.off() and no N steps)")

@@ -197,10 +197,12 @@ def _policy(args, pipe):
     MagCache-like schedule of the model's shipped calibration for this sampler and step count,
     with ROW (one mode for every block, default R, or one per block) at its reuse steps."""
     from .accelerate import block_depths
-    from .policy import KeyframePolicy
+    from .policy import KeyframePolicy, split_forecast
 
     if args.policy.startswith("magnitude:"):
-        return _magnitude_policy(args, pipe)
+        spec, forecast = split_forecast(args.policy)
+        policy = _magnitude_policy(argparse.Namespace(**{**vars(args), "policy": spec}), pipe)
+        return policy.with_forecast(forecast) if forecast else policy
     return KeyframePolicy.parse(args.policy, args.steps, block_depths(pipe))
 
 

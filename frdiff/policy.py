@@ -12,6 +12,9 @@ A block's mode at a step is one of
      prediction is reused, as score mixing does where lam = 0 (reduced NFE; with DDIM this is
      plain sampling with fewer steps). `uniform(n, k, reuse="none")` is that schedule.
 A step where every block is K is a *keyframe step*: score mixing stores eps_key there.
+With `forecast` ("step" or "logsnr") the reused values (F's cached parts, S's outputs, R's
+residuals) are not held but extrapolated linearly from their last two keyframe values, in the
+step index or in the log-SNR of the step's timestep (TaylorSeer's first order, per cached part).
 Step 0 is always a keyframe step. Steps are counted from the noisiest, 0..num_steps-1.
 """
 
@@ -25,6 +28,7 @@ from typing import Iterable, Sequence
 from .adaptive import AdaptivePolicy
 
 MODES = ("K", "F", "S", "R", "N")
+FORECASTS = ("step", "logsnr")
 MODE_NAMES = {"K": "keyframe", "F": "feature reuse", "S": "skip block", "R": "residual reuse",
               "N": "no call"}
 _REUSE = {"fr": "F", "block": "S", "residual": "R", "none": "N"}
@@ -36,8 +40,12 @@ class KeyframePolicy:
 
     schedule: tuple[str, ...]
     blocks: tuple[str, ...] | None = None
+    forecast: str | None = None  # None: reuse holds cached values; "step"/"logsnr": extrapolates
 
     def __post_init__(self):
+        if self.forecast is not None and (not isinstance(self.forecast, str)
+                                          or self.forecast not in FORECASTS):
+            raise ValueError(f"forecast must be None, 'step' or 'logsnr', got {_kind(self.forecast)}")
         rows = _strings(self.schedule, "schedule", "mode strings, one per step, e.g. ('K', 'F')",
                         "step", "string of modes K, F, S, R, N")
         object.__setattr__(self, "schedule", rows)
@@ -194,6 +202,8 @@ class KeyframePolicy:
         header = " ".join(f"{s:<{group}d}" for s in range(0, self.num_steps, group)).rstrip()
         lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: K keyframe, F feature reuse, "
                  f"S skip block, R residual reuse, N no call (whole step); {self.num_steps} steps, step 0 all K"]
+        if self.forecast:
+            lines.append(f"@forecast {self.forecast}")
         for b, name in enumerate(names):
             modes = "".join(self.mode(s, b) for s in range(self.num_steps))
             chunks = " ".join(modes[i:i + group] for i in range(0, len(modes), group))
@@ -203,13 +213,22 @@ class KeyframePolicy:
     @classmethod
     def from_text(cls, text: str) -> "KeyframePolicy":
         """Parse `to_text`'s format: lines `NAME MODES`; spaces inside MODES and lines starting
-        with '#' are ignored; every block must cover the same steps."""
+        with '#' are ignored; every block must cover the same steps; a line `@forecast step`
+        (or `logsnr`) sets the forecast."""
         if not isinstance(text, str):
             raise ValueError(f"a policy text must be a string, got {_kind(text)}")
         columns: dict[str, str] = {}
+        forecast = None
         for number, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if not line or line.startswith("#"):
+                continue
+            if line.startswith("@"):
+                key, _, value = line.partition(" ")
+                if key != "@forecast" or value.strip() not in FORECASTS:
+                    raise ValueError(f"line {number}: {line[:60]!r}; the only directive is "
+                                     f"`@forecast step` or `@forecast logsnr`")
+                forecast = value.strip()
                 continue
             name, _, rest = line.partition(" ")
             modes = "".join(rest.split()).upper()
@@ -228,11 +247,17 @@ class KeyframePolicy:
         if len(set(lengths.values())) != 1:
             raise ValueError("every block must cover the same number of steps; got "
                              + ", ".join(f"{n}: {k}" for n, k in lengths.items()))
-        return cls.per_block(list(columns), columns)
+        policy = cls.per_block(list(columns), columns)
+        return policy if forecast is None else policy.with_forecast(forecast)
+
+    def with_forecast(self, forecast: str | None) -> "KeyframePolicy":
+        """The same schedule, its reuse steps forecasting (`forecast`="step"/"logsnr") or holding (None)."""
+        return KeyframePolicy(self.schedule, self.blocks, forecast)
 
     # -- JSON --------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"schedule": list(self.schedule), "blocks": list(self.blocks) if self.blocks else None}
+        return {"schedule": list(self.schedule), "blocks": list(self.blocks) if self.blocks else None} | (
+            {"forecast": self.forecast} if self.forecast else {})
 
     def to_json(self, path: str | None = None, **metadata) -> str:
         text = json.dumps(self.to_dict() | ({"meta": metadata} if metadata else {}), indent=1)
@@ -260,7 +285,7 @@ class KeyframePolicy:
         if blocks is not None and not isinstance(blocks, list):
             raise ValueError(f"policy JSON 'blocks' must be null or a list of block names, "
                              f"got {_kind(blocks)}")
-        return cls(tuple(schedule), tuple(blocks) if blocks else None)
+        return cls(tuple(schedule), tuple(blocks) if blocks else None, data.get("forecast"))
 
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike) -> "KeyframePolicy":
@@ -283,6 +308,12 @@ class KeyframePolicy:
         if not isinstance(spec, str):
             raise ValueError(f"a policy spec must be a string, got {_kind(spec)}")
         num_steps = _count(num_steps, "num_steps")
+        spec, forecast = split_forecast(spec)
+        if forecast:
+            policy = cls.parse(spec, num_steps, depths)
+            if not isinstance(policy, KeyframePolicy):
+                raise ValueError("+forecast applies to keyframe policies, not adaptive ones")
+            return policy.with_forecast(forecast)
         if spec.startswith("adaptive:"):
             return _parse_adaptive(spec, num_steps)
         if spec.startswith("deep:"):
@@ -311,7 +342,7 @@ class KeyframePolicy:
         return " ".join(self.schedule) if self.blocks is None else "\n".join(self.schedule)
 
 
-_JSON_KEYS = ("schedule", "blocks", "meta")
+_JSON_KEYS = ("schedule", "blocks", "forecast", "meta")
 
 
 def _strings(value, name: str, what: str, item: str, item_what: str) -> tuple[str, ...]:
@@ -323,6 +354,19 @@ def _strings(value, name: str, what: str, item: str, item_what: str) -> tuple[st
         if not isinstance(v, str):
             raise ValueError(f"{item} {i}: expected a {item_what}, got {_kind(v)}")
     return items
+
+
+def split_forecast(spec: str) -> tuple[str, str | None]:
+    """A spec's `+forecast[:step|logsnr]` suffix split off: ("uniform:2", "step") for
+    "uniform:2+forecast"; (spec, None) without one (and for JSON text)."""
+    if "+forecast" not in spec or spec.lstrip().startswith(("{", "[")):
+        return spec, None
+    spec, _, tail = spec.rpartition("+forecast")
+    forecast = tail[1:] if tail.startswith(":") else (tail or "step")
+    if forecast not in FORECASTS:
+        raise ValueError(f"bad forecast {tail!r}; expected SPEC+forecast, SPEC+forecast:step or "
+                         f"SPEC+forecast:logsnr")
+    return spec, forecast
 
 
 def _count(value, name: str, low: int = 1) -> int:

@@ -1,6 +1,7 @@
 """The parts of frdiff's sampler state, shared by accelerate's `Run` and the tuner's `GatedRun`.
 
-- `CacheStore` (here): the caches of one sampling run, per (owner, CFG branch).
+- `CacheStore` (here): the caches of one sampling run, per (owner, CFG branch);
+  `ForecastStore` reads them extrapolated from their last two keyframes (a policy's `forecast`).
 - `install_reuse` (here): the replaced forwards of policy blocks and FR units (reuse.py),
   on a `Patches` stack (patching.py).
 - `CallCosts` (cost.py): the one cost model, counted from a real call.
@@ -79,6 +80,61 @@ class CacheStore:
     def restore(self, snapshot: tuple) -> None:
         values, sizes, dtypes, self.peak_bytes, self.misses = snapshot
         self.values, self._bytes, self._dtypes = dict(values), dict(sizes), dict(dtypes)
+
+
+class ForecastStore(CacheStore):
+    """A CacheStore whose reads forecast: a value stored at two keyframes is read as the line
+    through them, taken to the current coordinate `at` (the step index, or the step's log-SNR):
+    v1 + (v1 - v0) (at - a1) / (a1 - a0). With one stored value it is read as it is."""
+
+    def __init__(self, cache_dtype: torch.dtype | None = None):
+        super().__init__(cache_dtype)
+        self.at = 0.0
+        self._when: dict[tuple[int, int], float] = {}  # coordinate of the value held
+        self._before: dict[tuple[int, int], tuple[float, object]] = {}  # the one before it
+
+    def put(self, owner, value) -> None:
+        key = (id(owner), self.branch)
+        if key in self.values and self._when[key] != self.at:
+            self._before[key] = (self._when[key], self.values[key])
+        super().put(owner, value)
+        self._when[key] = self.at
+        if key in self._before:  # both values are held
+            self._bytes[key] += nbytes(self._before[key][1])
+            self.peak_bytes = max(self.peak_bytes, sum(self._bytes.values()))
+
+    def get(self, owner, count_miss: bool = True):
+        value = super().get(owner, count_miss)
+        key = (id(owner), self.branch)
+        if value is None or key not in self._before:
+            return value
+        (a0, v0), a1 = self._before[key], self._when[key]
+        if self.cache_dtype is not None:
+            v0 = cast_like(v0, self._dtypes[key])
+        w = (self.at - a1) / (a1 - a0)
+        return zip_tensors(lambda x1, x0: x1 + w * (x1 - x0), value, v0)
+
+    def clear(self) -> None:
+        super().clear()
+        self._when.clear()
+        self._before.clear()
+
+    def snapshot(self) -> tuple:
+        return super().snapshot(), dict(self._when), dict(self._before)
+
+    def restore(self, snapshot: tuple) -> None:
+        base, when, before = snapshot
+        super().restore(base)
+        self._when, self._before = dict(when), dict(before)
+
+
+def zip_tensors(fn, a, b):
+    """fn(x, y) over the tensors of two values of the same (nested tuple/list) structure."""
+    if isinstance(a, torch.Tensor):
+        return fn(a, b)
+    if isinstance(a, (tuple, list)):
+        return type(a)(zip_tensors(fn, x, y) for x, y in zip(a, b))
+    return a
 
 
 def check_residual(block: PolicyBlock) -> None:
