@@ -129,12 +129,6 @@ def call_kwargs(spec: HubModel, pipe, prompt) -> dict:
     return {"class_labels": pipe.get_label_ids([next(k for k in labels if k.lower() == name)])}
 
 
-def _timed(fn):
-    """fn()'s output and its seconds, the GPU's queued work included (frdiff.timing's sync)."""
-    out = []
-    return out, timing._timed(lambda: out.append(fn()))
-
-
 @gpu(duration=120)
 def generate(model_id, prompt, steps, interval, mixing_on, seed) -> dict:
     """Full compute and FRDiff (uniform FR at `interval`, score mixing on or off) from the same
@@ -157,9 +151,9 @@ def generate(model_id, prompt, steps, interval, mixing_on, seed) -> dict:
         return images
 
     with lock:
-        (full,), full_s = _timed(call)
+        full, full_s = timing.timed(call)
         with accelerate(pipe, policy, mixing) as run:
-            (fast,), fast_s = _timed(call)
+            fast, fast_s = timing.timed(call)
     return {"full": full.float().cpu(), "frdiff": fast.float().cpu(), "full_seconds": full_s,
             "frdiff_seconds": fast_s, "psnr": psnr(fast.float().cpu(), full.float().cpu()),
             "stats": run.stats.as_dict()}

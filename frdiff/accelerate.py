@@ -113,6 +113,7 @@ class Run:
         self.adaptive = AdaptiveState(policy) if isinstance(policy, AdaptivePolicy) else None
         self.capturing = None  # the resnet unit whose conv1 output is being kept
         self.forecast = getattr(policy, "forecast", None)  # reuse extrapolates (KeyframePolicy.forecast)
+        self._log_snr: list[float] = []  # forecast="logsnr": each step's, set once per run
         self.caches = ForecastStore(cache_dtype) if self.forecast else CacheStore(cache_dtype)
         self._out_meta: tuple[type, torch.dtype] | None = None  # the model output's type, dtype
         self.costs: dict[int, CallCosts] = {}  # per branch, counted at the first full call
@@ -141,6 +142,9 @@ class Run:
         if num_steps != self.policy.num_steps:
             raise ValueError(length_mismatch(self.policy.num_steps, num_steps, self.scheduler))
         self.clear()
+        if self.forecast == "logsnr":  # read from the scheduler once, never inside the loop
+            alphas = self.scheduler.alphas_cumprod.double().cpu()[self.scheduler.timesteps.long().cpu()]
+            self._log_snr = (0.5 * torch.log(alphas / (1.0 - alphas).clamp_min(1e-12))).tolist()
         self.clock.start(num_steps)
         self.stats.start_run()
 
@@ -233,9 +237,7 @@ class Run:
         """Where a step lies for the forecast: its index, or its timestep's log-SNR."""
         if self.forecast == "step":
             return float(step)
-        t = int(self.scheduler.timesteps[min(step, len(self.scheduler.timesteps) - 1)])
-        alpha = float(self.scheduler.alphas_cumprod[t])
-        return 0.5 * math.log(alpha / max(1.0 - alpha, 1e-12))
+        return self._log_snr[min(step, len(self._log_snr) - 1)]
 
     def _check_scheduler(self) -> None:
         """The pipeline still samples with the scheduler whose steps drive the clock."""

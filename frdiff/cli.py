@@ -201,23 +201,23 @@ def _policy(args, pipe):
 
     if args.policy.startswith("magnitude:"):
         spec, forecast = split_forecast(args.policy)
-        policy = _magnitude_policy(argparse.Namespace(**{**vars(args), "policy": spec}), pipe)
+        policy = _magnitude_policy(args, pipe, spec)
         return policy.with_forecast(forecast) if forecast else policy
     return KeyframePolicy.parse(args.policy, args.steps, block_depths(pipe))
 
 
-def _magnitude_policy(args, pipe):
+def _magnitude_policy(args, pipe, spec: str):
     from .accelerate import block_depths
     from .glyphs import load_calibration
     from .magnitude import magnitude_policy
 
-    parts = args.policy.split(":")
+    parts = spec.split(":")
     try:
         threshold = float(parts[1])
     except (IndexError, ValueError):
-        raise ValueError(f"bad policy {args.policy!r}; expected magnitude:THRESHOLD[:ROW]") from None
+        raise ValueError(f"bad policy {spec!r}; expected magnitude:THRESHOLD[:ROW]") from None
     if len(parts) > 3 or not threshold >= 0:
-        raise ValueError(f"bad policy {args.policy!r}; expected magnitude:THRESHOLD[:ROW] with THRESHOLD >= 0")
+        raise ValueError(f"bad policy {spec!r}; expected magnitude:THRESHOLD[:ROW] with THRESHOLD >= 0")
     calibration = load_calibration(args.model, args.scheduler, args.steps)
     if calibration is None:
         raise ValueError(f"no shipped magnitude calibration for {args.model} {args.scheduler} {args.steps} "

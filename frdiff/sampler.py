@@ -27,7 +27,7 @@ import torch
 
 from .patching import Patches
 from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook, residual_block_forward
-from .targets import PolicyBlock, cast_like, map_tensors, nbytes
+from .targets import PolicyBlock, cast_like, map_tensors, nbytes, zip_tensors
 
 
 class CacheStore:
@@ -126,15 +126,6 @@ class ForecastStore(CacheStore):
         base, when, before = snapshot
         super().restore(base)
         self._when, self._before = dict(when), dict(before)
-
-
-def zip_tensors(fn, a, b):
-    """fn(x, y) over the tensors of two values of the same (nested tuple/list) structure."""
-    if isinstance(a, torch.Tensor):
-        return fn(a, b)
-    if isinstance(a, (tuple, list)):
-        return type(a)(zip_tensors(fn, x, y) for x, y in zip(a, b))
-    return a
 
 
 def check_residual(block: PolicyBlock) -> None:

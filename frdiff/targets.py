@@ -202,6 +202,15 @@ def map_tensors(fn, value):
     return value
 
 
+def zip_tensors(fn, a, b):
+    """fn(x, y) over the tensors of two values of the same (nested tuple/list) structure."""
+    if isinstance(a, torch.Tensor):
+        return fn(a, b)
+    if isinstance(a, (tuple, list)):
+        return type(a)(zip_tensors(fn, x, y) for x, y in zip(a, b))
+    return a
+
+
 def cast_like(value, dtypes):
     """`value` (tensors, nested tuples) cast back to `dtypes`, the same structure of dtypes."""
     if isinstance(value, torch.Tensor):

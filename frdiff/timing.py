@@ -23,12 +23,17 @@ def machine() -> dict:
             "torch": torch.__version__}
 
 
-def _timed(fn) -> float:
+def timed(fn) -> tuple:
+    """fn()'s result and its seconds, the GPU's queued work included."""
     _sync()
     start = time.perf_counter()
-    fn()
+    out = fn()
     _sync()
-    return time.perf_counter() - start
+    return out, time.perf_counter() - start
+
+
+def _timed(fn) -> float:
+    return timed(fn)[1]
 
 
 def _sync() -> None:
