@@ -2,8 +2,10 @@
 
 A click cycles a cell through K, F, S (and R on residual blocks); a drag paints the mode the
 first cell got; a click on a step header toggles the whole step between keyframe and no call
-(N); a click on a block label paints its row (every step but 0) with the brush. Undo keeps
-the last 50 edits. Cells where score mixing has lam = 0 are drawn as no-call. The counted
+(N); a click on a block label paints its row (every step but 0) with the brush. The top row,
+"uncond", is classifier-free guidance's unconditional half: a click toggles a step between
+computing it (K) and reusing its guidance difference (R, the call runs on half the batch).
+Undo keeps the last 50 edits. Cells where score mixing has lam = 0 are drawn as no-call. The counted
 speedup is computed in the browser, at every edit, from the per-block costs the server sends
 once per model (the formula of `frdiff.cost.CallCosts`); hovering a cell shows that block's
 temporal change at that step once the Temporal redundancy tab has measured it.
@@ -51,7 +53,7 @@ def grid_value(model: str, steps, text: str, mixing: bool, slope: float, bias: f
     blocks = policy_blocks(inputs.model_name(model))
     value = {"blocks": [b.name for b in blocks], "short": [short_name(b.name) for b in blocks],
              "residual": [b.residual for b in blocks], "rows": [], "lam": [], "error": "",
-             "costs": block_costs(model), "change": change}
+             "uncond": "", "forecast": None, "costs": block_costs(model), "change": change}
     try:
         steps = inputs.steps_of(steps)
         policy = inputs.policy_of(model, steps, text)
@@ -61,17 +63,20 @@ def grid_value(model: str, steps, text: str, mixing: bool, slope: float, bias: f
     width = len(blocks)
     value["rows"] = ["".join(policy.mode(s, b) for b in range(width)) for s in range(steps)]
     value["lam"] = [1.0 if policy.is_keyframe(s) else policy.reuse_weight(s, mix) for s in range(steps)]
+    value["uncond"], value["forecast"] = policy.uncond or "K" * steps, policy.forecast
     return value
 
 
 def text_of(value) -> str:
-    """The text grid of an edited grid value (checked: the rows must form a valid policy)."""
+    """The text grid of an edited grid value (checked: the rows must form a valid policy; its
+    forecast and uncond lines are kept)."""
     if not isinstance(value, dict) or not isinstance(value.get("rows"), list) or not value["rows"]:
         raise ValueError("the grid holds no policy")
     names = value.get("blocks")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError("the grid's block names are missing")
-    policy = KeyframePolicy(tuple(value["rows"]), tuple(names))
+    policy = KeyframePolicy(tuple(value["rows"]), tuple(names), value.get("forecast"),
+                            value.get("uncond") or None)
     return policy.to_text()
 
 
@@ -103,6 +108,8 @@ CSS = """
 .frgrid td.R { background: #8ecae6; }
 .frgrid td.S { background: #bbbbbb; }
 .frgrid td.N, .frgrid td.nocall { background: #ffffff; box-shadow: inset 0 0 0 1px #ccc; }
+.frgrid td.U { background: #9d4edd; }
+.frgrid tr.uncond th, .frgrid tr.uncond td { border-bottom: 3px solid #fff !important; }
 .frgrid td.locked { cursor: not-allowed; }
 """
 
@@ -132,7 +139,7 @@ function speedup(v, rows) {
       const m = row[b];
       cost += m === 'K' ? c.block[b] : (m === 'S' || m === 'R' ? 0 : c.block[b] - c.fr_saving[b]);
     }
-    spent += cost;
+    spent += (v.uncond && v.uncond[s] === 'R' ? 0.5 : 1) * cost;  // uncond R: half the batch
   });
   return spent > 0 ? rows.length * c.total / spent : null;
 }
@@ -143,10 +150,10 @@ function cycle(v, b, mode) {
   return order[(i + 1) % order.length];
 }
 
-function commit(rows) {
+function commit(rows, uncond) {
   const v = current();
-  undo.push(v.rows); if (undo.length > 50) undo.shift();
-  props.value = Object.assign({}, v, {rows: rows});
+  undo.push({rows: v.rows, uncond: v.uncond}); if (undo.length > 50) undo.shift();
+  props.value = Object.assign({}, v, {rows: rows, uncond: uncond === undefined ? v.uncond : uncond});
   trigger('input');
 }
 
@@ -168,6 +175,17 @@ function draw() {
     rows.forEach((row, s) => {
       const label = s % 5 === 0 ? s : '';
       html += `<th class="step" data-step="${s}" title="step ${s}: click to toggle keyframe / no call">${label}</th>`;
+    });
+    html += '</tr>';
+    const uncond = v.uncond || 'K'.repeat(rows.length);
+    html += '<tr class="uncond"><th title="classifier-free guidance: the unconditional half ' +
+      'computes (K) or reuses its guidance difference (R, half the batch runs); click a cell to ' +
+      'toggle">uncond</th>';
+    rows.forEach((row, s) => {
+      const reused = uncond[s] === 'R';
+      const tip = `step ${s}, unconditional CFG half: ` + (reused ?
+        'reuses its guidance difference (the call runs on the conditional half)' : 'computes');
+      html += `<td class="${reused ? 'U' : 'K'}${s === 0 ? ' locked' : ''}" data-u="${s}" title="${tip}"></td>`;
     });
     html += '</tr>';
     (v.short || v.blocks).forEach((name, b) => {
@@ -195,8 +213,14 @@ element.addEventListener('mousedown', (e) => {
   const v = current();
   if (t.dataset.brush) { brush = t.dataset.brush; draw(); return; }
   if (t.dataset.undo) {
-    if (undo.length) { props.value = Object.assign({}, v, {rows: undo.pop()}); trigger('input'); }
+    if (undo.length) { props.value = Object.assign({}, v, undo.pop()); trigger('input'); }
     return;
+  }
+  if (t.dataset.u !== undefined) {
+    const s = +t.dataset.u; if (s === 0) return;
+    const u = (v.uncond || 'K'.repeat((v.rows || []).length)).split('');
+    u[s] = u[s] === 'R' ? 'K' : 'R';
+    commit(rowsCopy(v), u.join('')); return;
   }
   if (t.dataset.step !== undefined) {
     const s = +t.dataset.step; if (s === 0) return;

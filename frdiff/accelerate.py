@@ -43,7 +43,7 @@ from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
 from .patching import Patches
 from .policy import KeyframePolicy
 from .sampler import CacheStore, ForecastStore, check_modes, install_reuse
-from .targets import (PolicyBlock, build_output, denoiser_of, find_blocks,
+from .targets import (PolicyBlock, build_output, denoiser_of, find_blocks, halve,
                       is_data_prediction_solver, model_point, sample_of, with_sample)
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
 
@@ -58,6 +58,7 @@ class RunStats:
     network_calls: int = 0  # model forwards that ran (full or FR)
     network_calls_skipped: int = 0  # lam = 0 steps: the keyframe prediction was reused
     fr_calls: int = 0  # forwards with at least one block in F or S mode
+    half_batch_calls: int = 0  # uncond R: forwards on the conditional CFG half only
     baseline_macs: int = 0  # what the same calls cost without frdiff
     executed_macs: int = 0
     peak_cache_bytes: int = 0
@@ -113,6 +114,8 @@ class Run:
         self.adaptive = AdaptiveState(policy) if isinstance(policy, AdaptivePolicy) else None
         self.capturing = None  # the resnet unit whose conv1 output is being kept
         self.forecast = getattr(policy, "forecast", None)  # reuse extrapolates (KeyframePolicy.forecast)
+        self.uncond = getattr(policy, "uncond", None)  # the unconditional CFG half reuses (uncond R)
+        self._guidance = None  # uncond R: cond - uncond of the last call that ran both halves
         self._log_snr: list[float] = []  # forecast="logsnr": each step's, set once per run
         self.caches = ForecastStore(cache_dtype) if self.forecast else CacheStore(cache_dtype)
         self._out_meta: tuple[type, torch.dtype] | None = None  # the model output's type, dtype
@@ -164,6 +167,7 @@ class Run:
     def clear(self) -> None:
         self.caches.clear()
         self.mixer.clear()
+        self._guidance = None
         if self.adaptive is not None:
             self.adaptive.reset()
 
@@ -190,15 +194,18 @@ class Run:
                 self._plan(step)
             reuse_lam = self._lam(step)
             probe_only = False
+            network = self._network(original, step, args, kwargs)
             if self.keyframe and branch not in self.costs:
                 out = self._counted(original, branch, args, kwargs)
             elif self.keyframe is not False or reuse_lam > 0.0:  # None: the probe decides
                 try:
-                    out = original(*args, **kwargs)
+                    out = network(*args, **kwargs)
                 except _StopAfterProbe:
                     out, probe_only = None, True
             else:
                 out = None
+            if self.uncond is not None and out is not None and network is original:
+                self._keep_guidance(out)
             if self.keyframe is None:
                 raise RuntimeError(f"frdiff: the probe block {self.blocks[0].name} did not run "
                                    f"in this model call; an adaptive policy cannot decide")
@@ -206,10 +213,10 @@ class Run:
             lam = 1.0 if keyframe else reuse_lam
             if branch == 0 and keyframe:
                 self.stats.add_keyframe(step)
-            self._account(step, branch, keyframe, lam, probe_only)
+            self._account(step, branch, keyframe, lam, probe_only, half=network is not original)
             shadow = None
             if out is None and not keyframe and self.observer is not None:
-                shadow = self._shadow_fr(original, step, args, kwargs)
+                shadow = self._shadow_fr(network, step, args, kwargs)
             return self._mix(out, args, kwargs, branch, keyframe, lam, shadow)
         return forward
 
@@ -222,6 +229,45 @@ class Run:
             return original(*args, **kwargs)
         finally:  # blocks in K mode refreshed caches the real run must not see
             self.caches.restore(snapshot)
+
+    def _network(self, original, step: int, args, kwargs):
+        """The model call of this step: `original`, or at an uncond R step a call that runs the
+        conditional half of the batch and rebuilds the unconditional half from the guidance
+        difference (the step's block modes, and caches, apply to the half that runs)."""
+        if self.uncond is None or self.clock.first_step or not self.policy.uncond_reused(step):
+            return original
+        if self.clock.calls_per_step != 1:
+            raise RuntimeError(f"frdiff: uncond R (guidance reuse) needs classifier-free guidance "
+                               f"batched into one model call per step; this pipeline makes "
+                               f"{self.clock.calls_per_step} calls per step")
+        if getattr(self.pipe, "do_classifier_free_guidance", True) is False:
+            raise RuntimeError("frdiff: uncond R (guidance reuse) needs classifier-free guidance; "
+                               "this call runs without it (guidance_scale <= 1): use a policy "
+                               "without uncond, or guidance")
+        batch = sample_of(self._signature.bind(*args, **kwargs).arguments[
+            next(iter(self._signature.parameters))]).shape[0]
+        if batch % 2 or self._guidance is None or self._guidance.shape[0] != batch // 2:
+            raise RuntimeError(f"frdiff: uncond R (guidance reuse) needs a batch of unconditional "
+                               f"and conditional halves (diffusers' order); this call's batch is "
+                               f"{batch}")
+        rows = batch // 2
+
+        def conditional_half(*a, **k):
+            self.caches.rows = rows
+            try:
+                out = original(*halve(a, batch), **halve(k, batch))
+            finally:
+                self.caches.rows = None
+            cond = sample_of(out)
+            return with_sample(out, torch.cat([cond - self._guidance.to(cond.dtype), cond]))
+        return conditional_half
+
+    def _keep_guidance(self, out) -> None:
+        """After a call that ran both CFG halves: keep cond - uncond (for uncond R steps)."""
+        sample = sample_of(out).detach()
+        if sample.shape[0] % 2 == 0:
+            uncond, cond = sample.chunk(2)
+            self._guidance = cond - uncond
 
     def _counted(self, original, branch: int, args, kwargs):
         """Step 0 is a full keyframe: count the MACs of the call (and of its modules)."""
@@ -313,8 +359,11 @@ class Run:
 
     # -- accounting (the cost model is cost.CallCosts, shared with the tuner) ----------
     def _account(self, step: int, branch: int, keyframe: bool, lam: float,
-                 probe_only: bool = False) -> None:
+                 probe_only: bool = False, half: bool = False) -> None:
+        """Count one call; a half-batch call (uncond R) costs half of the same call on the full
+        batch (every counted operation is linear in the batch)."""
         s, costs = self.stats, self.costs.get(branch) or self.costs[0]
+        share = 0.5 if half else 1.0
         s.peak_cache_bytes = max(s.peak_cache_bytes, self.caches.peak_bytes)
         s.cache_misses = self.caches.misses
         s.baseline_macs += costs.total
@@ -325,14 +374,15 @@ class Run:
                 s.executed_macs += costs.probe
             return
         s.network_calls += 1
+        s.half_batch_calls += half
         if keyframe:
-            s.executed_macs += costs.total
+            s.executed_macs += share * costs.total
             return
         s.fr_calls += 1
         key = ("".join(self.modes), branch if branch in self.costs else 0)
         if key not in self._macs:
             self._macs[key] = self.costs[key[1]].of_modes(key[0])
-        s.executed_macs += self._macs[key]
+        s.executed_macs += share * self._macs[key]
 
 
 @contextlib.contextmanager

@@ -197,12 +197,12 @@ def _policy(args, pipe):
     MagCache-like schedule of the model's shipped calibration for this sampler and step count,
     with ROW (one mode for every block, default R, or one per block) at its reuse steps."""
     from .accelerate import block_depths
-    from .policy import KeyframePolicy, split_forecast
+    from .policy import KeyframePolicy, split_options
 
     if args.policy.startswith("magnitude:"):
-        spec, forecast = split_forecast(args.policy)
+        spec, finish = split_options(args.policy)
         policy = _magnitude_policy(args, pipe, spec)
-        return policy.with_forecast(forecast) if forecast else policy
+        return finish(policy) if finish else policy
     return KeyframePolicy.parse(args.policy, args.steps, block_depths(pipe))
 
 

@@ -151,10 +151,13 @@ class CallCosts:
         return round(float(self.call(k[0], z[0])))
 
     def speedup(self, policy, mixing) -> float:
-        """Counted speedup of a KeyframePolicy under score mixing (one call per step)."""
+        """Counted speedup of a KeyframePolicy under score mixing (one call per step, batched
+        CFG where the policy's uncond has R steps)."""
         k, z = policy_gates(policy, len(self.block))
         lam = [policy.reuse_weight(s, mixing) for s in range(policy.num_steps)]
-        return policy.num_steps * self.total / float(self.per_step(k, z, lam).sum())
+        share = torch.tensor([0.5 if policy.uncond_reused(s) else 1.0 for s in range(policy.num_steps)],
+                             dtype=k.dtype)  # uncond R: a call on the conditional half (CFG)
+        return policy.num_steps * self.total / float((share * self.per_step(k, z, lam)).sum())
 
 
 def mode_gates(rows) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,20 +15,26 @@ A step where every block is K is a *keyframe step*: score mixing stores eps_key 
 With `forecast` ("step" or "logsnr") the reused values (F's cached parts, S's outputs, R's
 residuals) are not held but extrapolated linearly from their last two keyframe values, in the
 step index or in the log-SNR of the step's timestep (TaylorSeer's first order, per cached part).
+With `uncond` (one letter per step, K or R) classifier-free guidance reuses too: at an R step the
+model runs on the conditional half of a batched CFG call only, and the unconditional half is
+the conditional output minus the guidance difference (cond - uncond) of the last step that
+computed both; the step's block modes apply to the half that runs.
 Step 0 is always a keyframe step. Steps are counted from the noisiest, 0..num_steps-1.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from .adaptive import AdaptivePolicy
 
 MODES = ("K", "F", "S", "R", "N")
 FORECASTS = ("step", "logsnr")
+UNCOND = ("K", "R")  # the unconditional CFG half computes (K) or reuses its guidance difference (R)
 MODE_NAMES = {"K": "keyframe", "F": "feature reuse", "S": "skip block", "R": "residual reuse",
               "N": "no call"}
 _REUSE = {"fr": "F", "block": "S", "residual": "R", "none": "N"}
@@ -41,11 +47,19 @@ class KeyframePolicy:
     schedule: tuple[str, ...]
     blocks: tuple[str, ...] | None = None
     forecast: str | None = None  # None: reuse holds cached values; "step"/"logsnr": extrapolates
+    uncond: str | None = None  # per step K/R: does the unconditional CFG half compute (None: always)
 
     def __post_init__(self):
         if self.forecast is not None and (not isinstance(self.forecast, str)
                                           or self.forecast not in FORECASTS):
             raise ValueError(f"forecast must be None, 'step' or 'logsnr', got {_kind(self.forecast)}")
+        if self.uncond is not None:
+            if not isinstance(self.uncond, str) or set(self.uncond) - set(UNCOND):
+                raise ValueError(f"uncond must be None or a string of K (the unconditional CFG half "
+                                 f"computes) and R (it reuses its guidance difference), one per "
+                                 f"step; got {_kind(self.uncond)}")
+            if set(self.uncond) <= {"K"}:
+                object.__setattr__(self, "uncond", None)  # computes at every step: the default
         rows = _strings(self.schedule, "schedule", "mode strings, one per step, e.g. ('K', 'F')",
                         "step", "string of modes K, F, S, R, N")
         object.__setattr__(self, "schedule", rows)
@@ -65,6 +79,12 @@ class KeyframePolicy:
                                  f"call) holds for a whole step, every block")
         if set(self.schedule[0]) != {"K"}:
             raise ValueError("step 0 must be a keyframe for every block (its caches are empty)")
+        if self.uncond is not None and len(self.uncond) != len(self.schedule):
+            raise ValueError(f"uncond has {len(self.uncond)} letters for {len(self.schedule)} steps; "
+                             f"give one K or R per step")
+        if self.uncond is not None and self.uncond[0] != "K":
+            raise ValueError("uncond: step 0 must compute the unconditional half (K): nothing is "
+                             "cached yet")
         if self.blocks is not None and len(set(self.blocks)) != len(self.blocks):
             raise ValueError("block names must be unique")
         odd = [b for b in self.blocks or () if not b or b.startswith("#") or len(b.split()) != 1]
@@ -158,6 +178,11 @@ class KeyframePolicy:
         """Does any step skip the network altogether (mode N)?"""
         return any(map(self.no_call, range(self.num_steps)))
 
+    def uncond_reused(self, step: int) -> bool:
+        """Does the unconditional CFG half reuse its guidance difference at this step (uncond R)?
+        Not at N steps, which make no call."""
+        return self.uncond is not None and self.uncond[step] == "R" and not self.no_call(step)
+
     def reuse_weight(self, step: int, mixing) -> float:
         """lam at a non-keyframe step: 0 where the step is N (no call), else the mixing's."""
         return 0.0 if self.no_call(step) else mixing.lam(step, self.num_steps)
@@ -198,37 +223,48 @@ class KeyframePolicy:
             raise ValueError("a policy without block names needs the model's blocks to be laid out")
         if self.blocks is not None and blocks is not None:
             self.check_blocks(blocks)
-        width = max(4, *(len(n) for n in names))  # room for the "# step" header
+        width = max(4, *(len(n) for n in names), 7 if self.uncond else 0)  # "# step", "@uncond"
         header = " ".join(f"{s:<{group}d}" for s in range(0, self.num_steps, group)).rstrip()
         lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: K keyframe, F feature reuse, "
                  f"S skip block, R residual reuse, N no call (whole step); {self.num_steps} steps, step 0 all K"]
-        if self.forecast:
-            lines.append(f"@forecast {self.forecast}")
+        chunked = lambda modes: " ".join(modes[i:i + group] for i in range(0, len(modes), group))  # noqa: E731
+        lines += self.directives(width, chunked)
         for b, name in enumerate(names):
             modes = "".join(self.mode(s, b) for s in range(self.num_steps))
-            chunks = " ".join(modes[i:i + group] for i in range(0, len(modes), group))
-            lines.append(f"{name:<{width}}  {chunks}")
+            lines.append(f"{name:<{width}}  {chunked(modes)}")
         return "\n".join(lines)
+
+    def directives(self, width: int = 0, chunked=lambda modes: modes) -> list[str]:
+        """The text grid's `@` lines for what is not a block's modes (forecast, uncond)."""
+        lines = [f"@forecast {self.forecast}"] if self.forecast else []
+        if self.uncond:
+            lines.append(f"{'@uncond':<{width}}  {chunked(self.uncond)}")
+        return lines
 
     @classmethod
     def from_text(cls, text: str) -> "KeyframePolicy":
         """Parse `to_text`'s format: lines `NAME MODES`; spaces inside MODES and lines starting
         with '#' are ignored; every block must cover the same steps; a line `@forecast step`
-        (or `logsnr`) sets the forecast."""
+        (or `logsnr`) sets the forecast, a line `@uncond KRKR...` (one K or R per step) the
+        unconditional CFG half's schedule."""
         if not isinstance(text, str):
             raise ValueError(f"a policy text must be a string, got {_kind(text)}")
         columns: dict[str, str] = {}
-        forecast = None
+        forecast = uncond = None
         for number, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             if line.startswith("@"):
                 key, _, value = line.partition(" ")
-                if key != "@forecast" or value.strip() not in FORECASTS:
-                    raise ValueError(f"line {number}: {line[:60]!r}; the only directive is "
-                                     f"`@forecast step` or `@forecast logsnr`")
-                forecast = value.strip()
+                if key == "@forecast" and value.strip() in FORECASTS:
+                    forecast = value.strip()
+                elif key == "@uncond" and value.split():
+                    uncond = "".join(value.split()).upper()
+                else:
+                    raise ValueError(f"line {number}: {line[:60]!r}; the directives are "
+                                     f"`@forecast step`, `@forecast logsnr` and `@uncond KRKR...` "
+                                     f"(one K or R per step)")
                 continue
             name, _, rest = line.partition(" ")
             modes = "".join(rest.split()).upper()
@@ -248,16 +284,28 @@ class KeyframePolicy:
             raise ValueError("every block must cover the same number of steps; got "
                              + ", ".join(f"{n}: {k}" for n, k in lengths.items()))
         policy = cls.per_block(list(columns), columns)
-        return policy if forecast is None else policy.with_forecast(forecast)
+        return dataclasses.replace(policy, forecast=forecast, uncond=uncond)
 
     def with_forecast(self, forecast: str | None) -> "KeyframePolicy":
         """The same schedule, its reuse steps forecasting (`forecast`="step"/"logsnr") or holding (None)."""
-        return KeyframePolicy(self.schedule, self.blocks, forecast)
+        return dataclasses.replace(self, forecast=forecast)
+
+    def with_uncond(self, uncond: str | None) -> "KeyframePolicy":
+        """The same schedule with the unconditional CFG half's per-step K/R string (None: always K)."""
+        return dataclasses.replace(self, uncond=uncond)
+
+    def with_uncond_every(self, interval: int, start: int = 0) -> "KeyframePolicy":
+        """The unconditional CFG half computes at steps before `start` and every `interval`
+        steps from it, and reuses its guidance difference in between (uncond R)."""
+        interval, start = _count(interval, "interval"), _count(start, "start", low=0)
+        return self.with_uncond("".join("K" if s < start or (s - start) % interval == 0 else "R"
+                                        for s in range(self.num_steps)))
 
     # -- JSON --------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"schedule": list(self.schedule), "blocks": list(self.blocks) if self.blocks else None} | (
-            {"forecast": self.forecast} if self.forecast else {})
+            {"forecast": self.forecast} if self.forecast else {}) | (
+            {"uncond": self.uncond} if self.uncond else {})
 
     def to_json(self, path: str | None = None, **metadata) -> str:
         text = json.dumps(self.to_dict() | ({"meta": metadata} if metadata else {}), indent=1)
@@ -285,7 +333,8 @@ class KeyframePolicy:
         if blocks is not None and not isinstance(blocks, list):
             raise ValueError(f"policy JSON 'blocks' must be null or a list of block names, "
                              f"got {_kind(blocks)}")
-        return cls(tuple(schedule), tuple(blocks) if blocks else None, data.get("forecast"))
+        return cls(tuple(schedule), tuple(blocks) if blocks else None, data.get("forecast"),
+                   data.get("uncond"))
 
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike) -> "KeyframePolicy":
@@ -304,16 +353,17 @@ class KeyframePolicy:
               depths: dict[str, int] | None = None) -> "KeyframePolicy | AdaptivePolicy":
         """CLI form: "uniform:K", "uniform:K:block|residual|none", "deep:K[:LEVELS[:F]]" (needs the model's
         block depths), "adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]]" (an AdaptivePolicy), or a
-        JSON file."""
+        JSON file; a keyframe policy may end in options (`split_options`): "+forecast[:step|logsnr]",
+        "+cfg:K[:START]"."""
         if not isinstance(spec, str):
             raise ValueError(f"a policy spec must be a string, got {_kind(spec)}")
         num_steps = _count(num_steps, "num_steps")
-        spec, forecast = split_forecast(spec)
-        if forecast:
+        spec, finish = split_options(spec)
+        if finish is not None:
             policy = cls.parse(spec, num_steps, depths)
             if not isinstance(policy, KeyframePolicy):
-                raise ValueError("+forecast applies to keyframe policies, not adaptive ones")
-            return policy.with_forecast(forecast)
+                raise ValueError("+forecast and +cfg apply to keyframe policies, not adaptive ones")
+            return finish(policy)
         if spec.startswith("adaptive:"):
             return _parse_adaptive(spec, num_steps)
         if spec.startswith("deep:"):
@@ -342,7 +392,7 @@ class KeyframePolicy:
         return " ".join(self.schedule) if self.blocks is None else "\n".join(self.schedule)
 
 
-_JSON_KEYS = ("schedule", "blocks", "forecast", "meta")
+_JSON_KEYS = ("schedule", "blocks", "forecast", "uncond", "meta")
 
 
 def _strings(value, name: str, what: str, item: str, item_what: str) -> tuple[str, ...]:
@@ -356,17 +406,42 @@ def _strings(value, name: str, what: str, item: str, item_what: str) -> tuple[st
     return items
 
 
-def split_forecast(spec: str) -> tuple[str, str | None]:
-    """A spec's `+forecast[:step|logsnr]` suffix split off: ("uniform:2", "step") for
-    "uniform:2+forecast"; (spec, None) without one (and for JSON text)."""
-    if "+forecast" not in spec or spec.lstrip().startswith(("{", "[")):
+def split_options(spec: str) -> tuple[str, "Callable[[KeyframePolicy], KeyframePolicy] | None"]:
+    """A spec's options split off, with the function that applies them to the parsed policy:
+    `+forecast[:step|logsnr]` (reuse extrapolates, `with_forecast`) and `+cfg:K[:START]` (the
+    unconditional CFG half computes every K steps from START, `with_uncond_every`), in any
+    order: ("uniform:2", f) for "uniform:2+cfg:2+forecast"; (spec, None) without options (and
+    for JSON text)."""
+    if spec.lstrip().startswith(("{", "[")):
         return spec, None
-    spec, _, tail = spec.rpartition("+forecast")
-    forecast = tail[1:] if tail.startswith(":") else (tail or "step")
-    if forecast not in FORECASTS:
-        raise ValueError(f"bad forecast {tail!r}; expected SPEC+forecast, SPEC+forecast:step or "
-                         f"SPEC+forecast:logsnr")
-    return spec, forecast
+    base, options = spec, []
+    while True:  # options from the end ("+name..."); a '+' elsewhere stays in the spec (a path)
+        head, plus, tail = base.rpartition("+")
+        if not plus or tail.partition(":")[0] not in ("forecast", "cfg"):
+            break
+        base, options = head, [tail] + options
+    if not options:
+        return spec, None
+    steps = []
+    for option in options:
+        name, _, value = option.partition(":")
+        if name == "forecast" and (value or "step") in FORECASTS:
+            steps.append(lambda p, f=value or "step": p.with_forecast(f))
+            continue
+        parts = value.split(":")
+        if name == "cfg" and 1 <= len(parts) <= 2 and all(x.isdigit() for x in parts):
+            interval, start = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+            if interval >= 1:
+                steps.append(lambda p, k=interval, s=start: p.with_uncond_every(k, s))
+                continue
+        raise ValueError(f"bad policy option {'+' + option!r:.60}; expected +forecast, "
+                         f"+forecast:step, +forecast:logsnr or +cfg:K[:START] (K >= 1)")
+
+    def finish(policy: "KeyframePolicy") -> "KeyframePolicy":
+        for apply in steps:
+            policy = apply(policy)
+        return policy
+    return base, finish
 
 
 def _count(value, name: str, low: int = 1) -> int:

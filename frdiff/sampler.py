@@ -40,6 +40,7 @@ class CacheStore:
     def __init__(self, cache_dtype: torch.dtype | None = None, detach: bool = True):
         self.cache_dtype, self.detach = cache_dtype, detach
         self.branch = 0
+        self.rows: int | None = None  # a half-batch call (uncond R): the rows from here on run
         self.values: dict[tuple[int, int], object] = {}
         self._bytes: dict[tuple[int, int], int] = {}
         self._dtypes: dict[tuple[int, int], object] = {}  # with cache_dtype: the originals
@@ -48,6 +49,12 @@ class CacheStore:
 
     def put(self, owner, value) -> None:
         key = (id(owner), self.branch)
+        if self.rows is not None:  # the rows that ran are fresh, the others keep their values
+            if key not in self.values:
+                return
+            old = self._held(key)
+            value = zip_tensors(lambda new, held: torch.cat([held[:self.rows].to(new.dtype), new]),
+                                value, old)
         if self.cache_dtype is not None:
             self._dtypes[key] = map_tensors(lambda t: t.dtype, value)
         if self.detach or self.cache_dtype is not None:
@@ -59,11 +66,21 @@ class CacheStore:
 
     def get(self, owner, count_miss: bool = True):
         key = (id(owner), self.branch)
-        value = self.values.get(key)
-        if value is None:
+        if key not in self.values:
             self.misses += count_miss
             return None
+        return self.rows_of(self._held(key))
+
+    def _held(self, key):
+        """The value held for `key`, in its original dtype, every row."""
+        value = self.values[key]
         return value if self.cache_dtype is None else cast_like(value, self._dtypes[key])
+
+    def rows_of(self, value):
+        """`value`, or in a half-batch call the rows that run."""
+        if self.rows is None:
+            return value
+        return map_tensors(lambda t: t[self.rows:], value)
 
     def clear(self) -> None:
         self.values.clear()
@@ -112,7 +129,7 @@ class ForecastStore(CacheStore):
         if self.cache_dtype is not None:
             v0 = cast_like(v0, self._dtypes[key])
         w = (self.at - a1) / (a1 - a0)
-        return zip_tensors(lambda x1, x0: x1 + w * (x1 - x0), value, v0)
+        return zip_tensors(lambda x1, x0: x1 + w * (x1 - x0), value, self.rows_of(v0))
 
     def clear(self) -> None:
         super().clear()

@@ -202,6 +202,18 @@ def map_tensors(fn, value):
     return value
 
 
+def halve(value, batch: int):
+    """The second (conditional CFG) half of every tensor in `value` (nested tuples, lists,
+    dicts) whose first dimension is `batch`; everything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return value[batch // 2:] if value.ndim and value.shape[0] == batch else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(halve(v, batch) for v in value)
+    if isinstance(value, dict):
+        return {k: halve(v, batch) for k, v in value.items()}
+    return value
+
+
 def zip_tensors(fn, a, b):
     """fn(x, y) over the tensors of two values of the same (nested tuple/list) structure."""
     if isinstance(a, torch.Tensor):

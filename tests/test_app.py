@@ -226,6 +226,13 @@ def test_the_grid_speaks_the_cost_model_and_round_trips_the_text():
     assert bad["rows"] == [] and bad["error"]
     with pytest.raises(ValueError):
         text_of({"rows": ["KK", "QQ"], "blocks": ["a", "b"]})
+    # what is not a block's modes (a forecast, the unconditional half's schedule) survives painting
+    both = policy.with_forecast("logsnr").with_uncond_every(2)
+    value = grid_value("glyph-unet", 50, both.to_text(), True, 30, 0.5)
+    assert value["uncond"] == both.uncond and value["forecast"] == "logsnr"
+    assert KeyframePolicy.from_text(text_of(value)) == both
+    with pytest.raises(ValueError, match="uncond"):
+        text_of(value | {"uncond": "R" * 50})
 
 
 def test_the_grid_costs_run_on_a_replica_no_request_borrows():

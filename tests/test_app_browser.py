@@ -163,6 +163,19 @@ def test_painting_the_grid_rewrites_the_text_and_the_counted_speedup(page):
     page.locator("#policy-paint [data-undo]").click()
     expect(editor).not_to_have_value(edited, timeout=30_000)
     assert KeyframePolicy.from_text(editor.input_value()) == policy
+    # the uncond row: a click makes the unconditional CFG half reuse at that step, the text gets
+    # its @uncond line, the counted speedup halves that step's call; painting a cell keeps it
+    page.locator(f'#policy-paint td[data-u="{step}"]').click()
+    expect(editor).to_have_value(re.compile("@uncond"), timeout=30_000)
+    reused = KeyframePolicy.from_text(editor.input_value())
+    assert reused.uncond_reused(step) and reused.with_uncond(None) == policy
+    expected = CallCosts(**block_costs("glyph-unet")).speedup(reused, mixing)
+    expect(page.locator("#policy-paint [data-speed]")).to_have_text(f"counted speedup {expected:.2f}x",
+                                                                     timeout=30_000)
+    reused_text = editor.input_value()
+    page.locator(f'#policy-paint td[data-s="{step}"][data-b="0"]').click()
+    expect(editor).not_to_have_value(reused_text, timeout=30_000)
+    assert KeyframePolicy.from_text(editor.input_value()).uncond == reused.uncond
 
 
 def test_learning_draws_the_policy_as_it_goes_loads_it_and_stop_loads_nothing(page, monkeypatch):

@@ -86,8 +86,8 @@ def test_forecast_in_every_policy_format():
     parsed = KeyframePolicy.parse("uniform:2:residual+forecast", 6)
     assert parsed.forecast == "step" and parsed.schedule[1] == "R"
     assert KeyframePolicy.parse("uniform:3+forecast:logsnr", 6).forecast == "logsnr"
-    for bad, message in [("uniform:2+forecast:nope", "bad forecast"), ("adaptive:0.1+forecast", "keyframe"),
-                         ("uniform:2+forecastx", "bad forecast")]:
+    for bad, message in [("uniform:2+forecast:nope", "bad policy option"), ("adaptive:0.1+forecast", "keyframe"),
+                         ("uniform:2+forecastx", "bad policy")]:
         with pytest.raises(ValueError, match=message):
             KeyframePolicy.parse(bad, 6)
     with pytest.raises(ValueError, match="@forecast"):

@@ -88,6 +88,11 @@ class GlyphPipeline(DiffusionPipeline):
             raise ValueError(f"this model generates {native}x{native} images; "
                              f"resolution {resolution} is not supported")
 
+    @property
+    def do_classifier_free_guidance(self) -> bool:
+        """Does the running call batch unconditional and conditional halves (guidance > 1)?"""
+        return getattr(self, "_guidance_scale", DEFAULT_GUIDANCE_SCALE) > 1.0
+
     @torch.no_grad()
     def __call__(self, class_labels: Sequence[str | int] | str | int,
                  num_inference_steps: int = 50, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
@@ -107,7 +112,8 @@ class GlyphPipeline(DiffusionPipeline):
             latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
         latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
         labels = torch.tensor(ids, device=device)
-        use_cfg = guidance_scale > 1.0
+        self._guidance_scale = guidance_scale  # read by do_classifier_free_guidance, as in diffusers
+        use_cfg = self.do_classifier_free_guidance
         if use_cfg:
             labels = torch.cat([torch.full_like(labels, self.null_class), labels])
         self.scheduler.set_timesteps(num_inference_steps, device=device)
