@@ -1,6 +1,9 @@
 """Per-block temporal similarity heatmaps, beside a tuned policy (the README's picture).
 
-    python -m analysis.temporal_similarity [--steps 50] [--policy assets/policies/glyph-unet-ddim50-2.0x.json]
+    python -m analysis.temporal_similarity [--steps 50] [--policy POLICY_FILE]
+
+(default policy: analysis/results/reuse-policies/glyph-unet-ddim50-2.0x.json, the reuse-family
+policy shipped before the re-tune, which draws feature reuse and skips beside the heatmaps)
 
 For glyph-unet and glyph-dit (full compute, DDIM, 8 samples of different classes, seed 0):
 the relative change of every policy block's output from one step to the next
@@ -28,7 +31,7 @@ from analysis.common import write_result  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--policy", default="assets/policies/glyph-unet-ddim50-2.0x.json")
+    ap.add_argument("--policy", default="analysis/results/reuse-policies/glyph-unet-ddim50-2.0x.json")
     ap.add_argument("--out", default="assets/temporal-similarity.png")
     args = ap.parse_args()
     results = {}
