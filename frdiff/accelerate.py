@@ -248,8 +248,8 @@ class Run:
             next(iter(self._signature.parameters))]).shape[0]
         if batch % 2 or self._guidance is None or self._guidance.shape[0] != batch // 2:
             raise RuntimeError(f"frdiff: uncond R (guidance reuse) needs a batch of unconditional "
-                               f"and conditional halves (diffusers' order); this call's batch is "
-                               f"{batch}")
+                               f"and conditional halves (the second half runs, the first is rebuilt); "
+                               f"this call's batch is {batch}")
         rows = batch // 2
 
         def conditional_half(*a, **k):

@@ -48,7 +48,8 @@ def page(app_url, tmp_path_factory):
 
 def test_page_draws_the_default_policy(page):
     expect(page.locator("#policy-status")).to_contain_text("Valid: 25 keyframe steps", timeout=30_000)
-    expect(page.locator("#policy-paint td")).to_have_count(50 * 9, timeout=30_000)  # steps x blocks
+    expect(page.locator("#policy-paint td[data-b]")).to_have_count(50 * 9, timeout=30_000)  # steps x blocks
+    expect(page.locator("#policy-paint td[data-u]")).to_have_count(50)  # the uncond row, one per step
     expect(page.locator("#policy-paint [data-speed]")).to_contain_text("counted speedup 1.54x")
 
 
