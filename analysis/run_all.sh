@@ -77,5 +77,12 @@ python -m frdiff sweep --model glyph-dit --steps 50 --scheduler ddim --peers all
 python -m frdiff sweep --model glyph-dit --steps 20 --scheduler dpmsolver --peers all --batch 4 --policies frdiff/glyphs/assets/policies/glyph-dit-dpmsolver20-1.5x.json,frdiff/glyphs/assets/policies/glyph-dit-dpmsolver20-2.0x.json,frdiff/glyphs/assets/policies/glyph-dit-dpmsolver20-2.5x.json,analysis/results/policies-dit-dpm-before-magnitude/glyph-dit-dpmsolver20-1.5x.json,analysis/results/policies-dit-dpm-before-magnitude/glyph-dit-dpmsolver20-2.0x.json,analysis/results/policies-dit-dpm-before-magnitude/glyph-dit-dpmsolver20-2.5x.json,magnitude:0.12,magnitude:0.24,magnitude:0.4,uniform:3:residual --out analysis/results/sweep-peers-glyph-dit-dpm20.json
 python -m frdiff sweep --model glyph-unet --steps 50 --scheduler ddim --peers all --batch 4 --fewer-steps 25 --policies frdiff/glyphs/assets/policies/glyph-unet-ddim50-1.5x.json,frdiff/glyphs/assets/policies/glyph-unet-ddim50-2.0x.json,frdiff/glyphs/assets/policies/glyph-unet-ddim50-2.5x.json,magnitude:0.12:F,magnitude:0.24:F,uniform:3,deep:3 --out analysis/results/sweep-peers-glyph-unet-ddim50.json
 python -m frdiff sweep --model glyph-unet --steps 20 --scheduler dpmsolver --peers all --batch 4 --policies frdiff/glyphs/assets/policies/glyph-unet-dpmsolver20-1.5x.json,frdiff/glyphs/assets/policies/glyph-unet-dpmsolver20-2.0x.json,frdiff/glyphs/assets/policies/glyph-unet-dpmsolver20-2.5x.json,magnitude:0.12:F,magnitude:0.24:F,uniform:3,deep:3 --out analysis/results/sweep-peers-glyph-unet-dpm20.json
+for m in glyph-unet glyph-dit; do  # faster rows on DPM-Solver++ 20
+  python -m frdiff tune --model $m --steps 20 --scheduler dpmsolver --target-speedup 3.0 --per-block \
+    --out analysis/results/policy-$m-dpmsolver20-3.0x.json
+  python -m frdiff sweep --model $m --steps 20 --scheduler dpmsolver --batch 4 --fewer-steps 7,6 \
+    --policies assets/policies/$m-dpmsolver20-2.5x.json,analysis/results/policy-$m-dpmsolver20-3.0x.json,uniform:3:none,uniform:4:none \
+    --out analysis/results/sweep-fast-$m-dpm20.json
+done
 # the tables of README.md and docs/results.md, re-rendered from the result files above
 python -m analysis.results_doc
