@@ -227,19 +227,14 @@ class KeyframePolicy:
         header = " ".join(f"{s:<{group}d}" for s in range(0, self.num_steps, group)).rstrip()
         lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: K keyframe, F feature reuse, "
                  f"S skip block, R residual reuse, N no call (whole step); {self.num_steps} steps, step 0 all K"]
-        chunked = lambda modes: " ".join(modes[i:i + group] for i in range(0, len(modes), group))  # noqa: E731
-        lines += self.directives(width, chunked)
+        if self.forecast:
+            lines.append(f"@forecast {self.forecast}")
+        if self.uncond:
+            lines.append(f"{'@uncond':<{width}}  {_grouped(self.uncond, group)}")
         for b, name in enumerate(names):
             modes = "".join(self.mode(s, b) for s in range(self.num_steps))
-            lines.append(f"{name:<{width}}  {chunked(modes)}")
+            lines.append(f"{name:<{width}}  {_grouped(modes, group)}")
         return "\n".join(lines)
-
-    def directives(self, width: int = 0, chunked=lambda modes: modes) -> list[str]:
-        """The text grid's `@` lines for what is not a block's modes (forecast, uncond)."""
-        lines = [f"@forecast {self.forecast}"] if self.forecast else []
-        if self.uncond:
-            lines.append(f"{'@uncond':<{width}}  {chunked(self.uncond)}")
-        return lines
 
     @classmethod
     def from_text(cls, text: str) -> "KeyframePolicy":
@@ -422,26 +417,27 @@ def split_options(spec: str) -> tuple[str, "Callable[[KeyframePolicy], KeyframeP
         base, options = head, [tail] + options
     if not options:
         return spec, None
-    steps = []
+    forecast = cfg = None
     for option in options:
         name, _, value = option.partition(":")
-        if name == "forecast" and (value or "step") in FORECASTS:
-            steps.append(lambda p, f=value or "step": p.with_forecast(f))
-            continue
         parts = value.split(":")
-        if name == "cfg" and 1 <= len(parts) <= 2 and all(x.isdigit() for x in parts):
-            interval, start = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-            if interval >= 1:
-                steps.append(lambda p, k=interval, s=start: p.with_uncond_every(k, s))
-                continue
-        raise ValueError(f"bad policy option {'+' + option!r:.60}; expected +forecast, "
-                         f"+forecast:step, +forecast:logsnr or +cfg:K[:START] (K >= 1)")
+        if name == "forecast" and (value or "step") in FORECASTS:
+            forecast = value or "step"
+        elif name == "cfg" and 1 <= len(parts) <= 2 and all(x.isdigit() for x in parts) and int(parts[0]) >= 1:
+            cfg = (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
+        else:
+            raise ValueError(f"bad policy option {'+' + option!r:.60}; expected +forecast, "
+                             f"+forecast:step, +forecast:logsnr or +cfg:K[:START] (K >= 1)")
 
     def finish(policy: "KeyframePolicy") -> "KeyframePolicy":
-        for apply in steps:
-            policy = apply(policy)
-        return policy
+        policy = policy.with_forecast(forecast) if forecast else policy
+        return policy.with_uncond_every(*cfg) if cfg else policy
     return base, finish
+
+
+def _grouped(letters: str, group: int) -> str:
+    """One letter per step, in groups of `group` steps (the text grid's columns)."""
+    return " ".join(letters[i:i + group] for i in range(0, len(letters), group))
 
 
 def _count(value, name: str, low: int = 1) -> int:

@@ -115,6 +115,8 @@ class ForecastStore(CacheStore):
         if key in self.values and self._when[key] != self.at:
             self._before[key] = (self._when[key], self.values[key])
         super().put(owner, value)
+        if key not in self.values:  # a half-batch call with nothing held: nothing stored
+            return
         self._when[key] = self.at
         if key in self._before:  # both values are held
             self._bytes[key] += nbytes(self._before[key][1])
