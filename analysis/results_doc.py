@@ -30,16 +30,18 @@ MARKER = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /ta
 
 def _renderers() -> dict:
     from analysis import (bench_table, deepcache, dpmsolver, models_report, policy_table,
-                          score_spectra, spectra)
+                          score_spectra, spectra, verdict_quality)
     from frdiff.glyphs.bench import budget_table, sweep_table, verdict_table
 
     return {"bench": bench_table.markdown, "deepcache": deepcache.rows_markdown,
             "dpmsolver": dpmsolver.markdown, "models": models_report.markdown,
             "policies": policy_table.markdown, "score-spectra": score_spectra.markdown,
+            "verdict-quality": verdict_quality.markdown,
             "spectra": lambda result, model: spectra.table(result["models"][model]),
             "sweep": lambda result: sweep_table(result).split("\n\n")[0],
             "budgets": lambda result, speed="measured": budget_table(result, key=SPEEDS[speed]),
-            "verdicts": lambda result, speed="measured": verdict_table(result["results"], key=SPEEDS[speed])}
+            "verdicts": lambda result, speed="measured", against="row": verdict_table(
+                result["results"], key=SPEEDS[speed], against=against)}
 
 
 SPEEDS = {"measured": "speedup", "counted": "ideal_speedup"}

@@ -99,3 +99,36 @@ def test_a_stale_docs_table_is_reported(tmp_path, capsys):
     assert main(["--check", "--doc", str(doc)]) == 1 and "out of date" in capsys.readouterr().err
     assert main(["--doc", str(doc)]) == 0 and "glyph-unet" in doc.read_text()
     assert main(["--check", "--doc", str(doc)]) == 0
+
+
+def test_verdict_quality_rechecks_each_winning_row_on_fresh_images(tmp_path):
+    """analysis.verdict_quality picks frdiff's best row per budget as the verdict table does and
+    reruns exactly that spec through `frdiff sweep` against full compute on new images."""
+    from analysis import verdict_quality
+
+    def row(method, policy, speed, db):
+        return {"method": method, "setting": f"{policy}, mixing on", "policy": policy, "speedup": speed,
+                "ideal_speedup": speed, "psnr": db}
+
+    sweep = {"model": "glyph-unet", "scheduler": "ddim", "steps": 6,
+             "rows": [row("frdiff", "uniform:1", 1.6, 99.0), row("frdiff", "uniform:2", 2.1, 30.0),
+                      row("frdiff", "uniform:3", 1.2, 50.0), row("fewer steps", "-", 2.2, 20.0),
+                      row("MagCache", "-", 2.3, 31.0),
+                      row("frdiff", "uniform:1", 1.7, 99.0)]}  # uniform:1 again, timed faster in another sweep
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(sweep))
+    result = verdict_quality.check(str(path), samples=4, seed=1)
+    cells = {c["budget"]: c for c in result["cells"]}
+    assert sorted(cells) == [1.5, 2.0] and cells[1.5]["policy"] == "uniform:1" and cells[2.0]["policy"] == "uniform:2"
+    same = cells[1.5]  # every step a keyframe: the full-compute images themselves
+    assert same["class_agreement"] == 1.0 and same["class_accuracy"] == same["baseline_class_accuracy"]
+    assert same["fd"] == same["baseline_fd"] and same["class_accuracy_ok"] and same["fd_ok"]
+    assert same["speedup"] == 1.6 and same["sweep_psnr"] == 99.0  # the sweep's speed, not remeasured
+    reused = cells[2.0]
+    assert reused["psnr"] < 60 and 0 <= reused["class_agreement"] <= 1
+    assert reused["fd_ok"] == (reused["fd"] <= 1.1 * reused["baseline_fd"])
+    table = verdict_quality.markdown({"groups": [result]})
+    assert "| glyph-unet, ddim 6 | 1.5x | uniform:1, mixing on (1.60x) |" in table and "| yes, yes | yes |" in table
+    assert same["on_measured_front"] and not cells[2.0]["on_measured_front"]  # MagCache: faster and better
+
+    assert len(verdict_quality.verdict_groups()) == 4  # the README's verdict table: two models, two samplers

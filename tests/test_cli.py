@@ -217,8 +217,17 @@ def test_budget_rows_compare_frdiff_with_every_peer_at_least_as_fast():
     from frdiff.glyphs.bench import verdict_table
 
     line = verdict_table([{"rows": rows, "model": "m", "scheduler": "ddim", "steps": 50}], budgets=(1.5, 2.0, 3.0))
-    assert line.splitlines()[-1] == ("| m, ddim 50 | +2.0 dB | -2.0 dB (behind MagCache, MagCache 2.2) | "
-                                     "no row this fast |")
+    assert line.splitlines()[-1] == ("| m, ddim 50 | +2.0 dB | -2.0 dB (behind MagCache, MagCache 2.2: 2.20x, "
+                                     "35.0 dB) | no row this fast |")
+    # read at the budget: against every peer at least 1.5x, the slower 1.55x row at 45 dB counts
+    at_budget = {r["budget"]: r for r in budget_rows({"rows": rows}, budgets=(1.5, 2.0), against="budget")}
+    assert at_budget[1.5]["peer"]["psnr"] == 45.0 and not at_budget[1.5]["ahead"]
+    assert at_budget[2.0]["peer"]["speedup"] == 2.2
+    line = verdict_table([{"rows": rows, "model": "m", "scheduler": "ddim", "steps": 50}], budgets=(1.5,),
+                         against="budget")
+    assert line.splitlines()[-1] == "| m, ddim 50 | -5.0 dB (behind fewer steps, fewer steps 1.55: 1.55x, 45.0 dB) |"
+    with pytest.raises(ValueError, match="against must be 'row' or 'budget'"):
+        budget_rows({"rows": rows}, against="peer")
 
 
 def test_a_policy_on_another_sampler_is_measured_against_the_sweeps_full_compute(capsys):

@@ -70,7 +70,8 @@ def measure_quality(pipe, classifier, policy: KeyframePolicy, mixing: ScoreMixin
 def quality_against(classifier, images: torch.Tensor, baseline: torch.Tensor, labels: list[int]) -> dict:
     """PSNR/SSIM to the full-compute images, class accuracy of both, the Frechet distance of
     both to as many real glyphs (`fd`, `baseline_fd`; one fixed real set per sample count) and
-    between them (`fd_to_baseline`), in the classifier's feature space."""
+    between them (`fd_to_baseline`), in the classifier's feature space; `class_agreement`: the
+    share of images the classifier puts in the same class as their full-compute twin."""
     target = torch.tensor(labels)
     base_logits, base_feats = classify(classifier, baseline)
     logits, feats = classify(classifier, images)
@@ -78,6 +79,7 @@ def quality_against(classifier, images: torch.Tensor, baseline: torch.Tensor, la
     return {"psnr": psnr(images, baseline), "ssim": ssim(images, baseline),
             "class_accuracy": accuracy(logits, target),
             "baseline_class_accuracy": accuracy(base_logits, target),
+            "class_agreement": accuracy(logits, base_logits.argmax(1)),
             "fd": frechet_distance(feats, real), "baseline_fd": frechet_distance(base_feats, real),
             "fd_to_baseline": frechet_distance(feats, base_feats), "samples": len(labels)}
 
@@ -326,15 +328,19 @@ def sweep_table(result: dict) -> str:
 BUDGETS = (1.5, 2.0, 2.5, 3.0)
 
 
-def budget_rows(result: dict, budgets=BUDGETS, key: str = "speedup") -> list[dict]:
+def budget_rows(result: dict, budgets=BUDGETS, key: str = "speedup", against: str = "row") -> list[dict]:
     """Per budget: frdiff's best row (highest PSNR) at least that fast by `key` (measured speed
-    by default), the best peer row (any other method) at least as fast as that one, and whether
-    frdiff is ahead; frdiff's row also against full compute's class accuracy and FD."""
+    by default), the best peer row (any other method) at least as fast as that one (`against`
+    "row") or at least the budget (`against` "budget": what someone with that budget would pick
+    instead, which may be slower than frdiff's row), and whether frdiff is ahead; frdiff's row
+    also against full compute's class accuracy and FD."""
+    if against not in ("row", "budget"):
+        raise ValueError(f"against must be 'row' or 'budget', got {against!r}")
     rows = [r for r in result["rows"] if r.get("psnr") is not None]
     out = []
     for b in budgets:
         ours = max((r for r in rows if r["method"] == "frdiff" and r[key] >= b), key=lambda r: r["psnr"], default=None)
-        floor = ours[key] if ours is not None else b
+        floor = ours[key] if ours is not None and against == "row" else b
         peer = max((r for r in rows if r["method"] != "frdiff" and r[key] >= floor), key=lambda r: r["psnr"],
                    default=None)
         out.append({"budget": b, "frdiff": ours, "peer": peer,
@@ -370,14 +376,15 @@ def budget_table(result: dict, budgets=BUDGETS, key: str = "speedup") -> str:
     return "\n".join(lines)
 
 
-def verdict_table(results: list[dict], budgets=BUDGETS, key: str = "speedup") -> str:
+def verdict_table(results: list[dict], budgets=BUDGETS, key: str = "speedup", against: str = "row") -> str:
     """One line per sweep (model, sampler): at each budget, frdiff's margin over the best peer
-    at least as fast as frdiff's best row (`budget_rows`), or the peer that wins."""
+    at least as fast as frdiff's best row (or at least the budget, `budget_rows`' `against`),
+    or the peer that wins."""
     lines = ["| model, sampler | " + " | ".join(f"at least {b}x" for b in budgets) + " |",
              "|---|" + "---|" * len(budgets)]
     for result in results:
         cells = []
-        for row in budget_rows(result, budgets, key):
+        for row in budget_rows(result, budgets, key, against):
             ours, peer = row["frdiff"], row["peer"]
             if ours is None:
                 cells.append("no row this fast" if peer is None else
@@ -387,7 +394,8 @@ def verdict_table(results: list[dict], budgets=BUDGETS, key: str = "speedup") ->
             else:
                 margin = ours["psnr"] - peer["psnr"]
                 cells.append(f"{'+' if margin > 0 else ''}{margin:.1f} dB"
-                             + ("" if margin > 0 else f" (behind {peer['method']}, {peer['setting']})"))
+                             + ("" if margin > 0 else f" (behind {peer['method']}, {peer['setting']}: "
+                                                      f"{peer[key]:.2f}x, {peer['psnr']:.1f} dB)"))
         lines.append(f"| {result.get('model', '?')}, {result.get('scheduler', '?')} {result['steps']} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
