@@ -54,13 +54,13 @@ def render(spec: str, renderers: dict) -> str:
     if kind not in renderers:
         raise ValueError(f"unknown table kind {kind!r} (known: {', '.join(sorted(renderers))})")
     if "," in path:  # several results, each a table's line (verdicts)
-        result = {"results": [_load(part) for part in path.split(",")]}
+        result = {"results": [load_results(part) for part in path.split(",")]}
     else:
-        result = _load(path)
+        result = load_results(path)
     return renderers[kind](result, *args).rstrip("\n") + "\n"
 
 
-def _load(path: str) -> dict:
+def load_results(path: str) -> dict:
     results = []
     for part in path.split("+"):
         with open(part) as f:

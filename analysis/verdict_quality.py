@@ -9,9 +9,9 @@ README.md), finds frdiff's best row at each budget with the same rule as the tab
 (`frdiff.glyphs.bench.budget_rows`, measured speed), and reruns those policies, with the same
 command and specs (`python -m frdiff sweep ... --samples N`), on N fresh class-balanced images
 against full compute on the same noise: class accuracy of both, the share of images whose
-class equals their full-compute twin's, and the Frechet distance of both to N real glyphs.
-Also whether that row is on the measured
-speed/PSNR Pareto front of its sweep group (no row of any method at least as fast and as good).
+class equals their full-compute twin's, and the Frechet distance of both to N real glyphs;
+also whether that row is on the measured speed/PSNR Pareto front of its sweep group (no row
+of any method at least as fast and as good).
 Speed is not remeasured (one timing pair at batch 1 only, discarded): each cell keeps the
 speedups of the sweep that chose it. Writes analysis/results/verdict-quality.json; the
 results document renders it (`<!-- table: verdict-quality ... -->`).
@@ -28,7 +28,7 @@ import re
 import tempfile
 
 from analysis.common import write_result
-from analysis.results_doc import _load
+from analysis.results_doc import load_results
 from frdiff.glyphs.bench import BUDGETS, budget_rows
 
 MARKER = re.compile(r"<!-- table: verdicts (\S+)")
@@ -80,7 +80,7 @@ def rerun(result: dict, specs: list[str], samples: int, seed: int) -> dict:
 
 
 def check(group: str, samples: int, seed: int) -> dict:
-    result = _load(group)
+    result = load_results(group)
     cells = winners(result)
     specs = list(dict.fromkeys(c["row"]["policy"] for c in cells))
     rows = {r["policy"]: r for r in rerun(result, specs, samples, seed)["rows"]}
