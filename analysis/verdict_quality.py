@@ -30,6 +30,7 @@ import tempfile
 from analysis.common import write_result
 from analysis.results_doc import load_results
 from frdiff.glyphs.bench import BUDGETS, budget_rows
+from frdiff.metrics import pareto_front
 
 MARKER = re.compile(r"<!-- table: verdicts (\S+)")
 POINT = 0.01  # "within one point" of class accuracy
@@ -55,9 +56,9 @@ def on_front(row: dict, rows: list[dict], key: str = "speedup") -> bool:
     """No row of the sweep (any method) is at least as fast and as good, and better in one; the
     same setting measured again in another sweep of the group is not another point."""
     same = (row["method"], row["setting"])
-    rows = [r for r in rows if r.get("psnr") is not None and (r["method"], r["setting"]) != same]
-    return not any(r[key] >= row[key] and r["psnr"] >= row["psnr"] and (r[key], r["psnr"]) != (row[key], row["psnr"])
-                   for r in rows)
+    point = (row[key], row["psnr"])
+    others = [(r[key], r["psnr"]) for r in rows if r.get("psnr") is not None and (r["method"], r["setting"]) != same]
+    return point in pareto_front(others + [point])
 
 
 def rerun(result: dict, specs: list[str], samples: int, seed: int) -> dict:
