@@ -43,8 +43,9 @@ from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
 from .patching import Patches
 from .policy import KeyframePolicy
 from .sampler import CacheStore, ForecastStore, check_modes, install_reuse
-from .targets import (PolicyBlock, build_output, denoiser_of, find_blocks, halve,
-                      is_data_prediction_solver, model_point, sample_of, with_sample)
+from .noise import noise_schedule
+from .targets import (PolicyBlock, build_output, denoisers_of, find_blocks, halve,
+                      is_data_prediction_solver, sample_of, supported_families, with_sample)
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
 
 
@@ -103,12 +104,16 @@ class Run:
 
     def __init__(self, model, scheduler, blocks: list[PolicyBlock],
                  policy: KeyframePolicy | AdaptivePolicy, mixing: ScoreMixing,
-                 cache_dtype: torch.dtype | None):
+                 cache_dtype: torch.dtype | None, clock: StepClock | None = None,
+                 stats: RunStats | None = None):
         self.model, self.scheduler, self.blocks = model, scheduler, blocks
         self.pipe = None  # a pipeline whose `scheduler` must stay the one driving the clock
         self.policy, self.mixing, self.cache_dtype = policy, mixing, cache_dtype
-        self.clock = StepClock()
-        self.stats = RunStats()
+        self.clock = clock or StepClock()  # shared by every denoiser of one pipeline
+        self.stats = stats or RunStats()
+        self.experts: list[Run] = [self]  # every denoiser's Run (Wan 2.2: two), this one first
+        self._last_step = -2  # the step of this denoiser's last call (two experts: a switch)
+        self.fresh = True  # this step is a keyframe because the caches are empty
         self.modes: tuple[str, ...] = ()
         self.keyframe: bool | None = True  # is the current step a keyframe (None: probe decides)
         self.adaptive = AdaptiveState(policy) if isinstance(policy, AdaptivePolicy) else None
@@ -124,15 +129,29 @@ class Run:
         self._probe_at = 0  # adaptive: MACs up to the end of the probe block (first call)
         self._macs: dict[tuple[str, int], int] = {}  # (modes, branch) -> MACs of such a call
         self._signature = inspect.signature(model.forward)
-        self.prediction_type = getattr(scheduler.config, "prediction_type", "epsilon")
+        needs_schedule = mixing.enabled or getattr(policy, "forecast", None) == "logsnr" or (
+            isinstance(policy, KeyframePolicy) and policy.has_no_call)
+        self.noise = noise_schedule(scheduler) if needs_schedule else None
+        self.prediction_type = self.noise.prediction_type if self.noise else getattr(
+            scheduler.config, "prediction_type", "epsilon")
         self.mixer = mixer_for(is_data_prediction_solver(scheduler), self.prediction_type,
                                mixing.multistep)  # chosen once per scheduler family
         self.space = self.mixer.space  # what score mixing blends: "eps" or "x0"
         self._keys = self.mixer.keys  # eps_key / x0_key history per branch, cleared per run
-        self.observer: Callable[[MixEvent], None] | None = None
+        self._observer: Callable[[MixEvent], None] | None = None
         n = policy.num_steps  # does any step blend or reuse eps_key? (else keyframes skip storing it)
         known = policy.forced_keyframe if self.adaptive else policy.is_keyframe
         self._mixing_used = any(not known(i) and self._lam(i) < 1.0 for i in range(n))
+
+    @property
+    def observer(self) -> Callable[[MixEvent], None] | None:
+        return self._observer
+
+    @observer.setter
+    def observer(self, fn: Callable[[MixEvent], None] | None) -> None:
+        """Observe every denoiser's calls (analysis only)."""
+        for run in self.experts:
+            run._observer = fn
 
     def _lam(self, step: int) -> float:
         """Weight of a reuse step's own output: 0 at N steps (no call), else score mixing's."""
@@ -144,10 +163,11 @@ class Run:
     def on_start(self, num_steps: int) -> None:
         if num_steps != self.policy.num_steps:
             raise ValueError(length_mismatch(self.policy.num_steps, num_steps, self.scheduler))
-        self.clear()
-        if self.forecast == "logsnr":  # read from the scheduler once, never inside the loop
-            alphas = self.scheduler.alphas_cumprod.double().cpu()[self.scheduler.timesteps.long().cpu()]
-            self._log_snr = (0.5 * torch.log(alphas / (1.0 - alphas).clamp_min(1e-12))).tolist()
+        for run in self.experts:
+            run.clear()
+            run._last_step = -2
+            if run.forecast == "logsnr":  # read from the scheduler once, never inside the loop
+                run._log_snr = run.noise.log_snrs()
         self.clock.start(num_steps)
         self.stats.start_run()
 
@@ -155,13 +175,16 @@ class Run:
         """After the run's first step(): it was `step` (img2img strength, denoising_start)."""
         if step != self.clock.step:
             self.clock.begin_at(step)
+            for run in self.experts:  # the denoiser that ran it did so at `step`
+                run._last_step = step if run._last_step == 0 else run._last_step
             runs = self.stats.keyframe_steps  # the first step was a keyframe, filed as step 0
             runs[-1] = [step if s == 0 else s for s in runs[-1]]
 
     def on_step(self, output=None):
         self.clock.advance()
         if self.clock.finished:
-            self.clear()  # the call is over: free every cache
+            for run in self.experts:
+                run.clear()  # the call is over: free every cache
         return output
 
     def clear(self) -> None:
@@ -234,7 +257,7 @@ class Run:
         """The model call of this step: `original`, or at an uncond R step a call that runs the
         conditional half of the batch and rebuilds the unconditional half from the guidance
         difference (the step's block modes, and caches, apply to the half that runs)."""
-        if self.uncond is None or self.clock.first_step or not self.policy.uncond_reused(step):
+        if self.uncond is None or self.fresh or not self.policy.uncond_reused(step):
             return original
         if self.clock.calls_per_step != 1:
             raise RuntimeError(f"frdiff: uncond R (guidance reuse) needs classifier-free guidance "
@@ -296,7 +319,14 @@ class Run:
 
     def _plan(self, step: int) -> None:
         """The step's keyframe status and block modes (adaptive: the probe completes them)."""
-        if self.clock.first_step:  # empty caches (a run may start part-way, at any row)
+        # a keyframe whatever the policy says where the caches are empty: a run's first step
+        # (it may start part-way, at any row) and, with two experts (Wan 2.2), the first step of
+        # this one after the other ran: what it holds is from before the switch, so reset it
+        self.fresh = self.clock.first_step or self._last_step != step - 1
+        if self.fresh and not self.clock.first_step:
+            self.clear()
+        self._last_step = step
+        if self.fresh:
             self.keyframe, self.modes = True, ("K",) * len(self.blocks)
             return
         if self.adaptive is None:
@@ -354,8 +384,8 @@ class Run:
         return result
 
     def _point(self, args, kwargs):
-        """The model input x and its coefficients: x = alpha x0 + sigma eps."""
-        return model_point(self._signature, self.scheduler, args, kwargs)
+        """The model input x and its coefficients: x = alpha x0 + sigma eps (noise.py)."""
+        return self.noise.point(self._signature, args, kwargs)
 
     # -- accounting (the cost model is cost.CallCosts, shared with the tuner) ----------
     def _account(self, step: int, branch: int, keyframe: bool, lam: float,
@@ -389,25 +419,29 @@ class Run:
 def accelerate(pipe_or_model, policy: KeyframePolicy | AdaptivePolicy,
                mixing: ScoreMixing | None = None, scheduler=None,
                cache_dtype: torch.dtype | None = None):
-    """Install FRDiff on a pipeline's denoiser (or a bare model with `scheduler`)."""
+    """Install FRDiff on a pipeline's denoisers (or a bare model with `scheduler`). A pipeline
+    with two (Wan 2.2's `transformer` and `transformer_2`) gets both, on one step clock, each
+    with its own caches; the Run yielded is the first's, `run.experts` lists them all."""
     if isinstance(pipe_or_model, torch.nn.Module):
-        model, own_scheduler = pipe_or_model, False
+        models, own_scheduler = [pipe_or_model], False
         if scheduler is None:
             raise ValueError("a bare model needs the scheduler that drives its sampling loop")
     else:
-        model = denoiser_of(pipe_or_model)
+        models = denoisers_of(pipe_or_model)
         own_scheduler = scheduler is None
         scheduler = scheduler or getattr(pipe_or_model, "scheduler", None)
-    run = _prepare(model, scheduler, policy, mixing, cache_dtype)
-    if own_scheduler:
-        run.pipe = pipe_or_model
+    runs = _prepare(models, scheduler, policy, mixing, cache_dtype)
+    for run in runs:
+        run.experts = runs
+        run.pipe = pipe_or_model if own_scheduler else None
     with Patches() as patches:
-        patches.callback(run.clear)  # last out: free every cache
-        _install(run, patches)
-        yield run
+        for run in runs:
+            patches.callback(run.clear)  # last out: free every cache
+        _install(runs, patches)
+        yield runs[0]
 
 
-def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
+def _prepare(models, scheduler, policy, mixing, cache_dtype) -> list[Run]:
     """Validate everything before anything is touched."""
     if not isinstance(policy, (KeyframePolicy, AdaptivePolicy)):
         raise TypeError(f"policy must be a KeyframePolicy or an AdaptivePolicy, "
@@ -415,35 +449,38 @@ def _prepare(model, scheduler, policy, mixing, cache_dtype) -> Run:
     mixing = mixing if mixing is not None else ScoreMixing.off()
     if not isinstance(mixing, ScoreMixing):
         raise TypeError(f"mixing must be a ScoreMixing, got {type(mixing).__name__}")
-    if getattr(model, "_frdiff_run", None) is not None:
-        raise RuntimeError(f"this {type(model).__name__} is already accelerated by frdiff; "
-                           f"leave the first accelerate() context before entering another")
     if scheduler is None or not hasattr(scheduler, "set_timesteps") or not hasattr(scheduler, "step"):
         raise ValueError("accelerate() needs a diffusers scheduler (set_timesteps and step)")
-    no_calls = isinstance(policy, KeyframePolicy) and policy.has_no_call
-    if getattr(policy, "forecast", None) == "logsnr" and not hasattr(scheduler, "alphas_cumprod"):
-        raise ValueError(f"a log-SNR forecast needs a scheduler with alphas_cumprod; "
-                         f"{type(scheduler).__name__} has none (use forecast='step')")
-    if (mixing.enabled or no_calls) and not hasattr(scheduler, "alphas_cumprod"):
-        raise ValueError(f"score mixing and no-call (N) steps need a scheduler with alphas_cumprod; "
-                         f"{type(scheduler).__name__} has none (use ScoreMixing.off() and no N steps)")
-    blocks = find_blocks(model)
-    if not any(b.units for b in blocks):
-        raise ValueError(f"{type(model).__name__} has no module frdiff can reuse "
-                         f"(supported: diffusers UNets with ResnetBlock2D/attention blocks, "
-                         f"adaLN DiT and PixArt transformers)")
-    policy.check_blocks([b.name for b in blocks])
-    check_modes(policy, blocks)
-    return Run(model, scheduler, blocks, policy, mixing, cache_dtype)
+    clock, stats, runs, names = StepClock(), RunStats(), [], None
+    for model in models:
+        if getattr(model, "_frdiff_run", None) is not None:
+            raise RuntimeError(f"this {type(model).__name__} is already accelerated by frdiff; "
+                               f"leave the first accelerate() context before entering another")
+        blocks = find_blocks(model)
+        if not any(b.units for b in blocks):
+            raise ValueError(f"{type(model).__name__} has no module frdiff can reuse (supported: "
+                             f"{supported_families()}); frdiff cannot accelerate it, but a "
+                             f"fewer-steps run can")
+        if names is not None and [b.name for b in blocks] != names:
+            raise ValueError(f"the pipeline's denoisers have different blocks ({type(model).__name__}: "
+                             f"{len(blocks)}, the first: {len(names)}); one policy cannot address both")
+        names = [b.name for b in blocks]
+        policy.check_blocks(names)
+        check_modes(policy, blocks)
+        runs.append(Run(model, scheduler, blocks, policy, mixing, cache_dtype, clock, stats))
+    return runs
 
 
-def _install(run: Run, patches: Patches) -> None:
+def _install(runs: list[Run], patches: Patches) -> None:
     """Replace forwards and scheduler methods, each undone when `patches` closes."""
-    model, policy = run.model, run.policy
-    patches.attribute(model, "_frdiff_run", run)
-    patches.callback(drive_clock(run.scheduler, run.on_start, run.on_step, run.on_begin))
-    patches.forward(model, run.model_forward)
-    if run.adaptive is not None:
-        patches.hook(run.blocks[0].module.register_forward_hook(run.probe_hook))
-    columns = [policy.block_modes(i) for i in range(len(run.blocks))]
-    run.stats.modules_reused = install_reuse(run.blocks, run, patches, columns)
+    first, policy = runs[0], runs[0].policy
+    patches.callback(drive_clock(first.scheduler, first.on_start, first.on_step, first.on_begin))
+    for run in runs:
+        patches.attribute(run.model, "_frdiff_run", run)
+        patches.forward(run.model, run.model_forward)
+        if run.adaptive is not None:
+            patches.hook(run.blocks[0].module.register_forward_hook(run.probe_hook))
+        columns = [policy.block_modes(i) for i in range(len(run.blocks))]
+        counts = install_reuse(run.blocks, run, patches, columns)
+        for kind, n in counts.items():
+            first.stats.modules_reused[kind] = first.stats.modules_reused.get(kind, 0) + n

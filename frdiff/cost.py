@@ -1,33 +1,56 @@
-"""Counted compute: multiply-accumulates (MACs) of convolutions, linear layers and the
-attention products, recorded by forward hooks during one real model call."""
+"""Counted compute: multiply-accumulates (MACs) of convolutions (1D to 3D: video patch
+embeddings), linear layers and the attention products, recorded during one real model call:
+layers by forward hooks, attention products where they run, at
+`torch.nn.functional.scaled_dot_product_attention` (every diffusers attention class calls it:
+`Attention`, `FluxAttention`, `WanAttention`, joint attention over text + image tokens...)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 
+import math
+
 import torch
-from diffusers.models.attention_processor import Attention
+from torch.overrides import TorchFunctionMode
 
 from .targets import expensive_part
 
+_CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+_SDPA = torch.nn.functional.scaled_dot_product_attention
 
-def _conv_macs(m: torch.nn.Conv2d, out: torch.Tensor) -> int:
-    kh, kw = m.kernel_size
-    return out.numel() * (m.in_channels // m.groups) * kh * kw
+
+def _conv_macs(m: torch.nn.Module, out: torch.Tensor) -> int:
+    return out.numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
 
 
 def _linear_macs(m: torch.nn.Linear, out: torch.Tensor) -> int:
     return out.numel() * m.in_features
 
 
-def _attention_core_macs(m: Attention, args: tuple, kwargs: dict) -> int:
-    """QK^T and attention-times-V: 2 * batch * queries * keys * inner_dim."""
-    x = args[0] if args else kwargs["hidden_states"]
-    context = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
-    queries = x.shape[2] * x.shape[3] if x.ndim == 4 else x.shape[1]
-    keys = queries if context is None else context.shape[1]
-    return 2 * x.shape[0] * queries * keys * m.inner_dim
+def sdpa_macs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> int:
+    """QK^T and attention-times-V of one scaled_dot_product_attention call, (..., L, D)
+    layout: batch * heads * queries * keys * (D_qk + D_v)."""
+    *lead, queries, dim = query.shape
+    return math.prod(lead) * queries * key.shape[-2] * (dim + value.shape[-1])
+
+
+class _AttentionProducts(TorchFunctionMode):
+    """Charges every scaled_dot_product_attention call to the module running it (a torch
+    function mode: it sees this thread's calls only, not another request's)."""
+
+    def __init__(self, counter: "MacCounter"):
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is _SDPA:
+            q = args[0] if args else kwargs["query"]
+            k = args[1] if len(args) > 1 else kwargs["key"]
+            v = args[2] if len(args) > 2 else kwargs["value"]
+            self.counter.add_attention(sdpa_macs(q, k, v))
+        return func(*args, **kwargs)
 
 
 class MacCounter:
@@ -35,8 +58,8 @@ class MacCounter:
 
     `total(module)` is what ran *inside* that module's forward: a submodule that something
     else calls from outside (DiT's output layer reuses block 0's conditioning embedding) is
-    not charged to the module that owns it. An attention product is charged only when something
-    ran inside the attention call: a forward replaced by a cache (DeepCache wraps UNet2DModel's
+    not charged to the module that owns it. An attention product is charged where it runs, to
+    the innermost module running: a forward replaced by a cache (DeepCache wraps UNet2DModel's
     attentions) returns without running it, and is not charged."""
 
     def __init__(self, model: torch.nn.Module):
@@ -44,9 +67,8 @@ class MacCounter:
         self.macs: dict[int, int] = defaultdict(int)
         self.inside: dict[int, int] = defaultdict(int)
         self._stack: list[int] = []
-        self._calls = 0  # modules entered so far
-        self._pending: dict[int, list[tuple[int, int]]] = defaultdict(list)  # attention -> (MACs, calls)
         self._handles = []
+        self._mode: _AttentionProducts | None = None
 
     def __enter__(self) -> "MacCounter":
         try:
@@ -54,50 +76,48 @@ class MacCounter:
                 self._handles.append(m.register_forward_pre_hook(self._push))
                 self._handles.append(m.register_forward_hook(self._pop, always_call=True))
             for m in self.model.modules():
-                if isinstance(m, torch.nn.Conv2d):
+                if isinstance(m, _CONVS):
                     self._handles.append(m.register_forward_hook(self._record(_conv_macs)))
                 elif isinstance(m, torch.nn.Linear):
                     self._handles.append(m.register_forward_hook(self._record(_linear_macs)))
-                elif isinstance(m, Attention):
-                    self._handles.append(m.register_forward_pre_hook(self._attention, with_kwargs=True))
-                    self._handles.append(m.register_forward_hook(self._attention_done, always_call=True))
+            self._mode = _AttentionProducts(self)
+            self._mode.__enter__()
         except BaseException:
             self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._mode is not None:
+            self._mode.__exit__(None, None, None)
+            self._mode = None
         for h in self._handles:
             h.remove()
         self._handles.clear()
 
     def _push(self, module, args):
         self._stack.append(id(module))
-        self._calls += 1
 
     def _pop(self, module, args, output):
         if self._stack and self._stack[-1] == id(module):
             self._stack.pop()
 
     def _add(self, module, macs: int) -> None:
-        self.macs[id(module)] += macs
-        for owner in set(self._stack) | {id(module)}:
+        self._add_id(id(module), macs)
+
+    def _add_id(self, key: int, macs: int) -> None:
+        self.macs[key] += macs
+        for owner in set(self._stack) | {key}:
             self.inside[owner] += macs
+
+    def add_attention(self, macs: int) -> None:
+        """An attention product ran: charge it to the innermost module running."""
+        self._add_id(self._stack[-1] if self._stack else id(self.model), macs)
 
     def _record(self, fn):
         def hook(module, inputs, output):
             self._add(module, fn(module, output))
         return hook
-
-    def _attention(self, module, args, kwargs):
-        self._pending[id(module)].append((_attention_core_macs(module, args, kwargs), self._calls))
-
-    def _attention_done(self, module, args, output):
-        pending = self._pending[id(module)]
-        if pending:
-            macs, calls = pending.pop()
-            if self._calls > calls:  # its projections ran: not a cached output
-                self._add(module, macs)
 
     def total(self, module: torch.nn.Module | None = None) -> int:
         """MACs executed inside `module`'s forward calls (default: everything recorded)."""

@@ -18,6 +18,10 @@ that its second-order update assumes. Which schedulers count is decided by their
 (targets.is_data_prediction_solver): DPM-Solver multistep / singlestep with algorithm_type
 dpmsolver++ or sde-dpmsolver++. Every other scheduler (DDIM, Euler, DDPM, Heun, UniPC...)
 gets the eps hold (`EpsHold`), whatever keys its config kept from a scheduler swap.
+
+Flow matching (prediction type "flow", noise.py): x = (1 - s) x0 + s eps and the model predicts
+v = eps - x0, so eps = x + (1 - s) v and x0 = x - s v, exactly. Holding eps and x0 holds v: the
+lam = 0 phase of a Euler flow sampler is one larger Euler step, DDIM's analogue.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample", "flow")  # flow: v = eps - x0 (noise.py)
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ def to_prediction(output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor,
         return Prediction(None, out, extra)
     if prediction_type == "v_prediction":  # no division: both are well conditioned
         return Prediction(alpha * out + sigma * x, alpha * x - sigma * out, extra)
+    if prediction_type == "flow":  # x = (1 - s) x0 + s eps, v = eps - x0 (alpha = 1 - s)
+        return Prediction(x + alpha * out, x - sigma * out, extra)
     raise ValueError(f"unsupported prediction_type {prediction_type!r}; "
                      f"supported: {', '.join(PREDICTION_TYPES)}")
 
@@ -114,6 +120,8 @@ def from_prediction(p: Prediction, alpha: torch.Tensor, sigma: torch.Tensor,
         out = p.eps
     elif prediction_type == "sample":
         out = p.x0
+    elif prediction_type == "flow":
+        out = p.eps - p.x0
     else:
         out = alpha * p.eps - sigma * p.x0
     return out if p.extra is None else torch.cat([out, p.extra], 1)
@@ -127,6 +135,8 @@ def x0_of(output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, sigma: tor
         return (x - sigma * out) / alpha
     if prediction_type == "v_prediction":
         return alpha * x - sigma * out
+    if prediction_type == "flow":
+        return x - sigma * out
     return out
 
 
@@ -138,6 +148,8 @@ def eps_of(output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, sigma: to
         return out
     if prediction_type == "v_prediction":
         return alpha * out + sigma * x
+    if prediction_type == "flow":
+        return x + alpha * out
     return (x - alpha * out) / sigma
 
 
@@ -157,6 +169,8 @@ def output_for_x0(x0: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, sigma:
         return (x - alpha * x0) / sigma
     if prediction_type == "v_prediction":
         return (alpha * x - x0) / sigma
+    if prediction_type == "flow":  # v = (x - x0) / s
+        return (x - x0) / sigma
     return x0
 
 

@@ -12,9 +12,12 @@ cheap part runs. The tuner's soft state always computes and blends in `keep`.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
-from .targets import FRUnit, PolicyBlock, resnet_tail, residual_scale, sample_of, wrap_sample
+from .targets import (FRUnit, PolicyBlock, block_streams, pack_streams, resnet_tail,
+                      residual_scale, sample_of, stream_inputs, wrap_sample)
 
 
 def _first_arg(args: tuple, kwargs: dict, name: str):
@@ -87,24 +90,41 @@ def block_forward(block: PolicyBlock, index: int, state, original):
     return _cached_output_forward(block, index, "S", state, original)
 
 
+def _add(x, r):
+    return None if x is None or r is None else x + r
+
+
+def _minus(out, x):
+    return None if out is None else out - x
+
+
 def residual_block_forward(block: PolicyBlock, index: int, state, original):
     """Residual reuse: at R return the current input plus the block's residual (output minus
-    input) from the last step it ran. The cache is keyed by the block's module, so a block
-    that takes both S and R in one policy keeps its output and its residual apart."""
-    owner = block.module
+    input) from the last step it ran, per stream (a dual-stream block has two: text and
+    image tokens, in the order it returns them). The cache is keyed by the block's module,
+    so a block that takes both S and R in one policy keeps its output and its residual apart."""
+    owner, signature = block.module, inspect.signature(original)
+    streams: list[tuple[str, ...]] = []  # the output's stream names, learnt at its first call
 
     def forward(*args, **kwargs):
-        x = _first_arg(args, kwargs, "hidden_states")
-        residual = state.reuse(owner, index, "R")
+        residual = state.reuse(owner, index, "R") if streams else None
         if residual is not None:
-            return x + residual
+            inputs = stream_inputs(signature, args, kwargs, streams[0])
+            return pack_streams(streams[1], tuple(_add(x, r) for x, r in zip(inputs, residual)))
         out = original(*args, **kwargs)
-        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-            raise RuntimeError(f"frdiff: {block.name} is not a residual map (its output is "
-                               f"{type(out).__name__}, not a tensor shaped like its input); mode R "
-                               f"does not apply to it")
-        fresh = out - x
+        names = block_streams(block, signature, args, kwargs, out)
+        inputs = stream_inputs(signature, args, kwargs, names)
+        outs = (out,) if isinstance(out, torch.Tensor) else tuple(out)
+        for name, x, y in zip(names, inputs, outs):
+            if y is not None and (not isinstance(x, torch.Tensor) or y.shape != x.shape):
+                raise RuntimeError(f"frdiff: {block.name} is not a residual map (its {name} "
+                                   f"output is not shaped like its input); mode R does not "
+                                   f"apply to it")
+        streams[:] = [names, out if isinstance(out, torch.Tensor) else tuple(outs)]
+        fresh = tuple(_minus(y, x) for x, y in zip(inputs, outs))
         kept = state.keep(owner, index, "R", fresh)
-        return out if kept is fresh else x + kept
+        if kept is fresh:
+            return out
+        return pack_streams(out, tuple(_add(x, r) for x, r in zip(inputs, kept)))
 
     return forward

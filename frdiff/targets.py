@@ -1,17 +1,25 @@
 """The only module that knows diffusers' class and module names.
 
-It finds, in a denoiser, the *policy blocks* (UNet down/mid/up blocks, DiT blocks: the units a
-policy addresses and that whole-block reuse can skip) and, inside each, the *FR units*:
+It finds, in a denoiser, the *policy blocks* (UNet down/mid/up blocks, the blocks of a
+transformer's block lists: the units a policy addresses and that whole-block reuse can skip)
+and, inside each, the *FR units*:
   resnet    ResnetBlock2D: cache conv1's output (after norm1, SiLU, resampling),
   residual  Transformer2DModel in conditional UNets, residual self-attention in UNet2DModel:
             cache the residual branch, output = current input + cached branch,
-  output    self-attention (attn1) of adaLN DiT / PixArt blocks: cache it before the gate.
+  output    a submodule whose output is cached before its gate: self-attention (attn1) of adaLN
+            DiT / PixArt blocks; the attention (joint over text + image tokens) and MLP outputs
+            of flow-matching transformer blocks (FLUX, SD3, Qwen-Image, Wan, ...), both streams.
+Transformer families are two tables: `BLOCKS` (per block class: the order of the streams it
+returns, its FR units) and `STACKS` (per denoiser class: its block lists in call order). A
+denoiser not in `STACKS` gets the general rule: its child `ModuleList`s whose blocks are all
+in `BLOCKS`, in registration order. Adding a family is one entry (and one tiny-config test).
 It also tells the solver family of a scheduler from its class (never from config keys a
 scheduler swap left behind).
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -26,7 +34,51 @@ ADALN_NORMS = ("ada_norm_zero", "ada_norm_single")
 _X0_SOLVERS = (DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,  # whose algorithm_type
                DPMSolverMultistepInverseScheduler, EDMDPMSolverMultistepScheduler)  # is real
 
+_ENC_HID = ("encoder_hidden_states", "hidden_states")  # a dual-stream block returns (text, image)
+_HID_ENC = ("hidden_states", "encoder_hidden_states")  # HunyuanVideo, CogVideoX: the other order
 
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """What frdiff knows of a transformer block class: `returns`, the input arguments its
+    tuple output gives back, in order (its residual streams; a tensor output is the first
+    argument's stream alone), and `units`, its children cached at F, each before its gate."""
+
+    returns: tuple[str, ...]
+    units: tuple[str, ...]
+
+
+BLOCKS: dict[str, BlockSpec] = {  # block class name -> spec (diffusers 0.35-0.42)
+    "FluxTransformerBlock": BlockSpec(_ENC_HID, ("attn", "ff", "ff_context")),
+    "FluxSingleTransformerBlock": BlockSpec(_ENC_HID, ("attn", "proj_mlp")),
+    "Flux2TransformerBlock": BlockSpec(_ENC_HID, ("attn", "ff", "ff_context")),
+    "Flux2SingleTransformerBlock": BlockSpec(_ENC_HID, ("attn",)),
+    "ChromaTransformerBlock": BlockSpec(_ENC_HID, ("attn", "ff", "ff_context")),
+    "ChromaSingleTransformerBlock": BlockSpec(("hidden_states",), ("attn", "proj_mlp")),
+    "JointTransformerBlock": BlockSpec(_ENC_HID, ("attn", "attn2", "ff", "ff_context")),  # SD3
+    "SD3SingleTransformerBlock": BlockSpec(("hidden_states",), ("attn", "ff")),
+    "QwenImageTransformerBlock": BlockSpec(_ENC_HID, ("attn", "img_mlp", "txt_mlp")),
+    "WanTransformerBlock": BlockSpec(("hidden_states",), ("attn1", "attn2", "ffn")),
+    "HunyuanVideoTransformerBlock": BlockSpec(_HID_ENC, ("attn", "ff", "ff_context")),
+    "HunyuanVideoSingleTransformerBlock": BlockSpec(_HID_ENC, ("attn", "proj_mlp")),
+    "CogVideoXBlock": BlockSpec(_HID_ENC, ("attn1", "ff")),
+    "LTXVideoTransformerBlock": BlockSpec(("hidden_states",), ("attn1", "attn2", "ff")),
+    "SanaTransformerBlock": BlockSpec(("hidden_states",), ("attn1", "attn2", "ff")),
+    "Lumina2TransformerBlock": BlockSpec(("hidden_states",), ("attn", "feed_forward")),
+    "ZImageTransformerBlock": BlockSpec(("x",), ("attention", "feed_forward")),
+}
+
+STACKS: dict[str, tuple[str, ...]] = {  # denoiser class name -> its block lists, in call order
+    "FluxTransformer2DModel": ("transformer_blocks", "single_transformer_blocks"),
+    "Flux2Transformer2DModel": ("transformer_blocks", "single_transformer_blocks"),
+    "ChromaTransformer2DModel": ("transformer_blocks", "single_transformer_blocks"),
+    "HunyuanVideoTransformer3DModel": ("transformer_blocks", "single_transformer_blocks"),
+    "SD3Transformer2DModel": ("transformer_blocks",),
+    "QwenImageTransformer2DModel": ("transformer_blocks",),
+    "WanTransformer3DModel": ("blocks",),
+    "Lumina2Transformer2DModel": ("layers",),  # its refiners run before, on one stream each
+    "ZImageTransformer2DModel": ("layers",),
+}
 @dataclass
 class FRUnit:
     """One module whose expensive part is cached at keyframes and reused in between."""
@@ -44,16 +96,25 @@ class PolicyBlock:
     depth: int  # 0 = outermost UNet level / first and last transformer block
     units: list[FRUnit] = field(default_factory=list)
     residual: bool = False  # output = input + residual, same shape (mode R applies)
+    spec: BlockSpec | None = None  # a table block: its streams (else one, the first argument)
+
+
+DENOISER_ATTRS = ("unet", "transformer", "transformer_2")  # Wan 2.2: two experts, one run
+
+
+def denoisers_of(pipe) -> list[torch.nn.Module]:
+    """Every network a pipeline may call at a step (Wan 2.2: `transformer`, `transformer_2`)."""
+    models = [getattr(pipe, attr, None) for attr in DENOISER_ATTRS]
+    models = [m for m in models if isinstance(m, torch.nn.Module)]
+    if not models:
+        raise ValueError(f"unsupported pipeline {type(pipe).__name__}: it has no `unet` or "
+                         f"`transformer` module to accelerate")
+    return list({id(m): m for m in models}.values())
 
 
 def denoiser_of(pipe) -> torch.nn.Module:
-    """The network a pipeline calls each step (`unet` or `transformer`)."""
-    for attr in ("unet", "transformer"):
-        model = getattr(pipe, attr, None)
-        if isinstance(model, torch.nn.Module):
-            return model
-    raise ValueError(f"unsupported pipeline {type(pipe).__name__}: it has no `unet` or "
-                     f"`transformer` module to accelerate")
+    """The network a pipeline calls each step (its first: `unet` or `transformer`)."""
+    return denoisers_of(pipe)[0]
 
 
 def find_blocks(model: torch.nn.Module) -> list[PolicyBlock]:
@@ -66,6 +127,8 @@ def find_blocks(model: torch.nn.Module) -> list[PolicyBlock]:
             blocks.append(PolicyBlock("mid_block", model.mid_block, levels, residual=True))
         blocks += [PolicyBlock(f"up_blocks.{i}", m, levels - 1 - i)
                    for i, m in enumerate(model.up_blocks)]
+    elif _stacks(model):
+        blocks = _stack_blocks(model)
     elif hasattr(model, "transformer_blocks"):
         n = len(model.transformer_blocks)  # depth: distance from the nearer end of the stack
         blocks = [PolicyBlock(f"transformer_blocks.{i}", m, min(i, n - 1 - i),
@@ -74,6 +137,30 @@ def find_blocks(model: torch.nn.Module) -> list[PolicyBlock]:
     for index, block in enumerate(blocks):
         block.units = list(_find_units(block.module, block.name, index))
     return blocks
+
+
+def _stacks(model: torch.nn.Module) -> list[str]:
+    """The block lists of a transformer: from `STACKS`, else the general rule."""
+    named = STACKS.get(type(model).__name__)
+    if named is not None:
+        return [n for n in named if isinstance(getattr(model, n, None), torch.nn.ModuleList)]
+    return [name for name, child in model.named_children()
+            if isinstance(child, torch.nn.ModuleList) and len(child)
+            and all(type(b).__name__ in BLOCKS for b in child)]
+
+
+def _stack_blocks(model: torch.nn.Module) -> list[PolicyBlock]:
+    """The blocks of every block list, in call order; depth counts from the nearer end."""
+    listed = [(f"{name}.{i}", b) for name in _stacks(model) for i, b in enumerate(getattr(model, name))]
+    n = len(listed)
+    return [PolicyBlock(name, b, min(i, n - 1 - i), residual=True, spec=BLOCKS[type(b).__name__])
+            for i, (name, b) in enumerate(listed)]
+
+
+def supported_families() -> str:
+    """One line naming what frdiff can reuse (for errors)."""
+    return ("diffusers UNets (ResnetBlock2D / attention blocks), adaLN DiT and PixArt transformers, "
+            "and transformers built from these blocks: " + ", ".join(sorted(BLOCKS)))
 
 
 def describe(pipe_or_model) -> str:
@@ -96,6 +183,13 @@ def _find_units(root: torch.nn.Module, prefix: str, block: int):
     """FR units under `root`, not descending into a unit (its insides are its own)."""
     if isinstance(root, BasicTransformerBlock) and root.norm_type in ADALN_NORMS:
         yield FRUnit(f"{prefix}.attn1", root.attn1, "output", block)
+        return
+    spec = BLOCKS.get(type(root).__name__)
+    if spec is not None:  # a table block: its attention / MLP outputs, before their gates
+        for name in spec.units:
+            child = getattr(root, name, None)
+            if isinstance(child, torch.nn.Module):
+                yield FRUnit(f"{prefix}.{name}", child, "output", block)
         return
     for name, child in root.named_children():
         path = f"{prefix}.{name}"
@@ -148,6 +242,32 @@ def resnet_tail(m: ResnetBlock2D, h: torch.Tensor, x: torch.Tensor, temb) -> tor
 def residual_scale(module: torch.nn.Module) -> float:
     """Output = (branch + input) / scale for residual attention; 1 for Transformer2DModel."""
     return float(getattr(module, "rescale_output_factor", 1.0)) if isinstance(module, Attention) else 1.0
+
+
+def block_streams(block: PolicyBlock, signature: inspect.Signature, args: tuple,
+                  kwargs: dict, output) -> tuple[str, ...]:
+    """The input arguments a block call's output gives back, in its order: a tensor output is
+    the first argument's stream; a tuple follows the block's spec (dual-stream blocks)."""
+    first = next(iter(signature.parameters))
+    if isinstance(output, torch.Tensor) or block.spec is None:
+        return (first,)
+    if not isinstance(output, tuple) or len(output) != len(block.spec.returns):
+        raise RuntimeError(f"frdiff: {block.name} ({type(block.module).__name__}) returned "
+                           f"{type(output).__name__}, not the {len(block.spec.returns)} streams "
+                           f"{block.spec.returns} frdiff expects; mode R does not apply to it")
+    return block.spec.returns
+
+
+def stream_inputs(signature: inspect.Signature, args: tuple, kwargs: dict,
+                  names: tuple[str, ...]) -> tuple:
+    """The tensors of a call's arguments `names` (None where an argument is absent)."""
+    bound = signature.bind(*args, **kwargs).arguments
+    return tuple(bound.get(n) for n in names)
+
+
+def pack_streams(template, values: tuple):
+    """A block output shaped like `template` (a tensor, or a tuple of streams) from `values`."""
+    return values[0] if isinstance(template, torch.Tensor) else tuple(values)
 
 
 def uses_tuple_output(module: torch.nn.Module, kwargs: dict) -> bool:
@@ -253,20 +373,3 @@ def is_data_prediction_solver(scheduler) -> bool:
 def expensive_part(unit: FRUnit) -> torch.nn.Module:
     """The module whose compute an FR unit saves at a reuse step (for cost accounting)."""
     return unit.module.conv1 if unit.kind == "resnet" else unit.module
-
-
-def model_point(signature, scheduler, args: tuple, kwargs: dict):
-    """From a denoiser call: its input x (float) and alpha, sigma with x = alpha x0 + sigma eps,
-    alphas_cumprod interpolated at fractional timesteps."""
-    bound = signature.bind(*args, **kwargs).arguments
-    x = bound[next(iter(signature.parameters))]
-    t = torch.as_tensor(bound["timestep"], dtype=torch.float64).flatten().cpu()
-    ac = scheduler.alphas_cumprod.to(torch.float64).cpu()
-    lo = t.floor().long().clamp(0, len(ac) - 1)
-    hi = (lo + 1).clamp(max=len(ac) - 1)
-    a = torch.lerp(ac[lo], ac[hi], t - lo)
-    a = a.expand(x.shape[0]) if a.numel() == 1 else a
-    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    alpha = a.sqrt().view(shape).to(x.device, torch.float32)
-    sigma = (1 - a).sqrt().view(shape).to(x.device, torch.float32)
-    return x.float(), alpha, sigma

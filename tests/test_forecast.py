@@ -10,6 +10,7 @@ from conftest import LABELS, tiny_dit, tiny_unet
 from frdiff import KeyframePolicy, ScoreMixing, accelerate
 from frdiff.glyphs import GlyphPipeline
 from frdiff.glyphs.models import build_scheduler
+from frdiff.noise import noise_schedule
 from frdiff.sampler import ForecastStore
 
 
@@ -96,9 +97,26 @@ def test_forecast_in_every_policy_format():
         KeyframePolicy(("K",), forecast="linear")
 
 
-def test_a_log_snr_forecast_needs_alphas_cumprod():
-    model = tiny_dit()
-    with pytest.raises(ValueError, match="log-SNR forecast"):
-        with accelerate(model, KeyframePolicy.uniform(4, 2).with_forecast("logsnr"),
-                        scheduler=FlowMatchEulerDiscreteScheduler()):
+def test_a_log_snr_forecast_needs_a_schedule_frdiff_can_read():
+    class NoSchedule:  # a scheduler with neither alphas_cumprod nor flow sigmas
+        config = type("Config", (), {})()
+
+        def set_timesteps(self, n):
             pass
+
+        def step(self, *args):
+            pass
+
+    model = tiny_dit()
+    with pytest.raises(ValueError, match="neither alphas_cumprod nor flow sigmas"):
+        with accelerate(model, KeyframePolicy.uniform(4, 2).with_forecast("logsnr"),
+                        scheduler=NoSchedule()):
+            pass
+
+
+def test_a_log_snr_forecast_reads_flow_sigmas():
+    """On a flow-matching scheduler the log-SNR is log((1 - s) / s) of its sigmas."""
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    scheduler.set_timesteps(4)
+    s = scheduler.sigmas[:4].double().clamp(1e-6, 1 - 1e-6)
+    assert noise_schedule(scheduler).log_snrs() == pytest.approx(torch.log((1 - s) / s).tolist())

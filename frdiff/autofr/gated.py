@@ -17,10 +17,10 @@ import torch
 
 from ..clock import StepClock, drive_clock
 from ..mixing import mixer_for
+from ..noise import noise_schedule
 from ..patching import Patches
 from ..sampler import CacheStore, install_reuse
-from ..targets import (PolicyBlock, denoiser_of, is_data_prediction_solver, model_point,
-                       sample_of, with_sample)
+from ..targets import PolicyBlock, denoiser_of, is_data_prediction_solver, sample_of, with_sample
 
 
 def _blend(old, fresh, w):
@@ -43,10 +43,11 @@ class GatedRun:
         self.clock = StepClock()
         self.caches = CacheStore(detach=False)
         self.capturing = None
-        kind = getattr(scheduler.config, "prediction_type", "epsilon")
+        self.mixing_used = any(value < 1.0 for value in lam)
+        self.noise = noise_schedule(scheduler) if self.mixing_used else None
+        kind = self.noise.prediction_type if self.noise else "epsilon"
         self.mixer = mixer_for(is_data_prediction_solver(scheduler), kind, multistep)
         self.signature = inspect.signature(model.forward)
-        self.mixing_used = any(value < 1.0 for value in lam)
 
     # -- the reuse forwards' questions (sampler.py) -------------------------------------
     def reuse(self, owner, block: int, mode: str):
@@ -76,7 +77,7 @@ class GatedRun:
         if not self.mixing_used:
             return out
         step = self.clock.step
-        x, alpha, sigma = model_point(self.signature, self.scheduler, args, kwargs)
+        x, alpha, sigma = self.noise.point(self.signature, args, kwargs)
         sample = sample_of(out)
         if branch not in self.mixer.keys:  # the run's first step: a keyframe
             self.mixer.keep(sample, x, alpha, sigma, branch)
