@@ -211,8 +211,9 @@ class KeyframePolicy:
             return
         if tuple(available) != self.blocks:
             unknown = [b for b in self.blocks if b not in available]
-            raise ValueError(f"policy blocks do not match the model: unknown {unknown}; the "
-                             f"model's reusable blocks are, in order: {', '.join(available)}")
+            raise ValueError(f"policy blocks do not match the model ({len(self.blocks)} named, "
+                             f"the model has {len(available)}): unknown {unknown}; the model's "
+                             f"reusable blocks are, in order: {', '.join(available)}")
 
     # -- text: one row per block (the app's policy editor) ------------------------------
     def to_text(self, blocks: Sequence[str] | None = None, group: int = 10) -> str:

@@ -164,12 +164,17 @@ def supported_families() -> str:
 
 
 def describe(pipe_or_model) -> str:
-    """A readable summary of what frdiff can reuse in a pipeline's (or a model's) denoiser."""
-    model = pipe_or_model if isinstance(pipe_or_model, torch.nn.Module) else denoiser_of(pipe_or_model)
-    lines = [f"{type(model).__name__}: policy blocks and their FR units"]
-    for b in find_blocks(model):
-        kinds = ", ".join(f"{u.name[len(b.name) + 1:]} ({u.kind})" for u in b.units) or "none"
-        lines.append(f"  {b.name:<22} {type(b.module).__name__:<24} {kinds}")
+    """A readable summary of what frdiff can reuse in a pipeline's denoisers (or a model)."""
+    models = [pipe_or_model] if isinstance(pipe_or_model, torch.nn.Module) else denoisers_of(pipe_or_model)
+    lines = []
+    for model in models:
+        blocks = find_blocks(model)
+        width = max([len(b.name) for b in blocks] + [20]) + 2
+        lines.append(f"{type(model).__name__}: policy blocks and their FR units")
+        for b in blocks:
+            kinds = ", ".join(f"{u.name[len(b.name) + 1:]} ({u.kind})" for u in b.units) or "none"
+            streams = "" if b.spec is None or len(b.spec.returns) < 2 else "  [2 streams]"
+            lines.append(f"  {b.name:<{width}} {type(b.module).__name__:<28} {kinds}{streams}")
     return "\n".join(lines)
 
 
@@ -256,6 +261,22 @@ def block_streams(block: PolicyBlock, signature: inspect.Signature, args: tuple,
                            f"{type(output).__name__}, not the {len(block.spec.returns)} streams "
                            f"{block.spec.returns} frdiff expects; mode R does not apply to it")
     return block.spec.returns
+
+
+def main_tensor(output) -> torch.Tensor:
+    """The first tensor of a (nested) output (UNet down blocks also return skip features)."""
+    while isinstance(output, (tuple, list)):
+        output = output[0]
+    return getattr(output, "sample", output)
+
+
+def output_streams(block: PolicyBlock, output) -> dict[str, torch.Tensor]:
+    """A block output's tensors by stream: "hidden_states" (image / video tokens, or the one
+    stream) and, for dual-stream blocks, "encoder_hidden_states" (text tokens)."""
+    if block.spec is None or isinstance(output, torch.Tensor) or len(block.spec.returns) < 2:
+        return {"hidden_states": main_tensor(output)}
+    named = dict(zip(block.spec.returns, output))
+    return {name: t for name, t in named.items() if isinstance(t, torch.Tensor)}
 
 
 def stream_inputs(signature: inspect.Signature, args: tuple, kwargs: dict,

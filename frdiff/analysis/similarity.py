@@ -3,6 +3,8 @@
     sim = frdiff.analysis.temporal_similarity(pipe, num_inference_steps=50, class_labels=["A", "7"])
     sim.change      # (steps - 1, blocks): mean|h_t - h_prev| / mean|h_prev| per policy block
     sim.cosine      # (steps - 1, blocks): cosine similarity of consecutive outputs
+    sim.streams     # dual-stream transformers (FLUX, SD3, Qwen-Image...): the change per
+                    # stream, {"hidden_states": image tokens, "encoder_hidden_states": text}
 
 This is the picture behind feature reuse: where a block's output barely changes between
 steps, reusing it costs little. The step index comes from the scheduler-driven step clock,
@@ -22,7 +24,7 @@ import torch
 
 from ..adaptive import relative_change
 from ..clock import StepClock, drive_clock
-from ..targets import denoiser_of, find_blocks
+from ..targets import denoiser_of, find_blocks, main_tensor, output_streams
 
 
 @dataclass
@@ -33,20 +35,16 @@ class TemporalSimilarity:
     cosine: torch.Tensor  # (steps - 1, blocks)
     pairwise: torch.Tensor | None = None  # (blocks, steps, steps), with pairwise=True
     magnitude: torch.Tensor | None = None  # (steps, blocks): mean|h|, with pairwise=True
+    streams: dict[str, torch.Tensor] | None = None  # stream -> (steps - 1, blocks), NaN: none
 
     def as_dict(self) -> dict:
         data = {"blocks": self.blocks, "depths": self.depths, "change": self.change.tolist(),
                 "cosine": self.cosine.tolist()}
+        if self.streams is not None:
+            data["streams"] = {name: t.tolist() for name, t in self.streams.items()}
         if self.pairwise is not None:
             data |= {"pairwise": self.pairwise.tolist(), "magnitude": self.magnitude.tolist()}
         return data
-
-
-def _main_tensor(output) -> torch.Tensor:
-    """A block's hidden states (UNet down blocks also return their skip features)."""
-    while isinstance(output, (tuple, list)):
-        output = output[0]
-    return getattr(output, "sample", output)
 
 
 def symmetric_change(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -88,6 +86,10 @@ def temporal_similarity(pipe, num_inference_steps: int = 50, pairwise: bool = Fa
     previous: dict[int, torch.Tensor] = {}
     change = torch.full((num_inference_steps - 1, len(blocks)), float("nan"))
     cosine = torch.full_like(change, float("nan"))
+    dual = any(b.spec is not None and len(b.spec.returns) > 1 for b in blocks)
+    streams = {n: torch.full_like(change, float("nan"))
+               for n in ("hidden_states", "encoder_hidden_states")} if dual else None
+    previous_streams: dict[tuple[int, str], torch.Tensor] = {}
     kept: list[dict[int, torch.Tensor]] = [{} for _ in blocks]  # pairwise: block -> step -> h
 
     def model_pre_hook(module, args, kwargs):
@@ -97,8 +99,14 @@ def temporal_similarity(pipe, num_inference_steps: int = 50, pairwise: bool = Fa
         def hook(module, args, output):
             if clock.calls_in_step != 1:  # record the first call of each step only
                 return
-            h = _main_tensor(output).detach().float()
+            named = output_streams(blocks[index], output)
+            h = (named.get("hidden_states") if dual else main_tensor(output)).detach().float()
             s = clock.step
+            for name, t in named.items() if dual else ():
+                t, before = t.detach().float(), previous_streams.get((index, name))
+                if before is not None and s >= 1 and before.shape == t.shape:
+                    streams[name][s - 1, index] = relative_change(t, before)
+                previous_streams[(index, name)] = t
             prev = previous.get(index)
             if prev is not None and s >= 1 and prev.shape == h.shape:
                 change[s - 1, index] = relative_change(h, prev)
@@ -121,7 +129,8 @@ def temporal_similarity(pipe, num_inference_steps: int = 50, pairwise: bool = Fa
             h.remove()
     if clock.num_steps != num_inference_steps:
         raise RuntimeError(f"the pipeline ran {clock.num_steps} steps, not {num_inference_steps}")
-    sim = TemporalSimilarity([b.name for b in blocks], [b.depth for b in blocks], change, cosine)
+    sim = TemporalSimilarity([b.name for b in blocks], [b.depth for b in blocks], change, cosine,
+                             streams=streams)
     if pairwise:
         sim.pairwise, sim.magnitude = _pairwise_tables(kept, num_inference_steps)
     return sim

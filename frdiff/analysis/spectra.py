@@ -33,6 +33,7 @@ from ..accelerate import accelerate
 from ..metrics import error_spectrum, psnr, radial_power_spectrum
 from ..mixing import MixEvent, ScoreMixing, in_space
 from ..policy import KeyframePolicy
+from ..noise import noise_schedule
 from ..targets import denoiser_of, sample_of
 
 MATCHED = "fewer steps, FRDiff's compute"
@@ -132,9 +133,7 @@ def score_spectra(pipe, policy: KeyframePolicy, mixing: ScoreMixing | None,
         raise TypeError(f"score_spectra needs a KeyframePolicy, got {type(policy).__name__}")
     if policy.num_steps != num_inference_steps:
         raise ValueError(f"the policy covers {policy.num_steps} steps, not {num_inference_steps}")
-    if not hasattr(pipe.scheduler, "alphas_cumprod"):
-        raise ValueError(f"score spectra need a scheduler with alphas_cumprod; "
-                         f"{type(pipe.scheduler).__name__} has none")
+    noise_schedule(pipe.scheduler)  # a ValueError where outputs cannot be split into eps, x0
     _refuse_own_kwargs(call_kwargs, "score_spectra")
     mixing = mixing if mixing is not None else ScoreMixing.off()
     full = full_compute_twin(denoiser_of(pipe))

@@ -8,7 +8,7 @@
 x0 is what the scheduler implies from the model output it is handed at that step (after CFG
 and, inside `accelerate`, after score mixing): its `pred_original_sample` where the step
 output has one (DDIM, Euler), else x0 from the model output at the step's alpha_t, sigma_t
-(DPM-Solver++ multistep, as its `convert_model_output` does). The scheduler's `step` is
+(DPM-Solver++ multistep, as its `convert_model_output` does; flow matching: x0 = x - s v). The scheduler's `step` is
 wrapped for the call and restored exactly afterwards.
 """
 
@@ -24,6 +24,7 @@ import torch
 from ..accelerate import accelerate
 from ..adaptive import AdaptivePolicy
 from ..mixing import PREDICTION_TYPES, ScoreMixing, x0_of
+from ..noise import FLOW, is_flow
 from ..policy import KeyframePolicy
 from .spectra import _images_tensor, _refuse_own_kwargs
 
@@ -103,6 +104,9 @@ def predicted_x0(scheduler, step_output, model_output: torch.Tensor, timestep,
     x0 = getattr(step_output, "pred_original_sample", None)
     if x0 is not None:
         return x0
+    if is_flow(scheduler):  # x = (1 - s) x0 + s eps, v = eps - x0: x0 = x - s v
+        sigma = float(scheduler.sigmas[index])
+        return x0_of(model_output.float(), sample.float(), 1.0 - sigma, sigma, FLOW)
     kind = scheduler.config.prediction_type
     if kind not in PREDICTION_TYPES:
         raise ValueError(f"cannot recover x0 for prediction_type {kind!r}; "
