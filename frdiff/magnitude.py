@@ -22,6 +22,7 @@ the magnitude schedule.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -32,7 +33,7 @@ import torch
 from .clock import StepClock, drive_clock
 from .patching import Patches
 from .policy import KeyframePolicy
-from .targets import denoiser_of, find_blocks, sample_of
+from .targets import denoiser_of, find_blocks, output_streams, sample_of
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,16 @@ def calibrate(pipe, num_inference_steps: int, call=None, **call_kwargs) -> Calib
         patches.callback(drive_clock(pipe.scheduler, clock.start, lambda out: (clock.advance(), out)[1]))
         if residual:
             first, last = blocks[0].module, blocks[-1].module
+            name = next(iter(inspect.signature(first.forward).parameters))
 
             def keep_input(module, args, kwargs):
-                inputs.append(args[0] if args else kwargs["hidden_states"])
+                inputs.append(args[0] if args else kwargs[name])
+
+            def stack_residual(module, args, out):  # the image stream of dual-stream stacks
+                record(output_streams(blocks[-1], out)["hidden_states"] - inputs.pop())
 
             patches.hook(first.register_forward_pre_hook(keep_input, with_kwargs=True))
-            patches.hook(last.register_forward_hook(lambda m, a, out: record(out - inputs.pop())))
+            patches.hook(last.register_forward_hook(stack_residual))
         else:
             patches.hook(model.register_forward_hook(lambda m, a, out: record(sample_of(out))))
         patches.hook(model.register_forward_pre_hook(lambda m, a: (clock.next_call(), None)[1]))

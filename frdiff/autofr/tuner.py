@@ -23,7 +23,7 @@ from ..magnitude import Calibration, calibrate, policy_for_speedup
 from ..patching import Patches
 from ..mixing import ScoreMixing
 from ..policy import KeyframePolicy
-from ..targets import denoiser_of, find_blocks
+from ..targets import denoiser_of, find_blocks, supported_families
 from .gated import batch_losses, gated_pass, policy_loss, reference_latents
 from .search import (as_no_call, candidates, lambdas, max_speedup, project, step_gated,
                      straight_through, templates, whole_letters)
@@ -170,7 +170,8 @@ class Tuner:
         self.model = denoiser_of(pipe)
         self.blocks = find_blocks(self.model)
         if not any(b.units for b in self.blocks):
-            raise ValueError(f"{type(self.model).__name__} has no module frdiff can reuse")
+            raise ValueError(f"{type(self.model).__name__} has no module frdiff can reuse "
+                             f"(supported: {supported_families()})")
         pipe.set_progress_bar_config(disable=True)
         self._raw_call = type(pipe).__call__.__wrapped__  # the pipeline's loop, without no_grad
         self.costs = count_costs(pipe, self.blocks, self.call)
