@@ -42,6 +42,7 @@ from .cost import CallCosts, MacCounter
 from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
 from .patching import Patches
 from .policy import KeyframePolicy
+from .reuse import stand_in
 from .sampler import CacheStore, ForecastStore, check_modes, install_reuse
 from .noise import noise_schedule
 from .targets import (PolicyBlock, build_output, denoisers_of, find_blocks, halve,
@@ -202,7 +203,8 @@ class Run:
         return self.caches.get(owner)
 
     def keep(self, owner, block: int, mode: str, fresh):
-        self.caches.put(owner, fresh)
+        feeder = getattr(owner, "kind", None) == "feeder"  # only its shape is needed at F
+        self.caches.put(owner, stand_in(fresh) if feeder else fresh)
         return fresh
 
     # -- the model's forward -----------------------------------------------------------

@@ -16,7 +16,7 @@ import inspect
 
 import torch
 
-from .targets import (FRUnit, PolicyBlock, block_streams, pack_streams, resnet_tail,
+from .targets import (FRUnit, PolicyBlock, block_streams, map_tensors, pack_streams, resnet_tail,
                       residual_scale, sample_of, stream_inputs, wrap_sample)
 
 
@@ -82,7 +82,14 @@ def output_forward(unit: FRUnit, state, original):
     return _cached_output_forward(unit, unit.block, "F", state, original)
 
 
-UNIT_FORWARDS = {"resnet": resnet_forward, "residual": residual_forward, "output": output_forward}
+def stand_in(value):
+    """Zeros shaped like `value`'s tensors, broadcast from one element (no memory): what a
+    feeder returns at F, where only the cached unit it feeds uses it."""
+    return map_tensors(lambda t: t.new_zeros(()).expand(t.shape), value)
+
+
+UNIT_FORWARDS = {"resnet": resnet_forward, "residual": residual_forward, "output": output_forward,
+                 "feeder": output_forward}  # the runtime keeps a feeder's stand-in (Run.keep)
 
 
 def block_forward(block: PolicyBlock, index: int, state, original):

@@ -8,7 +8,11 @@ and, inside each, the *FR units*:
             cache the residual branch, output = current input + cached branch,
   output    a submodule whose output is cached before its gate: self-attention (attn1) of adaLN
             DiT / PixArt blocks; the attention (joint over text + image tokens) and MLP outputs
-            of flow-matching transformer blocks (FLUX, SD3, Qwen-Image, Wan, ...), both streams.
+            of flow-matching transformer blocks (FLUX, SD3, Qwen-Image, Wan, ...), both streams;
+            in single-stream blocks (FLUX, HunyuanVideo, Chroma) the fused output projection,
+  feeder    a submodule whose output only feeds a cached unit of its block (single-stream
+            blocks: attn and proj_mlp feed proj_out): at F it does not run, a stand-in of its
+            shape (zeros, no memory) keeps the block's own code running to the cached unit.
 Transformer families are two tables: `BLOCKS` (per block class: the order of the streams it
 returns, its FR units) and `STACKS` (per denoiser class: its block lists in call order). A
 denoiser not in `STACKS` gets the general rule: its child `ModuleList`s whose blocks are all
@@ -20,6 +24,7 @@ scheduler swap left behind).
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -46,21 +51,22 @@ class BlockSpec:
 
     returns: tuple[str, ...]
     units: tuple[str, ...]
+    feeders: tuple[str, ...] = ()  # children consumed only by `units`: skipped at F
 
 
 BLOCKS: dict[str, BlockSpec] = {  # block class name -> spec (diffusers 0.35-0.42)
     "FluxTransformerBlock": BlockSpec(_ENC_HID, ("attn", "ff", "ff_context")),
-    "FluxSingleTransformerBlock": BlockSpec(_ENC_HID, ("attn", "proj_mlp")),
+    "FluxSingleTransformerBlock": BlockSpec(_ENC_HID, ("proj_out",), ("attn", "proj_mlp")),
     "Flux2TransformerBlock": BlockSpec(_ENC_HID, ("attn", "ff", "ff_context")),
     "Flux2SingleTransformerBlock": BlockSpec(_ENC_HID, ("attn",)),
     "ChromaTransformerBlock": BlockSpec(_ENC_HID, ("attn", "ff", "ff_context")),
-    "ChromaSingleTransformerBlock": BlockSpec(("hidden_states",), ("attn", "proj_mlp")),
+    "ChromaSingleTransformerBlock": BlockSpec(("hidden_states",), ("proj_out",), ("attn", "proj_mlp")),
     "JointTransformerBlock": BlockSpec(_ENC_HID, ("attn", "attn2", "ff", "ff_context")),  # SD3
     "SD3SingleTransformerBlock": BlockSpec(("hidden_states",), ("attn", "ff")),
     "QwenImageTransformerBlock": BlockSpec(_ENC_HID, ("attn", "img_mlp", "txt_mlp")),
     "WanTransformerBlock": BlockSpec(("hidden_states",), ("attn1", "attn2", "ffn")),
     "HunyuanVideoTransformerBlock": BlockSpec(_HID_ENC, ("attn", "ff", "ff_context")),
-    "HunyuanVideoSingleTransformerBlock": BlockSpec(_HID_ENC, ("attn", "proj_mlp")),
+    "HunyuanVideoSingleTransformerBlock": BlockSpec(_HID_ENC, ("proj_out",), ("attn", "proj_mlp")),
     "CogVideoXBlock": BlockSpec(_HID_ENC, ("attn1", "ff")),
     "LTXVideoTransformerBlock": BlockSpec(("hidden_states",), ("attn1", "attn2", "ff")),
     "SanaTransformerBlock": BlockSpec(("hidden_states",), ("attn1", "attn2", "ff")),
@@ -85,7 +91,7 @@ class FRUnit:
 
     name: str
     module: torch.nn.Module
-    kind: str  # "resnet" | "residual" | "output"
+    kind: str  # "resnet" | "residual" | "output" | "feeder"
     block: int  # index of its policy block
 
 
@@ -191,10 +197,11 @@ def _find_units(root: torch.nn.Module, prefix: str, block: int):
         return
     spec = BLOCKS.get(type(root).__name__)
     if spec is not None:  # a table block: its attention / MLP outputs, before their gates
-        for name in spec.units:
-            child = getattr(root, name, None)
-            if isinstance(child, torch.nn.Module):
-                yield FRUnit(f"{prefix}.{name}", child, "output", block)
+        for names, kind in ((spec.feeders, "feeder"), (spec.units, "output")):
+            for name in names:
+                child = getattr(root, name, None)
+                if isinstance(child, torch.nn.Module):
+                    yield FRUnit(f"{prefix}.{name}", child, kind, block)
         return
     for name, child in root.named_children():
         path = f"{prefix}.{name}"
@@ -374,9 +381,11 @@ def cast_like(value, dtypes):
 
 
 def nbytes(value) -> int:
-    """Bytes held by the tensors of a (nested) tuple/list value."""
+    """Bytes held by the tensors of a (nested) tuple/list value (a broadcast stand-in: one
+    element per stored, non-zero-stride, position)."""
     if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
+        stored = [n for n, stride in zip(value.shape, value.stride()) if stride != 0]
+        return math.prod(stored) * value.element_size() if value.numel() else 0
     if isinstance(value, (tuple, list)):
         return sum(nbytes(v) for v in value)
     return 0

@@ -287,3 +287,24 @@ def test_magnitude_calibration_and_adaptive_keyframes_run_on_flux():
     with accelerate(pipe, AdaptivePolicy(8, threshold=0.5, reuse="residual"), ScoreMixing()) as run:
         sample(pipe, kwargs, steps=8)
     assert run.stats.sampling_runs == 1 and 1 <= run.stats.mean_keyframes <= 8
+
+
+def test_single_stream_feeders_do_not_run_at_reuse_steps(monkeypatch):
+    """FLUX's single-stream blocks cache proj_out before the gate; attn and proj_mlp, which only
+    feed it, are skipped at F (a zero stand-in keeps the block's code running)."""
+    pipe, kwargs = build("flux")
+    block = pipe.transformer.single_transformer_blocks[0]
+    ran, linear = [], torch.nn.Linear.forward
+    names = {id(block.attn.to_q): "attn", id(block.proj_mlp): "proj_mlp", id(block.proj_out): "proj_out"}
+
+    def counted(self, x):  # what really runs (a replaced forward never calls the original)
+        if id(self) in names:
+            ran.append(names[id(self)])
+        return linear(self, x)
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", counted)
+    with accelerate(pipe, KeyframePolicy.uniform(N, 2), ScoreMixing.off()) as run:
+        sample(pipe, kwargs)
+    assert ran == ["proj_mlp", "attn", "proj_out"] * 3  # the three keyframes only, in call order
+    assert run.stats.modules_reused == {"feeder": 4, "output": 8}
+    assert "attn (feeder)" in describe(pipe) and "proj_out (output)" in describe(pipe)
