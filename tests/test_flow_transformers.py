@@ -308,3 +308,22 @@ def test_single_stream_feeders_do_not_run_at_reuse_steps(monkeypatch):
     assert ran == ["proj_mlp", "attn", "proj_out"] * 3  # the three keyframes only, in call order
     assert run.stats.modules_reused == {"feeder": 4, "output": 8}
     assert "attn (feeder)" in describe(pipe) and "proj_out (output)" in describe(pipe)
+
+
+def test_flow_heun_has_one_policy_row_per_evaluation():
+    from diffusers import FlowMatchHeunDiscreteScheduler
+
+    from flow_pipelines import sd3
+
+    pipe, kwargs = sd3(scheduler=FlowMatchHeunDiscreteScheduler(shift=3.0))
+    pipe.set_progress_bar_config(disable=True)
+    base = sample(pipe, kwargs, steps=4)
+    rows = len(pipe.scheduler.timesteps)  # 2n - 1
+    with pytest.raises(ValueError, match="calls step\\(\\) 7 times for num_inference_steps=4"):
+        with accelerate(pipe, KeyframePolicy.uniform(4, 2), ScoreMixing()):
+            sample(pipe, kwargs, steps=4)
+    with accelerate(pipe, KeyframePolicy.uniform(rows, 1), ScoreMixing()):
+        assert torch.equal(sample(pipe, kwargs, steps=4), base)
+    with accelerate(pipe, KeyframePolicy.uniform(rows, 2), ScoreMixing()) as run:
+        fast = sample(pipe, kwargs, steps=4)
+    assert rows == 7 and run.stats.ideal_speedup > 1.3 and torch.isfinite(fast).all()
