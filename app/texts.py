@@ -73,8 +73,11 @@ from the same noise. **Record** runs both once; the slider and *play* then only 
 stored run, so scrubbing is instant. Watch the distance dip at reuse steps and recover at
 keyframes."""
 
-HUB_HELP = """Real text-to-image models from the Hugging Face Hub: Stable Diffusion 1.5, SDXL,
-PixArt-alpha and class-conditional DiT-XL/2, each at its native resolution in fp16, full compute
-beside FRDiff (uniform feature reuse, with or without score mixing) from the same noise. They
-are offered where this Space has a GPU (ZeroGPU included) and can reach the Hub; only these four
-ids load, with their diffusers pipeline class named in the code and no remote code."""
+HUB_HELP = """Real models from the Hugging Face Hub: Stable Diffusion 1.5, SDXL, PixArt-alpha and
+class-conditional DiT-XL/2 in fp16; the flow-matching transformers FLUX.1-schnell, FLUX.1-dev,
+SD3.5-medium, Qwen-Image and the text-to-video Wan 2.1 1.3B (shown as a strip of frames) in bf16;
+each at its native resolution, full compute beside FRDiff (uniform feature reuse, with or without
+score mixing) from the same noise. Picking a model sets its steps and recommended keyframe
+interval (FLUX.1-schnell's 4 steps leave caching little room: full compute is recommended). They
+are offered where this Space has a GPU (ZeroGPU included) and can reach the Hub; only these ids
+load, with their diffusers pipeline class named in the code and no remote code."""

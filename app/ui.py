@@ -387,13 +387,16 @@ def _hub_tab(runs):
     if reason:  # offline or on a CPU: say why, and offer nothing that cannot run
         gr.Markdown(f"**Not offered on this server:** {reason}.", elem_id="hub-unavailable")
         return
+    first = next(iter(hub.HUB_MODELS))
     with gr.Row():
-        model = gr.Dropdown(list(hub.HUB_MODELS), value=next(iter(hub.HUB_MODELS)), label="model", elem_id="hub-model")
+        model = gr.Dropdown(list(hub.HUB_MODELS), value=first, label="model", elem_id="hub-model")
         prompt = gr.Textbox("a watercolor lighthouse at dawn", label="prompt (DiT: an ImageNet class, e.g. 'golden "
                             "retriever')", max_length=hub.MAX_PROMPT, elem_id="hub-prompt", scale=3)
+    defaults = gr.Markdown(hub.HUB_MODELS[first].defaults(), elem_id="hub-defaults")
     with gr.Row():
-        steps = gr.Slider(4, 100, value=50, step=1, label="steps", elem_id="hub-steps")
-        interval = gr.Slider(1, 10, value=2, step=1, label="keyframe interval (uniform FR)", elem_id="hub-interval")
+        steps = gr.Slider(4, 100, value=hub.HUB_MODELS[first].steps, step=1, label="steps", elem_id="hub-steps")
+        interval = gr.Slider(1, 10, value=hub.HUB_MODELS[first].interval, step=1,
+                             label="keyframe interval (uniform FR)", elem_id="hub-interval")
         mixing = gr.Checkbox(True, label="score mixing", elem_id="hub-mixing")
         seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="hub-seed")
         run = gr.Button("Generate", variant="primary", elem_id="hub-run")
@@ -412,6 +415,11 @@ def _hub_tab(runs):
                 f"{d['full_seconds']:.1f} s, one run each), {s['ideal_speedup']:.2f}x counted, PSNR "
                 f"{d['psnr']:.1f} dB to full compute, {s['network_calls']} network calls.")
 
+    def chosen(model_id):  # a model's own steps and recommended interval
+        spec = hub.model_spec(model_id)
+        return spec.defaults(), spec.steps, spec.interval
+
+    model.change(safe(chosen), model, [defaults, steps, interval], **CHEAP)
     run.click(safe(generate), [model, prompt, steps, interval, mixing, seed], [full, fast, text], api_name="hub",
               **runs)
 

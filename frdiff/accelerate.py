@@ -132,7 +132,12 @@ class Run:
         self._signature = inspect.signature(model.forward)
         needs_schedule = mixing.enabled or getattr(policy, "forecast", None) == "logsnr" or (
             isinstance(policy, KeyframePolicy) and policy.has_no_call)
-        self.noise = noise_schedule(scheduler) if needs_schedule else None
+        try:  # observers (spectra) split outputs even when nothing here needs to
+            self.noise = noise_schedule(scheduler)
+        except ValueError:
+            if needs_schedule:
+                raise
+            self.noise = None
         self.prediction_type = self.noise.prediction_type if self.noise else getattr(
             scheduler.config, "prediction_type", "epsilon")
         self.mixer = mixer_for(is_data_prediction_solver(scheduler), self.prediction_type,
@@ -387,6 +392,8 @@ class Run:
 
     def _point(self, args, kwargs):
         """The model input x and its coefficients: x = alpha x0 + sigma eps (noise.py)."""
+        if self.noise is None:  # mixing off, but an observer (spectra) wants the split
+            self.noise = noise_schedule(self.scheduler)  # raises: this scheduler can't be split
         return self.noise.point(self._signature, args, kwargs)
 
     # -- accounting (the cost model is cost.CallCosts, shared with the tuner) ----------
