@@ -83,7 +83,7 @@ def device_name(text: str) -> str:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train an embedded glyph model (resumable)")
-    p.add_argument("--model", required=True, choices=("glyph-unet", "glyph-dit", "classifier"))
+    p.add_argument("--model", required=True, choices=("glyph-unet", "glyph-dit", "glyph-flux", "classifier"))
     p.add_argument("--steps", type=positive, required=True, help="total optimiser steps")
     p.add_argument("--batch", type=positive, default=32)
     p.add_argument("--lr", type=number(high=10.0), default=1e-3)
@@ -115,11 +115,14 @@ def _run_train(args) -> dict:
     return result
 
 
-def _add_model_args(p, steps_default: int = 50) -> None:
+def _add_model_args(p) -> None:
     p.add_argument("--model", default="glyph-unet",
-                   help="glyph-unet, glyph-dit, or a local GlyphPipeline folder")
-    p.add_argument("--steps", type=positive, default=steps_default, help="sampling steps")
-    p.add_argument("--scheduler", default="ddim", help="ddim, dpmsolver or euler")
+                   help="glyph-unet, glyph-dit, glyph-flux, or a local GlyphPipeline folder")
+    p.add_argument("--steps", type=positive, default=None,
+                   help="sampling steps (default: 50, or 28 for flow models)")
+    p.add_argument("--scheduler", default=None,
+                   help="ddim (default), dpmsolver or euler; for flow models euler (default), "
+                        "heun, unipc or dpmsolver")
     p.add_argument("--guidance", type=number(strict=False), default=None, help="CFG scale (default: the pipeline's)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", type=device_name, default=None, help="cpu (default), cuda, cuda:1, ...")
@@ -128,9 +131,13 @@ def _add_model_args(p, steps_default: int = 50) -> None:
 
 def _load(args):
     from .glyphs import load_pipeline
-    from .schedulers import set_scheduler
+    from .noise import is_flow
+    from .schedulers import default_scheduler, set_scheduler
 
-    pipe = set_scheduler(load_pipeline(args.model, device=args.device), args.scheduler)
+    pipe = load_pipeline(args.model, device=args.device)
+    args.scheduler = args.scheduler or default_scheduler(pipe)  # the name the results carry
+    args.steps = args.steps or (28 if is_flow(pipe.scheduler) else 50)
+    pipe = set_scheduler(pipe, args.scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -343,11 +350,12 @@ def _sweep_policy(args, spec: str, pipe) -> tuple:
     if "@" not in head:
         return spec, _policy(argparse.Namespace(**{**vars(args), "policy": spec}), pipe)
     sampler, _, steps = head.partition("@")
-    from .schedulers import SCHEDULERS
+    from .schedulers import scheduler_names
 
-    if sampler not in SCHEDULERS or not steps.isdigit() or int(steps) < 1 or not rest:
+    names = scheduler_names(pipe)
+    if sampler not in names or not steps.isdigit() or int(steps) < 1 or not rest:
         raise ValueError(f"bad policy {spec!r}; expected SAMPLER@STEPS:SPEC with SAMPLER one of "
-                         f"{', '.join(SCHEDULERS)}, e.g. dpmsolver@20:uniform:2")
+                         f"{', '.join(names)}, e.g. {names[-1]}@20:uniform:2")
     inner = argparse.Namespace(**{**vars(args), "policy": rest, "scheduler": sampler, "steps": int(steps)})
     return spec, _policy(inner, pipe), sampler, int(steps)
 

@@ -1,20 +1,63 @@
-"""Scheduler swaps by name, keeping the pipeline's noise schedule (betas, timestep spacing)."""
+"""Scheduler swaps by name, keeping the pipeline's noise schedule (betas, timestep spacing, or
+a flow model's shift).
+
+A model trained on an `alphas_cumprod` schedule (glyph-unet, glyph-dit, SD, PixArt) samples
+with SCHEDULERS; a flow-matching model (glyph-flux, FLUX, SD3) with FLOW_SCHEDULERS, where
+"euler" is FlowMatchEuler and UniPC / DPM-Solver++ run on flow sigmas as Wan and Sana use them.
+"""
 
 from __future__ import annotations
 
-from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+import inspect
+
+from diffusers import (DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
+                       EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler,
+                       FlowMatchHeunDiscreteScheduler, UniPCMultistepScheduler)
+
+from .noise import is_flow
 
 SCHEDULERS = {  # name -> (class, config overrides); deterministic samplers only
     "ddim": (DDIMScheduler, {}),
     "dpmsolver": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2}),
     "euler": (EulerDiscreteScheduler, {}),
 }
+_FLOW_SOLVER = {"use_flow_sigmas": True, "prediction_type": "flow_prediction"}
+FLOW_SCHEDULERS = {
+    "euler": (FlowMatchEulerDiscreteScheduler, {}),
+    "heun": (FlowMatchHeunDiscreteScheduler, {}),
+    "unipc": (UniPCMultistepScheduler, _FLOW_SOLVER),
+    "dpmsolver": (DPMSolverMultistepScheduler, _FLOW_SOLVER | {"algorithm_type": "dpmsolver++",
+                                                               "solver_order": 2}),
+}
 
 
-def set_scheduler(pipe: DiffusionPipeline, name: str) -> DiffusionPipeline:
-    """Swap the pipeline's scheduler for `name` ("ddim", "dpmsolver", "euler"), same betas."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {name!r}; choose from {', '.join(SCHEDULERS)}")
-    cls, overrides = SCHEDULERS[name]
-    pipe.scheduler = cls.from_config(pipe.scheduler.config, **overrides)
+def scheduler_names(pipe: DiffusionPipeline) -> tuple[str, ...]:
+    """The names `set_scheduler` takes for this pipeline (its model's kind of schedule)."""
+    return tuple(FLOW_SCHEDULERS if is_flow(pipe.scheduler) else SCHEDULERS)
+
+
+def default_scheduler(pipe: DiffusionPipeline) -> str:
+    """The name of the sampler a model is shown with: DDIM, or Euler for flow models."""
+    return "euler" if is_flow(pipe.scheduler) else "ddim"
+
+
+def set_scheduler(pipe: DiffusionPipeline, name: str | None) -> DiffusionPipeline:
+    """Swap the pipeline's scheduler for `name` (None: `default_scheduler`), keeping its noise
+    schedule: "ddim", "dpmsolver" or "euler" for alphas_cumprod models; "euler", "heun",
+    "unipc" or "dpmsolver" for flow models."""
+    flow = is_flow(pipe.scheduler)
+    table = FLOW_SCHEDULERS if flow else SCHEDULERS
+    name = default_scheduler(pipe) if name is None else name
+    if name not in table:
+        kind = "a flow-matching model" if flow else "a model on an alphas_cumprod schedule"
+        raise ValueError(f"unknown scheduler {name!r} for {kind}; choose from {', '.join(table)}")
+    cls, overrides = table[name]
+    config = dict(pipe.scheduler.config)
+    if flow and not type(pipe.scheduler).__name__.startswith("FlowMatch"):
+        config.setdefault("shift", config.get("flow_shift", 1.0))  # back to a FlowMatch one
+    if flow and cls in (UniPCMultistepScheduler, DPMSolverMultistepScheduler):
+        overrides = overrides | {"flow_shift": config.get("shift", 1.0)}
+    accepted = inspect.signature(cls.__init__).parameters  # drop another family's keys
+    config = {k: v for k, v in config.items() if k in accepted}
+    pipe.scheduler = cls.from_config(config, **overrides)
     return pipe

@@ -1,7 +1,10 @@
-"""Architectures of the embedded glyph models: two generators and the quality judge.
+"""Architectures of the embedded glyph models: three generators and the quality judge.
 
 The generators are stock diffusers models (nothing subclassed), so everything frdiff does to
-them it does to hub models of the same families. Index `num_classes` is the null class used
+them it does to hub models of the same families: a pixel UNet and an adaLN DiT on a
+v-prediction schedule, and glyph-flux, a FLUX transformer (dual-stream then single-stream
+blocks) trained by rectified flow, whose "text" is a learned token sequence per class
+(`GlyphLabelEncoder`, the pipeline's text encoder). Index `num_classes` is the null class used
 for classifier-free guidance.
 """
 
@@ -10,7 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, DiTTransformer2DModel, UNet2DModel
+from diffusers import (DDIMScheduler, DiTTransformer2DModel, FlowMatchEulerDiscreteScheduler,
+                       FluxTransformer2DModel, UNet2DModel)
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
@@ -42,6 +46,52 @@ def build_glyph_dit(num_classes: int = NUM_CLASSES) -> DiTTransformer2DModel:
         num_layers=6, sample_size=RESOLUTION, patch_size=4,
         num_embeds_ada_norm=num_classes,  # its label table adds the null row itself
     )
+
+
+FLUX_PATCH = 4  # glyph-flux tokens are 4x4 pixel patches: 64 image tokens of 48 channels
+FLUX_WIDTH = 128
+FLUX_TEXT_TOKENS = 4  # the class's "prompt": this many learned tokens
+
+
+def build_glyph_flux() -> FluxTransformer2DModel:
+    """A stock FLUX transformer: 2 dual-stream + 4 single-stream blocks of width 128 (4 heads
+    of 32; RoPE over (0, row, column) of each 4x4 patch), no guidance embedding (real CFG)."""
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=3 * FLUX_PATCH ** 2, num_layers=2, num_single_layers=4,
+        attention_head_dim=32, num_attention_heads=4, joint_attention_dim=FLUX_WIDTH,
+        pooled_projection_dim=FLUX_WIDTH, guidance_embeds=False, axes_dims_rope=(8, 12, 12),
+    )
+
+
+class GlyphLabelEncoder(ModelMixin, ConfigMixin):
+    """glyph-flux's text encoder: each class (and the null class, the last row) is a learned
+    sequence of `num_tokens` conditioning tokens and a pooled vector, as a prompt's T5 tokens
+    and CLIP pooled embedding are for FLUX."""
+
+    @register_to_config
+    def __init__(self, num_classes: int = NUM_CLASSES, num_tokens: int = FLUX_TEXT_TOKENS,
+                 dim: int = FLUX_WIDTH, pooled_dim: int = FLUX_WIDTH):
+        super().__init__()
+        self.tokens = nn.Parameter(torch.randn(num_classes + 1, num_tokens, dim))
+        self.pooled = nn.Embedding(num_classes + 1, pooled_dim)
+
+    def forward(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prompt embeddings [B, num_tokens, dim], pooled embeddings [B, pooled_dim])."""
+        return self.tokens[labels], self.pooled(labels)
+
+
+class GlyphFlux(nn.Module):
+    """What trains as glyph-flux: the transformer and its label encoder, one optimiser."""
+
+    def __init__(self):
+        super().__init__()
+        self.transformer = build_glyph_flux()
+        self.label_encoder = GlyphLabelEncoder()
+
+
+def build_flow_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    """glyph-flux's sampler: Euler on the rectified-flow ODE, no timestep shift (32x32)."""
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
 
 
 def build_scheduler() -> DDIMScheduler:

@@ -1,8 +1,11 @@
 """The glyph pipeline, the embedded models, and `load_pipeline`, the one way in for every model.
 
 `GlyphPipeline` follows `DiTPipeline`'s calling convention (class labels in, images out) for
-pixel-space class-conditional models: a `UNet2DModel` (`pipe.unet`) or a
-`DiTTransformer2DModel` (`pipe.transformer`). Classifier-free guidance runs as one batched
+pixel-space class-conditional models: a `UNet2DModel` (`pipe.unet`), a `DiTTransformer2DModel`
+(`pipe.transformer`), or a `FluxTransformer2DModel` (`pipe.transformer`, with
+`pipe.label_encoder` as its text encoder: each class is a sequence of conditioning tokens and a
+pooled vector; images go in as packed 4x4 patches with FLUX's (0, row, column) ids, and the
+timestep as sigma, as `FluxPipeline` passes them). Classifier-free guidance runs as one batched
 model call per step with the batch ordered [uncond, cond].
 """
 
@@ -19,7 +22,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 # the embedded models and tuned policies are package data (repo-level assets/ links here)
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
-EMBEDDED_MODELS = {"glyph-unet": "glyph-unet", "glyph-dit": "glyph-dit"}
+EMBEDDED_MODELS = {"glyph-unet": "glyph-unet", "glyph-dit": "glyph-dit", "glyph-flux": "glyph-flux"}
 DEFAULT_GUIDANCE_SCALE = 3.0
 MAX_BATCH = 1024
 
@@ -27,22 +30,43 @@ MAX_BATCH = 1024
 class GlyphPipeline(DiffusionPipeline):
     """Class-conditional pixel-space sampling with classifier-free guidance."""
 
-    _optional_components = ["unet", "transformer"]
+    _optional_components = ["unet", "transformer", "label_encoder"]
 
-    def __init__(self, scheduler, unet=None, transformer=None, labels: str = ""):
+    def __init__(self, scheduler, unet=None, transformer=None, label_encoder=None,
+                 labels: str = "", resolution: int | None = None, patch_size: int = 4):
         super().__init__()
         if (unet is None) == (transformer is None):
             raise ValueError("GlyphPipeline needs exactly one of `unet` or `transformer`")
-        self.register_modules(unet=unet, transformer=transformer, scheduler=scheduler)
-        self.register_to_config(labels=labels)
+        tokens = transformer is not None and "joint_attention_dim" in transformer.config
+        if tokens != (label_encoder is not None):
+            raise ValueError("a FLUX-style transformer needs a `label_encoder` (its text "
+                             "encoder), and only such a transformer takes one")
+        self.register_modules(unet=unet, transformer=transformer, label_encoder=label_encoder,
+                              scheduler=scheduler)
+        self.register_to_config(labels=labels, resolution=resolution, patch_size=patch_size)
 
     @classmethod
-    def from_model(cls, model, scheduler, labels: str) -> "GlyphPipeline":
-        """Wrap a UNet2DModel or a DiT-style transformer (set to eval mode) with its scheduler."""
+    def from_model(cls, model, scheduler, labels: str, label_encoder=None,
+                   resolution: int | None = None) -> "GlyphPipeline":
+        """Wrap a UNet2DModel, a DiT-style transformer or a FLUX transformer with its label
+        encoder (set to eval mode) and its scheduler."""
         model.eval()
+        if label_encoder is not None:
+            label_encoder.eval()
         if isinstance(model, UNet2DModel):
             return cls(scheduler=scheduler, unet=model, labels=labels)
-        return cls(scheduler=scheduler, transformer=model, labels=labels)
+        return cls(scheduler=scheduler, transformer=model, label_encoder=label_encoder,
+                   labels=labels, resolution=resolution)
+
+    @property
+    def resolution(self) -> int:
+        """The side of the images this model generates."""
+        return self.config.resolution or self.denoiser.config.sample_size
+
+    @property
+    def image_channels(self) -> int:
+        channels = self.denoiser.config.in_channels
+        return channels // self.config.patch_size ** 2 if self.label_encoder is not None else channels
 
     @property
     def denoiser(self) -> torch.nn.Module:
@@ -75,15 +99,22 @@ class GlyphPipeline(DiffusionPipeline):
         t = t.expand(x.shape[0]) if t.ndim else t.repeat(x.shape[0])
         if self.unet is not None:
             return self.unet(x, t, class_labels=labels).sample
+        if self.label_encoder is not None:
+            return self._flux_output(x, t, labels)
         out = self.transformer(x, timestep=t, class_labels=labels).sample
         return out[:, : x.shape[1]]  # drop a learned-variance half, if the model has one
+
+    def _flux_output(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        sigma = t.to(x.dtype) / self.scheduler.config.num_train_timesteps  # as FluxPipeline
+        return flux_velocity(self.transformer, self.label_encoder, x, sigma, labels,
+                             self.config.patch_size)
 
     def _check_call(self, ids: list[int], steps: int, resolution: int) -> None:
         if not 1 <= len(ids) <= MAX_BATCH:
             raise ValueError(f"batch size must be 1..{MAX_BATCH}, got {len(ids)}")
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"num_inference_steps must be an integer >= 1, got {steps!r}")
-        native = self.denoiser.config.sample_size
+        native = self.resolution
         if resolution != native:
             raise ValueError(f"this model generates {native}x{native} images; "
                              f"resolution {resolution} is not supported")
@@ -102,15 +133,15 @@ class GlyphPipeline(DiffusionPipeline):
         """Generate one image per class label; output_type is "pil", "np" or "pt"."""
         ids = self.label_ids(class_labels)
         model = self.denoiser
-        resolution = resolution or model.config.sample_size
+        resolution = resolution or self.resolution
         self._check_call(ids, num_inference_steps, resolution)
         if output_type not in ("pil", "np", "pt"):
             raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         device, dtype = self._execution_device, model.dtype
-        shape = (len(ids), model.config.in_channels, resolution, resolution)
+        shape = (len(ids), self.image_channels, resolution, resolution)
         if latents is None:
             latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype)
-        latents = latents.to(device, dtype) * self.scheduler.init_noise_sigma
+        latents = latents.to(device, dtype) * getattr(self.scheduler, "init_noise_sigma", 1.0)
         labels = torch.tensor(ids, device=device)
         self._guidance_scale = guidance_scale  # read by do_classifier_free_guidance, as in diffusers
         use_cfg = self.do_classifier_free_guidance
@@ -120,7 +151,8 @@ class GlyphPipeline(DiffusionPipeline):
         step_kwargs = _accepted_kwargs(self.scheduler.step, generator=generator)
         for t in self.progress_bar(self.scheduler.timesteps):
             x = torch.cat([latents, latents]) if use_cfg else latents
-            x = self.scheduler.scale_model_input(x, t)
+            if hasattr(self.scheduler, "scale_model_input"):  # flow schedulers have none
+                x = self.scheduler.scale_model_input(x, t)
             out = self._model_output(x, t, labels)
             if use_cfg:
                 uncond, cond = out.chunk(2)
@@ -133,6 +165,35 @@ class GlyphPipeline(DiffusionPipeline):
                 images = self.numpy_to_pil(images)
         self.maybe_free_model_hooks()
         return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+
+def flux_velocity(transformer, label_encoder, x: torch.Tensor, sigma: torch.Tensor,
+                  labels: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """A FLUX transformer's velocity for images x at noise level sigma (per sample) and class
+    labels: the one call that sampling and training share."""
+    text, pooled = label_encoder(labels)
+    tokens, img_ids = pack_patches(x, patch_size)
+    txt_ids = torch.zeros(text.shape[1], 3, device=x.device, dtype=x.dtype)
+    out = transformer(hidden_states=tokens, encoder_hidden_states=text.to(x.dtype),
+                      pooled_projections=pooled.to(x.dtype), timestep=sigma, img_ids=img_ids,
+                      txt_ids=txt_ids).sample
+    return unpack_patches(out, patch_size, x.shape)
+
+
+def pack_patches(x: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images [B, C, H, W] to tokens [B, (H/p)(W/p), C p p] and their FLUX ids (0, row, col)."""
+    b, c, h, w = x.shape
+    tokens = x.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+    rows, cols = torch.meshgrid(torch.arange(h // p), torch.arange(w // p), indexing="ij")
+    ids = torch.stack([torch.zeros_like(rows), rows, cols], -1).reshape(-1, 3)
+    return tokens.reshape(b, (h // p) * (w // p), c * p * p), ids.to(x.device, x.dtype)
+
+
+def unpack_patches(tokens: torch.Tensor, p: int, shape: torch.Size) -> torch.Tensor:
+    """The inverse of pack_patches: tokens back to images of `shape`."""
+    b, c, h, w = shape
+    x = tokens.reshape(b, h // p, w // p, c, p, p).permute(0, 3, 1, 4, 2, 5)
+    return x.reshape(b, c, h, w)
 
 
 def _accepted_kwargs(fn, **kwargs) -> dict:
@@ -178,8 +239,10 @@ def _from_pretrained(path: str | None, name: str, kwargs: dict) -> DiffusionPipe
         raise OSError(f"{path} has no model_index.json (not a diffusers pipeline folder)")
     with open(index_file) as f:
         class_name = json.load(f).get("_class_name")
-    cls = GlyphPipeline if class_name == GlyphPipeline.__name__ else DiffusionPipeline
-    return cls.from_pretrained(path, **kwargs)
+    if class_name == GlyphPipeline.__name__:
+        from . import models  # noqa: F401  GlyphLabelEncoder, glyph-flux's component, registers
+        return GlyphPipeline.from_pretrained(path, **kwargs)
+    return DiffusionPipeline.from_pretrained(path, **kwargs)
 
 
 def load_classifier(path: str | None = None):

@@ -1,7 +1,9 @@
 """Train the embedded glyph models: `python -m frdiff train --model glyph-unet ...`.
 
-Generators learn v-prediction with min-SNR loss weighting, label dropout to the null class
-(classifier-free guidance) and EMA weights; the classifier learns from fresh glyphs each step.
+glyph-unet and glyph-dit learn v-prediction with min-SNR loss weighting; glyph-flux learns
+rectified flow (the velocity eps - x0 at x_t = (1 - s) x0 + s eps, s logit-normal as in SD3);
+all with label dropout to the null class (classifier-free guidance) and EMA weights; the
+classifier learns from fresh glyphs each step.
 Training resumes from `RUN_DIR/checkpoint.pt`; `--export` writes the EMA weights in diffusers
 `save_pretrained` layout (the embedded ones are in frdiff/glyphs/assets/, which assets/ links to).
 """
@@ -18,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import GLYPH_CLASSES, GlyphStream, GlyphStyle
-from .models import NUM_CLASSES, GlyphClassifier, build_glyph_dit, build_glyph_unet, build_scheduler
+from .data import GLYPH_CLASSES, RESOLUTION, GlyphStream, GlyphStyle
+from .models import (FLUX_PATCH, NUM_CLASSES, GlyphClassifier, GlyphFlux, build_flow_scheduler,
+                     build_glyph_dit, build_glyph_unet, build_scheduler)
 
-TRAINABLE = ("glyph-unet", "glyph-dit", "classifier")
+TRAINABLE = ("glyph-unet", "glyph-dit", "glyph-flux", "classifier")
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class TrainConfig:
 
 def build_model(name: str) -> torch.nn.Module:
     builders = {"glyph-unet": build_glyph_unet, "glyph-dit": build_glyph_dit,
-                "classifier": GlyphClassifier}
+                "glyph-flux": GlyphFlux, "classifier": GlyphClassifier}
     return builders[name]()
 
 
@@ -77,6 +80,20 @@ def diffusion_loss(model, images, labels, alphas_cumprod, cfg: TrainConfig, g: t
     snr = (a / (1 - a)).view(n)
     weight = snr.clamp(max=cfg.min_snr_gamma) / (snr + 1)
     return (weight * (pred - target).pow(2).mean((1, 2, 3))).mean()
+
+
+def flow_loss(model: GlyphFlux, images, labels, cfg: TrainConfig, g: torch.Generator):
+    """Rectified flow: MSE of the predicted velocity, s = sigmoid(N(0, 1)) (logit-normal)."""
+    from .pipeline import flux_velocity
+
+    n, device = images.shape[0], images.device
+    s = torch.sigmoid(torch.randn(n, generator=g)).to(device)
+    noise = torch.randn(images.shape, generator=g).to(device)
+    noisy = (1 - s.view(n, 1, 1, 1)) * images + s.view(n, 1, 1, 1) * noise
+    drop = (torch.rand(n, generator=g) < cfg.label_dropout).to(device)
+    labels = torch.where(drop, torch.full_like(labels, len(GLYPH_CLASSES)), labels)
+    pred = flux_velocity(model.transformer, model.label_encoder, noisy, s, labels, FLUX_PATCH)
+    return (pred - (noise - images)).pow(2).mean()
 
 
 def classifier_loss(model, images, labels):
@@ -129,6 +146,8 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
         images, labels = (x.to(device) for x in next(stream))
         if cfg.model == "classifier":
             loss = classifier_loss(model, images, labels)
+        elif cfg.model == "glyph-flux":
+            loss = flow_loss(model, images, labels, cfg, noise_gen)
         else:
             loss = diffusion_loss(model, images, labels, alphas_cumprod, cfg, noise_gen)
         for group in opt.param_groups:
@@ -153,12 +172,25 @@ def train(cfg: TrainConfig, run_dir: str, threads: int | None = None, progress: 
 
 def _load_exported(name: str, folder: str) -> torch.nn.Module:
     """The model of an exported folder (`assets/glyph-dit`...), checked to be `name`'s architecture."""
-    sub = {"glyph-unet": "unet", "glyph-dit": "transformer"}.get(name)
+    sub = {"glyph-unet": "unet", "glyph-dit": "transformer", "glyph-flux": "transformer"}.get(name)
     path = os.path.join(folder, sub) if sub else folder
     if not os.path.isdir(path):
         raise FileNotFoundError(f"--init-from {folder}: no {name} weights at {path}")
     model = build_model(name)
-    loaded = type(model).from_pretrained(path) if sub else GlyphClassifier.from_pretrained(path)
+    if name == "glyph-flux":  # two parts, each checked
+        model.transformer = _loaded_like(model.transformer, path, folder, name)
+        model.label_encoder = _loaded_like(model.label_encoder,
+                                           os.path.join(folder, "label_encoder"), folder, name)
+        return model
+    return _loaded_like(model, path, folder, name)
+
+
+def _loaded_like(model: torch.nn.Module, path: str, folder: str, name: str) -> torch.nn.Module:
+    """`type(model).from_pretrained(path)`, refused unless its config is `model`'s."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--init-from {folder}: no {name} weights at {path}")
+    loaded = type(model).from_pretrained(path)
+
     def arch(config):
         # through JSON, so tuples and lists compare equal, as they are on disk
         return json.loads(json.dumps({k: v for k, v in config.items() if not k.startswith("_")}))
@@ -213,6 +245,10 @@ def export(run_dir: str, out_dir: str) -> dict:
     model.eval()
     if name == "classifier":
         model.save_pretrained(out_dir)
+    elif name == "glyph-flux":
+        GlyphPipeline.from_model(model.transformer, build_flow_scheduler(), labels=GLYPH_CLASSES,
+                                 label_encoder=model.label_encoder,
+                                 resolution=RESOLUTION).save_pretrained(out_dir)
     else:
         GlyphPipeline.from_model(model, build_scheduler(), labels=GLYPH_CLASSES).save_pretrained(out_dir)
     info = {"model": name, "steps": state["step"], "wall_time_s": round(state["elapsed"], 1),
