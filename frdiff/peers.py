@@ -217,13 +217,15 @@ def _transformer_blocks(model: torch.nn.Module, method: str) -> list[torch.nn.Mo
     return blocks
 
 
-def _set_context(manager, name: str) -> None:
-    """StateManager.set_context takes a CacheContext in diffusers 0.42, a plain name before."""
+def _set_context(manager, name: str, **where) -> None:
+    """StateManager.set_context takes a CacheContext in diffusers 0.42 (with where the loop is:
+    step_index, num_inference_steps, timestep, sigma, which SeaCache reads), a plain name before."""
     try:
         (context_cls,) = _load("diffusers.hooks.hooks", _HOOKS, "CacheContext")
     except PeerUnavailable:
-        context_cls = str
-    manager.set_context(context_cls(name))
+        return manager.set_context(name)
+    fields = getattr(context_cls, "__dataclass_fields__", {})
+    manager.set_context(context_cls(name, **{k: v for k, v in where.items() if k in fields}))
 
 
 class _StepTimestep:
@@ -244,6 +246,17 @@ class _StepTimestep:
         if timesteps is None or len(timesteps) == 0:
             raise RuntimeError("the denoiser was called before the scheduler's set_timesteps()")
         return int(timesteps[min(self.index, len(timesteps) - 1)])
+
+    def where(self) -> dict:
+        """The step as diffusers' CacheContext fields (sigma where the scheduler keeps sigmas)."""
+        timesteps = getattr(self.scheduler, "timesteps", None)
+        if timesteps is None or len(timesteps) == 0:
+            return {}
+        i = min(self.index, len(timesteps) - 1)
+        sigmas = getattr(self.scheduler, "sigmas", None)
+        sigma = float(sigmas[i]) if sigmas is not None and i < len(sigmas) else None
+        return {"step_index": i, "num_inference_steps": len(timesteps),
+                "timestep": float(timesteps[i]), "sigma": sigma}
 
 
 @contextlib.contextmanager
@@ -290,10 +303,13 @@ def _cache_hooks(pipe, method: str, apply: Callable[[torch.nn.Module, _StepTimes
                     hook.reset_state(module)
             for manager in managers:
                 manager.reset()
-                _set_context(manager, CACHE_CONTEXT)
+                _set_context(manager, CACHE_CONTEXT, **timestep.where())
 
         def advance(out):
             timestep.advance()
+            for manager in managers:  # the context says which step comes next
+                if manager._context is not None:
+                    _set_context(manager, CACHE_CONTEXT, **timestep.where())
             return out
 
         start()  # a context for direct denoiser calls too
@@ -353,14 +369,38 @@ def calibrate_mag_cache(pipe, num_inference_steps: int, **call_kwargs) -> tuple[
     _number("num_inference_steps", num_inference_steps, 1, integer=True)
     (config_cls,) = _load("diffusers.hooks.mag_cache", _HOOKS, "MagCacheConfig")
     config = config_cls(calibrate=True, num_inference_steps=num_inference_steps + 1)
+    kept: list[float] = []
     with _mag_cache_hooks(pipe, config) as managers:
+        _keep_ratios(managers[0], kept)
         pipe(num_inference_steps=num_inference_steps, **call_kwargs)
-        ratios = tuple(float(r) for m in managers[:1] for r in m.get_state().calibration_ratios)
+        _keep_ratios(managers[0], kept, now=True)
+    ratios = tuple(float(r) for r in kept)
     if len(ratios) != num_inference_steps:
         raise RuntimeError(f"MagCache calibration recorded {len(ratios)} ratios for a "
                            f"{num_inference_steps}-step call; does the pipeline call its "
                            f"denoiser once per step?")
     return ratios
+
+
+def _keep_ratios(manager, kept: list, now: bool = False) -> None:
+    """Copy the calibration ratios of the manager's states into `kept` now, or (now=False) each
+    time it resets: pipelines of CacheMixin models (FLUX...) reset their hooks' states at the end
+    of a call (`maybe_free_model_hooks`), before the caller could read them."""
+
+    def copy() -> None:
+        for state in manager._state_cache.values():
+            if state.calibration_ratios:
+                kept[:] = list(state.calibration_ratios)
+
+    if now:
+        return copy()
+    reset = manager.reset
+
+    def reset_keeping(*args, **kwargs):
+        copy()
+        return reset(*args, **kwargs)
+
+    manager.reset = reset_keeping
 
 
 @contextlib.contextmanager
@@ -424,6 +464,101 @@ def taylorseer_cache(pipe, cache_interval: int = TaylorSeerSettings.cache_interv
                         disable_cache_before_step=disable_cache_before_step,
                         taylor_factors_dtype=torch.float32, cache_identifiers=[TAYLORSEER_BLOCKS])
     with _cache_hooks(pipe, "TaylorSeer", lambda m, _: apply(m, config), (hook,)):
+        yield settings
+
+
+@dataclass(frozen=True)
+class SeaCacheSettings:
+    """The whole block stack's residual reused (order 0) or extrapolated (order 1) while the
+    spectral-evolution-aware indicator changed by less than `threshold` (accumulated)."""
+
+    threshold: float = 0.25
+    residual_order: int = 1
+    max_consecutive_cached: int = 2
+
+    def __post_init__(self) -> None:
+        _number("SeaCache threshold", self.threshold, 0.0)
+        _number("SeaCache residual_order", self.residual_order, 0, 1, integer=True)
+        _number("SeaCache max_consecutive_cached", self.max_consecutive_cached, 0, integer=True)
+
+
+@contextlib.contextmanager
+def sea_cache(pipe, threshold: float = SeaCacheSettings.threshold,
+              residual_order: int = SeaCacheSettings.residual_order,
+              max_consecutive_cached: int = SeaCacheSettings.max_consecutive_cached,
+              raw_vision_callback: Callable | None = None) -> Iterator[SeaCacheSettings]:
+    """diffusers' SeaCache (unmodified) inside the `with` block. It reads the step, sigma and
+    step count from the cache context, which is set at every step here as diffusers' pipelines
+    do. Outside Wan T2V and Cosmos 3 (its built-in adapters) it needs `raw_vision_callback(module,
+    args, kwargs)`: the visual latents of the call as (C, T, H, W) tensors, one per sample (its
+    documented generic path)."""
+    settings = SeaCacheSettings(threshold, residual_order, max_consecutive_cached)
+    names = _load("diffusers.hooks.sea_cache", _HOOKS, "SeaCacheConfig", "apply_sea_cache",
+                  "_SEA_CACHE_ROOT_HOOK", "_SEA_CACHE_LEADER_BLOCK_HOOK", "_SEA_CACHE_BLOCK_HOOK",
+                  "_SEA_CACHE_POST_NORM_HOOK")
+    config_cls, apply, hooks = names[0], names[1], names[2:]
+    config = config_cls(threshold=threshold, residual_order=residual_order,
+                        max_consecutive_cached=max_consecutive_cached,
+                        raw_vision_callback=raw_vision_callback)
+    with _cache_hooks(pipe, "SeaCache", lambda m, _: apply(m, config), hooks):
+        yield settings
+
+
+@dataclass(frozen=True)
+class FasterCacheSettings:
+    """Attention outputs reused every other call inside a timestep range, and the CFG
+    unconditional branch approximated from the conditional one (frequency-wise deltas) at
+    `uncond_skip_range - 1` of every `uncond_skip_range` steps."""
+
+    attention_skip_range: int = 2
+    uncond_skip_range: int = 5
+
+    def __post_init__(self) -> None:
+        _number("FasterCache attention_skip_range", self.attention_skip_range, 1, integer=True)
+        _number("FasterCache uncond_skip_range", self.uncond_skip_range, 1, integer=True)
+
+
+def faster_cache_unfit(pipe) -> str:
+    """'' when FasterCache can run on this denoiser, else why not: its CFG approximation splits
+    an image-shaped output (BCHW, BFCHW, BCFHW) into frequencies; token outputs (B, S, C: FLUX,
+    SD3...) are not supported by diffusers (a TODO there)."""
+    model = denoiser_of(pipe)
+    if "joint_attention_dim" in getattr(model, "config", {}) or "num_single_layers" in getattr(model, "config", {}):
+        return (f"FasterCache approximates the CFG branch by an FFT of an image-shaped output (BCHW, "
+                f"BFCHW, BCFHW); {type(model).__name__} returns packed tokens (B, S, C), which "
+                f"diffusers' FasterCache does not support")
+    try:
+        _transformer_blocks(model, "FasterCache")
+    except (ValueError, PeerUnavailable) as err:
+        return str(err)
+    return ""
+
+
+@contextlib.contextmanager
+def faster_cache(pipe, attention_skip_range: int = FasterCacheSettings.attention_skip_range,
+                 uncond_skip_range: int = FasterCacheSettings.uncond_skip_range
+                 ) -> Iterator[FasterCacheSettings]:
+    """diffusers' FasterCache (unmodified) on a batched-CFG pipeline ([uncond, cond] in one
+    call) with an image-shaped output, inside the `with` block; the timestep ranges are
+    diffusers' defaults, the current timestep the scheduler's."""
+    settings = FasterCacheSettings(attention_skip_range, uncond_skip_range)
+    if reason := faster_cache_unfit(pipe):
+        raise ValueError(reason)
+    config_cls, apply, denoiser_hook, block_hook, batched = _load(
+        "diffusers.hooks.faster_cache", _HOOKS, "FasterCacheConfig", "apply_faster_cache",
+        "_FASTER_CACHE_DENOISER_HOOK", "_FASTER_CACHE_BLOCK_HOOK", "_UNCOND_COND_INPUT_KWARGS_IDENTIFIERS")
+
+    def install(model, timestep):
+        apply(model, config_cls(spatial_attention_block_skip_range=attention_skip_range,
+                                unconditional_batch_skip_range=uncond_skip_range,
+                                current_timestep_callback=timestep, tensor_format="BCHW",
+                                attention_weight_callback=lambda _: 0.5,
+                                spatial_attention_block_identifiers=("transformer_blocks",),
+                                # the class labels are batched [uncond, cond] like the inputs
+                                _unconditional_conditional_input_kwargs_identifiers=(
+                                    *batched, "class_labels")))
+
+    with _cache_hooks(pipe, "FasterCache", install, (denoiser_hook, block_hook)):
         yield settings
 
 
@@ -498,48 +633,67 @@ def _load_cache_dit() -> tuple:
     return names + _load("cache_dit.caching.patch_functors", "cache-dit", "DiTPatchFunctor")
 
 
-def _dit_for_cache_dit(pipe) -> torch.nn.Module:
+def _cache_dit_wiring(pipe) -> tuple[torch.nn.Module, list[torch.nn.ModuleList], dict]:
+    """The denoiser, its block lists and the `BlockAdapter` arguments cache-dit's own adapter
+    for that family uses: DiT (one list, pattern 3, its DiTPatchFunctor) and FLUX (dual-stream
+    then single-stream blocks, pattern 1 each, as its Flux adapter without dummy blocks)."""
+    if reason := dbcache_unfit(pipe):
+        raise ValueError(reason)
     model = denoiser_of(pipe)
-    if type(model).__name__ != "DiTTransformer2DModel":
-        raise ValueError(f"cache-dit's DBCache is wired here for DiT transformers (cache-dit's DiT "
-                         f"adapter: DiTTransformer2DModel); this pipeline's denoiser is a "
-                         f"{type(model).__name__}")
-    return model
+    _, _, _, _, pattern, _, functor_cls = _load_cache_dit()
+    if type(model).__name__ == "DiTTransformer2DModel":
+        return model, [model.transformer_blocks], dict(
+            blocks=model.transformer_blocks, blocks_name="transformer_blocks",
+            forward_pattern=pattern.Pattern_3, patch_functor=functor_cls())
+    lists = [model.transformer_blocks, model.single_transformer_blocks]  # FLUX
+    return model, lists, dict(blocks=lists, forward_pattern=[pattern.Pattern_1, pattern.Pattern_1])
+
+
+_CACHE_DIT_FAMILIES = ("DiTTransformer2DModel", "FluxTransformer2DModel")
+
+
+def dbcache_unfit(pipe) -> str:
+    """'' when `dbcache` can wire this pipeline's denoiser (cache-dit need not be installed),
+    else why not."""
+    name = _denoiser_name(pipe)
+    if name in _CACHE_DIT_FAMILIES:
+        return ""
+    return (f"cache-dit's DBCache is wired here for DiT and FLUX transformers (cache-dit's DiT and "
+            f"Flux adapters); this pipeline's denoiser is a {name}")
 
 
 @contextlib.contextmanager
 def dbcache(pipe, threshold: float = DBCacheSettings.threshold, front: int = DBCacheSettings.front,
             back: int = DBCacheSettings.back, warmup: int = DBCacheSettings.warmup,
             taylorseer_order: int = DBCacheSettings.taylorseer_order) -> Iterator[DBCacheSettings]:
-    """cache-dit's DBCache (PyPI `cache-dit`, unmodified) on a DiT pipeline inside the `with` block.
+    """cache-dit's DBCache (PyPI `cache-dit`, unmodified) on a DiT or FLUX pipeline inside the
+    `with` block.
 
-    Driven as cache-dit's own DiT adapter does: a `BlockAdapter` over `transformer_blocks`
-    (forward pattern 3: hidden states in and out) with its `DiTPatchFunctor`, one batched-CFG
-    call per step (`has_separate_cfg=False`). cache-dit patches the pipeline *class*'s `__call__`
-    (a fresh cache context per call, so nothing leaks between calls) and, while enabled, every
-    other instance of that class goes through its wrapper: one DBCache pipeline per class at a
-    time (refused otherwise), not for a server sharing the class between requests.
-    `disable_cache` leaves the functor's `forward`, `_is_patched` and a `_norm1_emb` submodule
-    alias behind, and the first cached call moves `transformer_blocks` last among the
-    submodules: on exit the pipeline's, transformer's and block list's attributes and submodules
-    are put back exactly as they were."""
+    Driven as cache-dit's own adapters do (`_cache_dit_wiring`), one batched-CFG call per step
+    (`has_separate_cfg=False`); the front/back block counts span all block lists in call order.
+    cache-dit patches the pipeline *class*'s `__call__` (a fresh cache context per call, so
+    nothing leaks between calls) and, while enabled, every other instance of that class goes
+    through its wrapper: one DBCache pipeline per class at a time (refused otherwise), not for a
+    server sharing the class between requests. `disable_cache` leaves the functor's `forward`,
+    `_is_patched` and a `_norm1_emb` submodule alias behind, and the first cached call moves
+    the block lists last among the submodules: on exit the pipeline's, transformer's and block
+    lists' attributes and submodules are put back exactly as they were."""
     settings = DBCacheSettings(threshold, front, back, warmup, taylorseer_order)
-    model = _dit_for_cache_dit(pipe)
-    blocks = model.transformer_blocks
-    if front + back > len(blocks):
-        raise ValueError(f"DBCache front + back blocks ({front} + {back}) exceed this DiT's "
-                         f"{len(blocks)} blocks")
-    enable, disable, adapter_cls, config_cls, pattern, taylor_cls, functor_cls = _load_cache_dit()
+    model, lists, wiring = _cache_dit_wiring(pipe)
+    count = sum(len(blocks) for blocks in lists)
+    if front + back > count:
+        raise ValueError(f"DBCache front + back blocks ({front} + {back}) exceed this "
+                         f"{type(model).__name__}'s {count} blocks")
+    enable, disable, adapter_cls, config_cls, _, taylor_cls, _ = _load_cache_dit()
     cls = type(pipe)
     if getattr(cls, "_is_cached", False):
         raise ValueError(f"cache-dit is already enabled on a {cls.__name__} (it patches the class); "
                          f"leave that DBCache context first")
-    restore = _snapshot([pipe, model, blocks], cls, ("__call__", "_original_call", "_is_cached"))
+    restore = _snapshot([pipe, model, *lists], cls, ("__call__", "_original_call", "_is_cached"))
     adapter = None
     try:
-        adapter = adapter_cls(pipe=pipe, transformer=model, blocks=blocks, blocks_name="transformer_blocks",
-                              forward_pattern=pattern.Pattern_3, patch_functor=functor_cls(),
-                              has_separate_cfg=False, check_forward_pattern=True)
+        adapter = adapter_cls(pipe=pipe, transformer=model, has_separate_cfg=False,
+                              check_forward_pattern=True, **wiring)
         calibrator = taylor_cls(taylorseer_order=taylorseer_order) if taylorseer_order else None
         enable(adapter, cache_config=config_cls(
             Fn_compute_blocks=front, Bn_compute_blocks=back, residual_diff_threshold=threshold,

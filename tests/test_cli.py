@@ -161,14 +161,15 @@ def test_all_peers_report_a_missing_package_as_a_row(monkeypatch):
 
     pipe = load_pipeline("glyph-dit")
     chosen, every = resolve(["all"])
-    assert every and len(chosen) == 9
+    assert every and len(chosen) == 11
     common = dict(labels=[0, 1], steps=6, seed=0, samples=2, repeats=1)
     jobs, reported = peer_jobs(pipe, None, chosen, "ddim", common)
     by_name = {r["method"]: r for r in reported}
     assert by_name["dbcache"]["status"] == by_name["dbcache-taylorseer"]["status"] == "not installed"
     assert "pip install" in by_name["dbcache"]["reason"] and by_name["deepcache"]["status"] == "not applicable"
-    # fewer steps and DPM-Solver++ at 6 / 1.5, 2, 2.5, 3 = 4, 3, 2, 2 steps; MagCache, FBC, TaylorSeer, PAB
-    assert len(jobs) == 3 + 3 + 4 + 3 + 3 + 2
+    # fewer steps and DPM-Solver++ at 6 / 1.5, 2, 2.5, 3 = 4, 3, 2, 2 steps; MagCache, FBC,
+    # TaylorSeer, PAB, SeaCache, FasterCache
+    assert len(jobs) == 3 + 3 + 4 + 3 + 3 + 2 + 3 + 2
     _, on_dpm = peer_jobs(pipe, None, [c for c in chosen if c.name == "dpmsolver"], "dpmsolver", common)
     assert on_dpm[0]["status"] == "not applicable" and "DPM-Solver++ already" in on_dpm[0]["reason"]
 

@@ -132,3 +132,23 @@ def test_cli_defaults_to_euler_and_28_steps_on_a_flow_folder(tmp_path, capsys):
     assert main(["sample", "--model", str(tmp_path / "m"), "--scheduler", "ddim",
                  "--out", str(out)]) == 2
     assert "choose from euler" in capsys.readouterr().err
+
+
+def test_sweep_runs_every_flow_peer_on_a_flux_model(tmp_path, capsys):
+    tiny_flux_pipe().save_pretrained(str(tmp_path / "m"))
+    assert main(["sweep", "--model", str(tmp_path / "m"), "--steps", "6", "--batch", "2",
+                 "--policies", "uniform:2", "--fewer-steps", "3", "--samples", "2", "--repeats", "1",
+                 "--peers", "all", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scheduler"] == "euler" and out["steps"] == 6
+    rows = out["rows"]
+    measured = {r["method"] for r in rows if "status" not in r}
+    assert {"frdiff", "fewer steps", "MagCache (diffusers)", "FirstBlockCache (diffusers)",
+            "TaylorSeer (diffusers)", "SeaCache (diffusers)", "cache-dit DBCache",
+            "PyramidAttentionBroadcast (diffusers)",
+            "cache-dit DBCache + TaylorSeer"} <= measured
+    assert any(m.endswith("(other sampler)") for m in measured)
+    reported = {r["method"]: r for r in rows if "status" in r}
+    assert set(reported) == {"deepcache", "fastercache"}
+    assert "packed tokens" in reported["fastercache"]["reason"]
+    assert all(r["speedup"] > 0 and r["psnr"] == r["psnr"] for r in rows if "status" not in r)

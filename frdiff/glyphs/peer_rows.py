@@ -8,6 +8,10 @@ whether it applies to the model, and its settings as rows under the sweep's prot
     firstblockcache  diffusers' FirstBlockCache, thresholds 0.08, 0.12, 0.2
     taylorseer       diffusers' TaylorSeer on the transformer blocks, intervals 2, 3, 5 (order 1)
     pab              diffusers' PyramidAttentionBroadcast on the self-attention, every 2 and 3 calls
+    seacache         diffusers' SeaCache (its generic path: the glyphs as its visual latents),
+                     thresholds 0.1, 0.25, 0.5
+    fastercache      diffusers' FasterCache (attention every 2nd call, CFG branch approximated
+                     at 4 of 5 steps); image-shaped outputs only (DiT, not FLUX)
     dbcache          cache-dit's DBCache (F1B0 threshold 0.08, F1B1 threshold 0.2)
     dbcache-taylorseer  the same with cache-dit's TaylorSeer calibrator (order 1)
 
@@ -23,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import peers
-from ..schedulers import SCHEDULERS
+from ..schedulers import scheduler_names
 from ..targets import denoiser_of
 from .bench import context_row, fewer_steps_row
 
@@ -59,28 +63,53 @@ def _unet(pipe, scheduler: str) -> str:
 
 
 def _blocks(pipe, scheduler: str, at_least: int = 1) -> str:
-    blocks = getattr(denoiser_of(pipe), "transformer_blocks", None)
-    if blocks is not None and len(blocks) >= at_least:
+    model = denoiser_of(pipe)
+    count, _ = peers._hookable_blocks(model)  # every block list diffusers' hooks walk
+    if count >= at_least:
         return ""
-    return (f"applies to transformer denoisers (DiT, PixArt) with at least {at_least} blocks; this one's "
-            f"denoiser is a {type(denoiser_of(pipe)).__name__}")
+    return (f"applies to transformer denoisers (DiT, PixArt, FLUX...) with at least {at_least} blocks; "
+            f"this one's denoiser is a {type(model).__name__}")
 
 
 def _attention(pipe, scheduler: str) -> str:
-    from diffusers.models.attention_processor import Attention
+    try:  # the attention classes PAB hooks (FLUX's FluxAttention is an AttentionModuleMixin)
+        from diffusers.hooks._common import _ATTENTION_CLASSES as classes
+    except ImportError:
+        from diffusers.models.attention_processor import Attention as classes
 
     model = denoiser_of(pipe)
-    if any(isinstance(m, Attention) and "blocks" in name for name, m in model.named_modules()):
+    if any(isinstance(m, classes) and "blocks" in name for name, m in model.named_modules()):
         return ""
-    return f"PAB hooks diffusers Attention modules inside blocks; {type(model).__name__} has none"
+    return f"PAB hooks diffusers attention modules inside blocks; {type(model).__name__} has none"
 
 
 def _dit(pipe, scheduler: str) -> str:
-    try:
-        peers._dit_for_cache_dit(pipe)
-    except ValueError as err:
-        return str(err)
-    return ""
+    return peers.dbcache_unfit(pipe)
+
+
+def _faster(pipe, scheduler: str) -> str:
+    return peers.faster_cache_unfit(pipe)
+
+
+def glyph_latents(pipe) -> Callable:
+    """SeaCache's `raw_vision_callback` for a glyph pipeline: the call's images as (C, 1, H, W),
+    unpacked from FLUX's patch tokens where the model takes tokens."""
+    from .pipeline import unpack_patches
+
+    def latents(module, args, kwargs) -> list:
+        x = args[0] if args else kwargs["hidden_states"]
+        if x.ndim == 3:  # (B, S, C p p) tokens
+            side = pipe.resolution
+            x = unpack_patches(x, pipe.config.patch_size, (x.shape[0], pipe.image_channels, side, side))
+        return [image.unsqueeze(1) for image in x]
+
+    return latents
+
+
+def _sea_cache(pipe, steps: int, labels: list[int]) -> list[tuple]:
+    return [("SeaCache (diffusers)", f"threshold {t}, residual order 1, at most 2 cached in a row",
+             functools.partial(peers.sea_cache, pipe, t, raw_vision_callback=glyph_latents(pipe)))
+            for t in (0.1, 0.25, 0.5)]
 
 
 def _not_dpm(pipe, scheduler: str) -> str:
@@ -133,6 +162,10 @@ PEERS: dict[str, SweepPeer] = {p.name: p for p in (
                   ("PyramidAttentionBroadcast (diffusers)", f"self-attention every {k} calls, timesteps {lo}-{hi}",
                    functools.partial(peers.pyramid_attention_broadcast, pipe, k, (lo, hi)))
                   for k, (lo, hi) in ((2, (100, 800)), (3, (100, 800)))]),
+    SweepPeer("seacache", "diffusers", "diffusers.hooks.sea_cache", _blocks, _sea_cache),
+    SweepPeer("fastercache", "diffusers", "diffusers.hooks.faster_cache", _faster, lambda pipe, steps, labels: [
+        ("FasterCache (diffusers)", f"attention every {a} calls, CFG branch approximated {u - 1} of {u} steps",
+         functools.partial(peers.faster_cache, pipe, a, u)) for a, u in ((2, 5), (3, 5))]),
     SweepPeer("dbcache", "cache-dit", "cache_dit", _dit, _dbcache(0)),
     SweepPeer("dbcache-taylorseer", "cache-dit", "cache_dit", _dit, _dbcache(1)),
 )}
@@ -162,8 +195,8 @@ def reported_row(peer: SweepPeer, status: str, reason: str) -> dict:
 def peer_jobs(pipe, classifier, chosen: list[SweepPeer], scheduler: str, common: dict,
               skip_fewer: set[int] = frozenset()) -> tuple[list[Callable], list[dict]]:
     """Row jobs for `collect_rows`, and the reported rows of peers that cannot run here."""
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {scheduler!r}")
+    if scheduler not in scheduler_names(pipe):
+        raise ValueError(f"unknown scheduler {scheduler!r}; this model's are {', '.join(scheduler_names(pipe))}")
     jobs: list[Callable] = []
     reported: list[dict] = []
     steps, labels = common["steps"], common["labels"]
