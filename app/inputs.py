@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from frdiff import KeyframePolicy, ScoreMixing
 from frdiff.sampler import check_modes
 
-from .models import MODELS, SCHEDULERS, env_int, blocks_of, labels_of, policy_blocks
+from .models import MODELS, SCHEDULERS, check_sampler, env_int, blocks_of, labels_of, policy_blocks
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,12 @@ def model_name(model) -> str:
     return model
 
 
-def sampler(name) -> str:
+def sampler(name, model: str | None = None) -> str:
+    """A sampler's display name, checked (and for `model`: one it can use)."""
     if name not in SCHEDULERS:
         raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SCHEDULERS)}")
+    if model is not None:
+        check_sampler(model, name)
     return name
 
 
@@ -115,7 +118,8 @@ class RunSettings:
 
 def run_settings(model, glyphs, scheduler, steps, policy_text, mixing_on, slope, bias, seed) -> RunSettings:
     """The settings row and the policy editor, checked in the order a user would fix them."""
-    model, scheduler = model_name(model), sampler(scheduler)
+    model = model_name(model)
+    scheduler = sampler(scheduler, model)
     steps, seed = steps_of(steps), seed_of(seed)
     chars = glyphs_of(model, glyphs)
     policy = policy_of(model, steps, policy_text)

@@ -113,7 +113,8 @@ def learn(s, target: float, events: queue.Queue, stop: threading.Event, heartbea
 
 def settings(model, glyphs, scheduler, steps, mixing_on, slope, bias, seed, target):
     """Everything checked before any work (the editor's policy is not needed: it is learned)."""
-    model, scheduler = inputs.model_name(model), inputs.sampler(scheduler)
+    model = inputs.model_name(model)
+    scheduler = inputs.sampler(scheduler, model)
     s = inputs.RunSettings(model, inputs.glyphs_of(model, glyphs), scheduler, inputs.steps_of(steps), None,
                            inputs.mixing_of(mixing_on, slope, bias), inputs.seed_of(seed))
     return s, target_of(target)

@@ -25,10 +25,25 @@ from frdiff import block_depths, load_pipeline
 from frdiff.clock import drive_clock
 from frdiff.targets import find_blocks
 from frdiff.glyphs import GlyphPipeline, load_classifier
-from frdiff.schedulers import SCHEDULERS as SCHEDULER_CLASSES
+from frdiff.schedulers import swapped
 
-MODELS = ("glyph-unet", "glyph-dit")
+MODELS = ("glyph-unet", "glyph-dit", "glyph-flux")
 SCHEDULERS = {"DDIM": "ddim", "DPM-Solver++": "dpmsolver", "Euler": "euler"}
+FLOW_MODELS = ("glyph-flux",)  # rectified flow: Euler (FlowMatchEuler) or DPM-Solver++ on flow sigmas
+
+
+def model_defaults(model: str) -> tuple[str, int]:
+    """The sampler and step count a model is shown with: DDIM 50, or Euler 28 for flow models."""
+    return ("Euler", 28) if model in FLOW_MODELS else ("DDIM", 50)
+
+
+def check_sampler(model: str, scheduler: str) -> None:
+    """A ValueError for a sampler the model cannot use (DDIM on a flow model)."""
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"unknown sampler {scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+    if model in FLOW_MODELS and scheduler == "DDIM":
+        raise ValueError(f"{model} is a flow-matching model: choose Euler or DPM-Solver++ (DDIM "
+                         f"samples alphas_cumprod schedules)")
 
 
 def env_int(name: str, default: int, low: int = 1) -> int:
@@ -60,8 +75,13 @@ def replica(pipe: GlyphPipeline) -> GlyphPipeline:
     """A pipeline whose denoiser is a new module object sharing `pipe`'s weight tensors."""
     model = pipe.denoiser
     shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+    encoder = pipe.label_encoder  # glyph-flux's class tokens: shared too, never patched
+    if encoder is not None:
+        shared |= {id(t): t for t in encoder.parameters()}
     twin = copy.deepcopy(model, memo=shared)
-    return GlyphPipeline.from_model(twin, copy.deepcopy(pipe.scheduler), labels=pipe.labels)
+    return GlyphPipeline.from_model(twin, copy.deepcopy(pipe.scheduler), labels=pipe.labels,
+                                    label_encoder=None if encoder is None else copy.deepcopy(encoder, memo=shared),
+                                    resolution=pipe.config.resolution)
 
 
 class ModelPool:
@@ -71,6 +91,7 @@ class ModelPool:
         self.size = size
         self._free: dict[str, queue.Queue] = {}
         self._configs: dict[str, dict] = {}
+        self._scheduler_cls: dict[str, type] = {}  # each model's own (a lent pipe's is swapped)
         self._base: dict[str, GlyphPipeline] = {}
         self._spare: dict[str, GlyphPipeline] = {}  # never lent: for measurements like block costs
         self._lock = threading.Lock()
@@ -84,7 +105,10 @@ class ModelPool:
                 # inference only, and the weights are shared by every replica: no request may
                 # change them (the tuner freezes and then restores each parameter's flag)
                 base.denoiser.requires_grad_(False)
+                if base.label_encoder is not None:
+                    base.label_encoder.requires_grad_(False)
                 self._configs[name] = dict(base.scheduler.config)
+                self._scheduler_cls[name] = type(base.scheduler)
                 free: queue.Queue = queue.Queue()
                 for pipe in [base] + [replica(base) for _ in range(self.size - 1)]:
                     pipe.set_progress_bar_config(disable=True)
@@ -100,14 +124,13 @@ class ModelPool:
         """An exclusive pipeline for `name` with a fresh `scheduler` ("DDIM", "DPM-Solver++",
         "Euler"). Sampling with it for longer than `seconds` (default `time_limit()`, counted from
         when it is lent) raises TimeLimitExceeded at the next scheduler step."""
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"unknown sampler {scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+        check_sampler(name, scheduler)
         limit = time_limit() if seconds is None else seconds
         free = self._queue(name)
         pipe = free.get()
         try:
-            cls, overrides = SCHEDULER_CLASSES[SCHEDULERS[scheduler]]
-            pipe.scheduler = cls.from_config(self._configs[name], **overrides)
+            pristine = self._scheduler_cls[name].from_config(self._configs[name])
+            pipe.scheduler = swapped(pristine, SCHEDULERS[scheduler])
             deadline = time.monotonic() + limit
 
             def in_time(out):

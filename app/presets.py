@@ -85,7 +85,8 @@ def preset_names(model: str, scheduler: str, steps: int) -> list[str]:
 
 
 def preset_policy(model: str, scheduler: str, steps: int, preset: str) -> KeyframePolicy:
-    model, scheduler, steps = inputs.model_name(model), inputs.sampler(scheduler), inputs.steps_of(steps)
+    model = inputs.model_name(model)
+    scheduler, steps = inputs.sampler(scheduler, model), inputs.steps_of(steps)
     for label, (intervals, make) in INTERVAL_PRESETS.items():
         for k in intervals:
             if preset == label.format(k) and _applies(label, model):

@@ -13,7 +13,8 @@ from .plots import pairwise_figure, similarity_figure
 
 def measure(model, glyphs, scheduler, steps, seed) -> dict:
     """One full-compute run's per-block change (consecutive and step x step), as plain data."""
-    model, scheduler = inputs.model_name(model), inputs.sampler(scheduler)
+    model = inputs.model_name(model)
+    scheduler = inputs.sampler(scheduler, model)
     steps, seed = inputs.steps_of(steps), inputs.seed_of(seed)
     chars = inputs.glyphs_of(model, glyphs)
     with POOL.borrow(model, scheduler) as pipe:

@@ -21,7 +21,7 @@ from .errors import safe
 from .files import data_file, image_file
 from .inputs import LIMITS, MIN_STEPS, mixing_of, policy_of
 from .methods import DEFAULT_METHODS, FRDIFF, FULL, OPTIONAL
-from .models import MODELS, POOL, SCHEDULERS, app_concurrency, blocks_of
+from .models import MODELS, POOL, SCHEDULERS, app_concurrency, blocks_of, model_defaults
 from .plots import distance_figure, lam_figure, policy_figure
 from .presets import preset_names, preset_text
 from .texts import (COMPARE_HELP, EDITOR_HELP, FREQUENCY_HELP, GUIDE, HUB_HELP, INTRO, LEARN_HELP,
@@ -53,6 +53,9 @@ def build_demo(concurrency: int | None = None) -> gr.Blocks:
             seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
         policy = _policy_editor(model, scheduler, steps)
         settings = [model, glyphs, scheduler, steps, *policy["run"], seed]
+        # a flow model (glyph-flux) samples with Euler at 28 steps, the others with DDIM at 50
+        model.change(lambda name: model_defaults(name) if name in MODELS else (gr.skip(), gr.skip()),
+                     model, [scheduler, steps], **CHEAP)
         with gr.Tabs() as tabs:
             with gr.Tab("Compare", id="compare"):
                 _compare_tab(settings, runs)

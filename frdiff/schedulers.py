@@ -38,26 +38,31 @@ def scheduler_names(pipe: DiffusionPipeline) -> tuple[str, ...]:
 
 def default_scheduler(pipe: DiffusionPipeline) -> str:
     """The name of the sampler a model is shown with: DDIM, or Euler for flow models."""
-    return "euler" if is_flow(pipe.scheduler) else "ddim"
+    return "euler" if is_flow(pipe.scheduler) else "ddim"  # as `swapped` picks for None
 
 
-def set_scheduler(pipe: DiffusionPipeline, name: str | None) -> DiffusionPipeline:
-    """Swap the pipeline's scheduler for `name` (None: `default_scheduler`), keeping its noise
-    schedule: "ddim", "dpmsolver" or "euler" for alphas_cumprod models; "euler", "heun",
-    "unipc" or "dpmsolver" for flow models."""
-    flow = is_flow(pipe.scheduler)
+def swapped(scheduler, name: str | None):
+    """A new scheduler `name` (None: the family's default) with `scheduler`'s noise schedule:
+    "ddim", "dpmsolver" or "euler" for alphas_cumprod models; "euler", "heun", "unipc" or
+    "dpmsolver" for flow models. `scheduler` itself is left as it is."""
+    flow = is_flow(scheduler)
     table = FLOW_SCHEDULERS if flow else SCHEDULERS
-    name = default_scheduler(pipe) if name is None else name
+    name = ("euler" if flow else "ddim") if name is None else name
     if name not in table:
         kind = "a flow-matching model" if flow else "a model on an alphas_cumprod schedule"
         raise ValueError(f"unknown scheduler {name!r} for {kind}; choose from {', '.join(table)}")
     cls, overrides = table[name]
-    config = dict(pipe.scheduler.config)
-    if flow and not type(pipe.scheduler).__name__.startswith("FlowMatch"):
+    config = dict(scheduler.config)
+    if flow and not type(scheduler).__name__.startswith("FlowMatch"):
         config.setdefault("shift", config.get("flow_shift", 1.0))  # back to a FlowMatch one
     if flow and cls in (UniPCMultistepScheduler, DPMSolverMultistepScheduler):
         overrides = overrides | {"flow_shift": config.get("shift", 1.0)}
     accepted = inspect.signature(cls.__init__).parameters  # drop another family's keys
     config = {k: v for k, v in config.items() if k in accepted}
-    pipe.scheduler = cls.from_config(config, **overrides)
+    return cls.from_config(config, **overrides)
+
+
+def set_scheduler(pipe: DiffusionPipeline, name: str | None) -> DiffusionPipeline:
+    """Swap the pipeline's scheduler for `swapped(pipe.scheduler, name)`."""
+    pipe.scheduler = swapped(pipe.scheduler, name)
     return pipe

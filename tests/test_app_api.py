@@ -189,3 +189,40 @@ def test_a_short_load_over_mixed_endpoints_equals_each_request_alone(url):
     result = load(url, clients=4, seconds=120, max_requests=2, mix=picked)
     assert result["failures"] == [] and result["mismatched"] == []
     assert result["served"] == 8 and result["distinct_requests"] >= 2
+
+
+FLUX_TEXT = preset_text("glyph-flux", "Euler", STEPS, "uniform, interval 2")
+FLUX = ["glyph-flux", "A7", "Euler", STEPS, FLUX_TEXT, True, 30, 0.5]
+
+
+def test_glyph_flux_in_every_tab_and_from_two_clients_at_once(url):
+    """The flow-matching MMDiT through /generate (two clients at once: each equal to the same
+    request alone), /similarity on a single-stream block, /spectra and /trajectory."""
+    from gradio_client.exceptions import AppError
+
+    def flux_generate(seed=1):
+        out = client(url).predict(*FLUX, seed, ["fewer-steps"], api_name="/generate")
+        rows = [{k: v for k, v in r.items() if k not in TIMING} for r in out[7]["runs"]]
+        return [np.asarray(Image.open(i["image"])) for i in out[0]], rows
+
+    alone = flux_generate()
+    assert [r["method"] for r in alone[1]][:2] == ["Full compute", "FRDiff (your policy)"]
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(flux_generate())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2
+    for pixels, rows in results:
+        assert rows == alone[1] and all(np.array_equal(a, b) for a, b in zip(pixels, alone[0]))
+    c = client(url)
+    sim = c.predict(*FLUX, 0, "single_transformer_blocks.0", api_name="/similarity")[4]
+    assert len(sim["change"]) == STEPS - 1
+    spectra = c.predict(*FLUX, 0, api_name="/spectra")[4]
+    assert set(spectra["scores"]["mean"]) >= {"eps_key", "eps_fr", "mixed"}
+    assert c.predict(*FLUX, 0, api_name="/trajectory")[-1]["kinds"][0] == "keyframe"
+    with pytest.raises(AppError, match="flow-matching model: choose Euler"):
+        c.predict("glyph-flux", "A7", "DDIM", STEPS, FLUX_TEXT, True, 30, 0.5, 0, [], api_name="/generate")
+    with pytest.raises(AppError, match="block"):  # a glyph-unet policy on glyph-flux
+        c.predict("glyph-flux", "A7", "Euler", STEPS, TEXT, True, 30, 0.5, 0, [], api_name="/generate")

@@ -42,7 +42,8 @@ def test_package_data_covers_every_embedded_file():
     package_dir = os.path.dirname(ASSETS_DIR)
     files = [os.path.relpath(os.path.join(root, f), package_dir)
              for root, _, names in os.walk(ASSETS_DIR) for f in names]
-    for name in ("glyph-unet/model_index.json", "glyph-dit/model_index.json", "classifier/config.json"):
+    for name in ("glyph-unet/model_index.json", "glyph-dit/model_index.json", "glyph-flux/model_index.json",
+                 "glyph-flux/label_encoder/config.json", "classifier/config.json"):
         assert os.path.join("assets", name) in files
     assert any(f.startswith(os.path.join("assets", "policies")) for f in files)
     # fnmatch's * also crosses "/", so "assets/**/*.json" reads as setuptools' recursive glob
