@@ -1,6 +1,7 @@
 """Calibrate the glyph models' magnitude ratios (frdiff.magnitude) and ship them.
 
     python -m analysis.calibrate [--configs ddim:50 dpmsolver:20] [--glyphs 8]
+    python -m analysis.calibrate --models glyph-flux --configs euler:28
 
 For each model and SCHEDULER:STEPS: one full-compute run on class-balanced labels, seed 0,
 observed; writes frdiff/glyphs/assets/calibrations/MODEL-SCHEDULERSTEPS.json (what
@@ -20,18 +21,20 @@ from frdiff.glyphs import ASSETS_DIR
 from frdiff.glyphs.evaluate import balanced_labels
 from frdiff.magnitude import calibrate
 
-MODELS = ("glyph-unet", "glyph-dit")
+MODELS = ("glyph-unet", "glyph-dit", "glyph-flux")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=["ddim:50", "dpmsolver:20"])
     ap.add_argument("--glyphs", type=int, default=8)
+    ap.add_argument("--models", nargs="+", default=["glyph-unet", "glyph-dit"], choices=MODELS,
+                    help="glyph-flux samples a flow: give it flow samplers (--configs euler:28)")
     args = ap.parse_args()
     out_dir = os.path.join(ASSETS_DIR, "calibrations")
     os.makedirs(out_dir, exist_ok=True)
     summary = {}
-    for model in MODELS:
+    for model in args.models:
         for config in args.configs:
             scheduler, steps = config.split(":")
             pipe = set_scheduler(load_pipeline(model), scheduler)

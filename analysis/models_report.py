@@ -2,9 +2,9 @@
 
     python -m analysis.models_report [--samples 512] [--grids]
 
-For glyph-unet and glyph-dit at 50 DDIM steps and the default guidance scale:
+For glyph-unet and glyph-dit at 50 DDIM steps, glyph-flux at 28 Euler steps, the default guidance scale:
 `class_accuracy` and `fd` on balanced samples (as `python -m frdiff evaluate`), and the
-median wall time of 50-step sampling at batch 8 over 5 runs after a warm-up. Also the
+median wall time of that sampling at batch 8 over 5 runs after a warm-up. Also the
 classifier's accuracy on fresh real glyphs. Writes analysis/results/models.json; with
 --grids, also the sample grids assets/samples-MODEL.png.
 """
@@ -26,7 +26,8 @@ from frdiff.images import save_grid
 from frdiff.timing import machine
 from analysis.common import write_result
 
-MODELS = ("glyph-unet", "glyph-dit")
+MODELS = ("glyph-unet", "glyph-dit", "glyph-flux")
+STEPS = {"glyph-flux": 28}  # rectified flow, FlowMatchEuler; the others 50 DDIM steps
 
 
 def sampling_seconds(pipe, steps: int = 50, batch: int = 8, runs: int = 5) -> float:
@@ -61,8 +62,10 @@ def main() -> None:
     for name in args.models:
         pipe = load_pipeline(name)
         pipe.set_progress_bar_config(disable=True)
-        row = evaluate(pipe, clf, args.samples, 50, seed=0, progress=False)
-        row["sampling_s_50steps_batch8"] = sampling_seconds(pipe)
+        steps = STEPS.get(name, 50)
+        row = evaluate(pipe, clf, args.samples, steps, seed=0, progress=False)
+        row["sampling_s_batch8"] = sampling_seconds(pipe, steps)
+        row["steps"], row["sampler"] = steps, type(pipe.scheduler).__name__
         with open(os.path.join("assets", name, "training.json")) as f:
             training = json.load(f)
         row["training_steps"], row["training_wall_s"] = training["steps"], training["wall_time_s"]
@@ -72,7 +75,7 @@ def main() -> None:
         print(json.dumps({name: row}), flush=True)
         if args.grids:
             labels = list(pipe.labels) * 3
-            images = pipe(labels, num_inference_steps=50, output_type="pt",
+            images = pipe(labels, num_inference_steps=steps, output_type="pt",
                           generator=torch.Generator().manual_seed(1)).images
             save_grid(images, f"assets/samples-{name}.png", ncol=len(pipe.labels), scale=2)
     write_result(path, report)
@@ -82,11 +85,13 @@ def main() -> None:
 def markdown(report: dict) -> str:
     """One row per model: size, training, class accuracy, FD, sampling time."""
     lines = ["| model | parameters | training steps | training wall time | class accuracy | "
-             "FD (classifier features) | 50 steps, batch 8 |", "|---|---|---|---|---|---|---|"]
+             "FD (classifier features) | sampling, batch 8 |", "|---|---|---|---|---|---|---|"]
     for name, r in report["models"].items():
+        seconds = r.get("sampling_s_batch8", r.get("sampling_s_50steps_batch8"))
+        sampler = "Euler" if r.get("sampler", "").startswith("FlowMatch") else "DDIM"
         lines.append(f"| {name} | {r['parameters'] / 1e6:.2f}M | {r['training_steps']:,} | "
                      f"{r['training_wall_s'] / 60:.1f} min | **{r['class_accuracy']:.3f}** | {r['fd']:.2f} | "
-                     f"{r['sampling_s_50steps_batch8']:.2f} s ({r['machine']['threads']} threads) |")
+                     f"{seconds:.2f} s at {r.get('steps', 50)} {sampler} steps ({r['machine']['threads']} threads) |")
     return "\n".join(lines)
 
 

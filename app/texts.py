@@ -5,7 +5,10 @@ A diffusion model runs the same network 50 times, and from one step to the next 
 blocks barely change. **FRDiff** caches each block's expensive part at *keyframe* steps and
 reuses it in between, keeping the time conditioning and the residual paths fresh; **score
 mixing** blends in the keyframe's own prediction early on, where it is the better guess.
-Everything here runs on small glyph generators trained by this project, on the CPU.
+Everything here runs on small glyph generators trained by this project, on the CPU: a pixel
+UNet and an adaLN DiT (v-prediction, DDIM), and **glyph-flux**, a FLUX transformer (2 dual-stream
+blocks, where text and image tokens keep separate weights, then 4 single-stream blocks) trained
+by rectified flow and sampled with Euler: pick it to see the same ideas on a 2026-style model.
 
 **First time here?** Follow the four steps below: each opens its tab and says what to try.
 Edit the policy (the grid under the settings) at any point: every tab uses it."""
@@ -32,8 +35,8 @@ GUIDE = (
 
 EDITOR_HELP = """One row per block, one letter per step: K compute (keyframe), F feature reuse
 (reuse the block's expensive part, recompute the rest), S skip the block (reuse its whole
-output), R residual reuse (DiT blocks and a UNet's mid block: the block's current input plus
-its cached residual, as MagCache does), N no network call at this step (a whole column: the keyframe's prediction is
+output), R residual reuse (DiT and FLUX blocks and a UNet's mid block: the block's current
+input plus its cached residual, per stream, as MagCache does), N no network call at this step (a whole column: the keyframe's prediction is
 reused, as with fewer steps). Spaces are ignored; step 0 must be all K. With score mixing,
 early non-keyframe steps (lam = 0) make no call either (white in the grid)."""
 
@@ -41,7 +44,7 @@ COMPARE_HELP = """Every run starts from the same noise and glyphs. **Full comput
 **FRDiff** uses the policy above. Add *FR only* and *reduced NFE only* to see the two halves
 of FRDiff apart, *fewer steps* at FRDiff's counted compute (the shortcut most users pick),
 the *Auto-FR* policy shipped for this sampler and step count, and the peer that applies to
-the model (DeepCache on the UNet, diffusers' MagCache hook on the DiT). A cached run is a
+the model (DeepCache on the UNet, diffusers' MagCache hook on the DiT and on glyph-flux). A cached run is a
 different sample close to the full one, not the same sample faster: the PSNR, SSIM and the
 classifier's agreement say how close."""
 
