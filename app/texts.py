@@ -38,7 +38,8 @@ EDITOR_HELP = """One row per block, one letter per step: K compute (keyframe), F
 output), R residual reuse (DiT and FLUX blocks and a UNet's mid block: the block's current
 input plus its cached residual, per stream, as MagCache does), N no network call at this step
 (a whole column: the keyframe's prediction is reused, as with fewer steps). Spaces are
-ignored; step 0 must be all K. With score mixing, early non-keyframe steps (lam = 0) make no call either (white in the grid)."""
+ignored; step 0 must be all K. With score mixing, early non-keyframe steps (lam = 0) make no
+call either (white in the grid)."""
 
 COMPARE_HELP = """Every run starts from the same noise and glyphs. **Full compute** is the reference;
 **FRDiff** uses the policy above. Add *FR only* and *reduced NFE only* to see the two halves
