@@ -35,7 +35,34 @@ def summary(data: dict) -> str:
         "output: consecutive steps are close, and that redundancy is what feature reuse spends.",
         f"Most active block: **{blocks[order[0]]}** (mean {mean[order[0]]:.1%} per step); most "
         f"stable: **{blocks[order[-1]]}** ({mean[order[-1]]:.1%}).",
-        f"The step with the largest average change is step **{busiest}**."])
+        f"The step with the largest average change is step **{busiest}**.", *_streams(data)])
+
+
+STREAM_NAMES = {"hidden_states": "image", "encoder_hidden_states": "text"}
+
+
+def _streams(data: dict) -> list[str]:
+    """For dual-stream transformers (glyph-flux): each stream's change, and the dual-stream
+    blocks against the single-stream ones."""
+    streams = data.get("streams")
+    if not streams:
+        return []
+    parts = []
+    for name, values in streams.items():
+        t = torch.tensor(values)
+        seen = ~t.isnan()
+        if seen.any():
+            parts.append(f"**{STREAM_NAMES.get(name, name)}** tokens ({name}) change "
+                         f"{t[seen].mean().item():.1%} per step")
+    lines = ["Per stream: " + "; ".join(parts) + "."] if parts else []
+    change = torch.tensor(data["change"]).nan_to_num().mean(0)
+    dual = [i for i, b in enumerate(data["blocks"]) if b.startswith("transformer_blocks")]
+    single = [i for i, b in enumerate(data["blocks"]) if b.startswith("single_transformer_blocks")]
+    if dual and single:
+        lines.append(f"Dual-stream blocks (text and image keep separate weights) change "
+                     f"**{change[dual].mean().item():.1%}** per step, single-stream blocks "
+                     f"**{change[single].mean().item():.1%}**.")
+    return lines
 
 
 def heatmap(data: dict, keyframes: list[int] | None = None):

@@ -152,3 +152,12 @@ def test_sweep_runs_every_flow_peer_on_a_flux_model(tmp_path, capsys):
     assert set(reported) == {"deepcache", "fastercache"}
     assert "packed tokens" in reported["fastercache"]["reason"]
     assert all(r["speedup"] > 0 and r["psnr"] == r["psnr"] for r in rows if "status" not in r)
+
+
+def test_the_redundancy_tab_compares_streams_and_block_kinds_on_glyph_flux():
+    from app.redundancy import measure, summary
+
+    text = summary(measure("glyph-flux", "A7", "Euler", 6, 0))
+    assert "**image** tokens (hidden_states)" in text and "**text** tokens" in text
+    assert "Dual-stream blocks" in text and "single-stream blocks" in text
+    assert "Per stream" not in summary(measure("glyph-dit", "A7", "DDIM", 6, 0))
