@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         result = COMMANDS[args.command][1](args)
-    except (ValueError, FileNotFoundError, KeyError, FloatingPointError) as err:
+    except (ValueError, OSError, KeyError, FloatingPointError) as err:  # OSError: a corrupt checkpoint
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result.get("quiet"):

@@ -161,3 +161,15 @@ def test_the_redundancy_tab_compares_streams_and_block_kinds_on_glyph_flux():
     assert "**image** tokens (hidden_states)" in text and "**text** tokens" in text
     assert "Dual-stream blocks" in text and "single-stream blocks" in text
     assert "Per stream" not in summary(measure("glyph-dit", "A7", "DDIM", 6, 0))
+
+
+def test_a_corrupt_checkpoint_or_another_models_policy_is_one_clear_error(tmp_path, capsys):
+    tiny_flux_pipe().save_pretrained(str(tmp_path / "m"))
+    weights = tmp_path / "m" / "transformer" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert main(["sample", "--model", str(tmp_path / "m"), "--steps", "4", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "error: could not load a pipeline from folder" in err and "Traceback" not in err
+    assert main(["sample", "--model", "glyph-flux", "--steps", "50", "--labels", "A", "--out", str(tmp_path / "x.png"),
+                 "--policy", "frdiff/glyphs/assets/policies/glyph-dit-ddim50-2.0x.json"]) == 2
+    assert "the model's reusable blocks are, in order: transformer_blocks.0" in capsys.readouterr().err
