@@ -32,8 +32,12 @@ def family(row: dict) -> str:
     if row["method"] == "DeepCache":
         return "DeepCache (PyPI)"
     if row["method"] == "fewer steps":
-        return "fewer DDIM steps"
-    policy = row.get("policy", "")
+        return "fewer Euler steps" if "FlowMatch" in row.get("setting", "") else "fewer DDIM steps"
+    if row["method"] not in ("frdiff", "FRDiff"):  # a peer of a sweep: its own name
+        return row["method"]
+    policy = row.get("policy", "") or row.get("setting", "")
+    if policy.startswith("magnitude:"):
+        return "frdiff magnitude schedule"
     if policy.startswith("adaptive:"):
         return "frdiff adaptive"
     if policy.startswith("deep:"):
@@ -63,12 +67,15 @@ def main() -> None:
               "frdiff Auto-FR (tuned)": ("*", "tab:red"),
               "frdiff Auto-FR, per-step gates": ("P", "tab:purple"),
               "frdiff adaptive": ("^", "tab:green"), "fewer DDIM steps": ("D", "tab:olive"),
-              "frdiff whole-block skip": ("v", "tab:cyan")}
+              "frdiff whole-block skip": ("v", "tab:cyan"), "fewer Euler steps": ("D", "tab:olive"),
+              "frdiff magnitude schedule": ("h", "tab:pink")}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110, sharey=True)
     for ax, key, label in ((axes[0], "speedup", "measured speedup (interleaved pairs, one process)"),
                            (axes[1], "ideal_speedup", "ideal speedup (counted MACs, no timing noise)")):
         groups: dict[str, list[tuple[float, float]]] = {}
         for row in data["rows"]:
+            if "status" in row:  # a peer that did not run here (not applicable, not installed)
+                continue
             groups.setdefault(family(row), []).append((row[key], row["psnr"]))
         for name, points in groups.items():
             marker, color = styles.get(name, ("x", "black"))
