@@ -13,6 +13,9 @@ python -m analysis.ship_policies --model glyph-flux --configs euler:28 --speedup
 python -m frdiff sweep --model glyph-flux --steps 28 --peers all --batch 4 --fewer-steps 19,14,11,9 \
   --policies $P-1.5x.json,$P-2.0x.json,$P-2.5x.json,$P-3.0x.json,uniform:2,uniform:3:residual,magnitude:0.12,magnitude:0.24 \
   --out analysis/results/sweep-peers-glyph-flux-euler28.json
-python -m analysis.pareto_plot --results analysis/results/sweep-peers-glyph-flux-euler28.json --rerun '' --extra '' \
+python -m frdiff sweep --model glyph-flux --steps 28 --batch 4 --fewer-steps 14 --out analysis/results/sweep-frdiff-on-dpm-glyph-flux-euler28.json \
+  --policies dpmsolver@28:uniform:2,dpmsolver@28:uniform:3:residual,dpmsolver@19:uniform:2,dpmsolver@14:uniform:2
+python -m analysis.pareto_plot --results analysis/results/sweep-peers-glyph-flux-euler28.json --rerun '' \
+  --extra analysis/results/sweep-frdiff-on-dpm-glyph-flux-euler28.json \
   --out assets/pareto-glyph-flux.png
 python -m analysis.results_doc

@@ -36,6 +36,8 @@ def family(row: dict) -> str:
     if row["method"] not in ("frdiff", "FRDiff"):  # a peer of a sweep: its own name
         return row["method"]
     policy = row.get("policy", "") or row.get("setting", "")
+    if "@" in policy.split(":")[0]:  # SAMPLER@STEPS:SPEC, frdiff on another sampler
+        return "frdiff on " + policy.split("@")[0]
     if policy.startswith("magnitude:"):
         return "frdiff magnitude schedule"
     if policy.startswith("adaptive:"):
@@ -69,7 +71,8 @@ def main() -> None:
               "frdiff adaptive": ("^", "tab:green"), "fewer DDIM steps": ("D", "tab:olive"),
               "frdiff whole-block skip": ("v", "tab:cyan"), "fewer Euler steps": ("D", "tab:olive"),
               "frdiff magnitude schedule": ("h", "tab:pink")}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=110, sharey=True)
+    many = len({family(r) for r in data["rows"] if "status" not in r}) > 12  # legend rows
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5 if many else 4.5), dpi=110, sharey=True)
     for ax, key, label in ((axes[0], "speedup", "measured speedup (interleaved pairs, one process)"),
                            (axes[1], "ideal_speedup", "ideal speedup (counted MACs, no timing noise)")):
         groups: dict[str, list[tuple[float, float]]] = {}
@@ -78,7 +81,10 @@ def main() -> None:
                 continue
             groups.setdefault(family(row), []).append((row[key], row["psnr"]))
         for name, points in groups.items():
-            marker, color = styles.get(name, ("x", "black"))
+            if name not in styles:  # a peer or another sampler: markers and colours of their own
+                others = [n for n in styles if styles[n][0] in "xX1234+" or n.startswith("frdiff on")]
+                styles[name] = ("xX1234+"[len(others) % 7], plt.cm.tab20(len(others) % 20))
+            marker, color = styles[name]
             ax.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, color=color,
                        s=90 if marker == "*" else 40, label=name, zorder=3)
             line = pareto_front(points)
@@ -91,9 +97,9 @@ def main() -> None:
     axes[0].set_ylabel("PSNR to full compute (dB)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=6, frameon=False)
-    fig.suptitle(f"{data['model']}, DDIM {data['steps']} steps, batch {data['batch']}, {data['samples']} "
-                 f"samples; {m['cpu']}, {m['threads']} thread(s)", fontsize=9)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.suptitle(f"{data['model']}, {data.get('scheduler', 'ddim')} {data['steps']} steps, batch {data['batch']}, "
+                 f"{data['samples']} samples; {m['cpu']}, {m['threads']} thread(s)", fontsize=9)
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * ((len(labels) + 5) // 6), 1, 1))  # room for the legend rows
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     fig.savefig(args.out)
     print(args.out)

@@ -131,4 +131,4 @@ def test_verdict_quality_rechecks_each_winning_row_on_fresh_images(tmp_path):
     assert "| glyph-unet, ddim 6 | 1.5x | uniform:1, mixing on (1.60x) |" in table and "| yes, yes | yes |" in table
     assert same["on_measured_front"] and not cells[2.0]["on_measured_front"]  # MagCache: faster and better
 
-    assert len(verdict_quality.verdict_groups()) == 4  # the README's verdict table: two models, two samplers
+    assert len(verdict_quality.verdict_groups()) == 5  # the README verdict table: two models x two samplers, glyph-flux
