@@ -15,7 +15,10 @@ python -m frdiff sweep --model glyph-flux --steps 28 --peers all --batch 4 --few
   --out analysis/results/sweep-peers-glyph-flux-euler28.json
 python -m frdiff sweep --model glyph-flux --steps 28 --batch 4 --fewer-steps 14 --out analysis/results/sweep-frdiff-on-dpm-glyph-flux-euler28.json \
   --policies dpmsolver@28:uniform:2,dpmsolver@28:uniform:3:residual,dpmsolver@19:uniform:2,dpmsolver@14:uniform:2
+# DBCache at warm-ups suited to 28 steps (added after the first sweep)
+python -m frdiff sweep --model glyph-flux --steps 28 --batch 4 --fewer-steps 14 --policies uniform:2 \
+  --peers dbcache,dbcache-taylorseer --out analysis/results/sweep-dbcache-glyph-flux-euler28.json
 python -m analysis.pareto_plot --results analysis/results/sweep-peers-glyph-flux-euler28.json --rerun '' \
-  --extra analysis/results/sweep-frdiff-on-dpm-glyph-flux-euler28.json \
+  --extra analysis/results/sweep-frdiff-on-dpm-glyph-flux-euler28.json --extra analysis/results/sweep-dbcache-glyph-flux-euler28.json \
   --out assets/pareto-glyph-flux.png
 python -m analysis.results_doc

@@ -12,7 +12,8 @@ whether it applies to the model, and its settings as rows under the sweep's prot
                      thresholds 0.1, 0.25, 0.5
     fastercache      diffusers' FasterCache (attention every 2nd call, CFG branch approximated
                      at 4 of 5 steps); image-shaped outputs only (DiT, not FLUX)
-    dbcache          cache-dit's DBCache (F1B0 threshold 0.08, F1B1 threshold 0.2)
+    dbcache          cache-dit's DBCache (F1B0 threshold 0.08, F1B1 threshold 0.2, warm-up 8; under
+                     40 steps also F1B0 thresholds 0.2 and 0.4 with steps / 7 warm-up steps)
     dbcache-taylorseer  the same with cache-dit's TaylorSeer calibrator (order 1)
 
 A peer that does not apply to the model, or (in `all`) whose package is missing, is a reported
@@ -132,11 +133,16 @@ def _mag_cache(pipe, steps: int, labels: list[int]) -> list[tuple]:
 
 def _dbcache(order: int) -> Callable[..., list[tuple]]:
     def settings(pipe, steps, labels):
+        grid = [(0.08, 0, 8), (0.2, 1, 8)]
+        if steps < 40:  # short schedules (FLUX-style 28 steps): 8 warm-up steps leave little to cache
+            warmup = max(2, steps // 7)
+            grid += [(0.2, 0, warmup), (0.4, 0, warmup)]
         rows = []
-        for threshold, back in ((0.08, 0), (0.2, 1)):
-            s = peers.DBCacheSettings(threshold, back=back, taylorseer_order=order)
+        for threshold, back, warmup in grid:
+            s = peers.DBCacheSettings(threshold, back=back, warmup=warmup, taylorseer_order=order)
             rows.append(("cache-dit DBCache" + (" + TaylorSeer" if order else ""), s.describe(),
-                         functools.partial(peers.dbcache, pipe, threshold, back=back, taylorseer_order=order)))
+                         functools.partial(peers.dbcache, pipe, threshold, back=back, warmup=warmup,
+                                           taylorseer_order=order)))
         return rows
     return settings
 
