@@ -11,11 +11,13 @@ observed; writes frdiff/glyphs/assets/calibrations/MODEL-SCHEDULERSTEPS.json (wh
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import torch
 
-from analysis.common import write_result
+from analysis.common import command, write_result
+from frdiff.timing import machine
 from frdiff import load_pipeline, set_scheduler
 from frdiff.glyphs import ASSETS_DIR
 from frdiff.glyphs.evaluate import balanced_labels
@@ -46,9 +48,15 @@ def main() -> None:
             cal = type(cal)(cal.magnitudes, cal.space, meta)
             name = f"{model}-{scheduler}{steps}"
             cal.to_json(os.path.join(out_dir, name + ".json"))
-            summary[name] = {"space": cal.space, "ratios": [round(r, 4) for r in cal.ratios]}
+            summary[name] = {"space": cal.space, "ratios": [round(r, 4) for r in cal.ratios],
+                             "command": command(), "machine": machine()}  # runs may differ per entry
             print(name, cal.space, " ".join(f"{r:.3f}" for r in cal.ratios), flush=True)
-    write_result("calibrations", summary)
+    path = "analysis/results/calibrations.json"
+    if os.path.exists(path):  # keep the entries this run did not rewrite (other models, samplers);
+        # the top-level command and machine are those of the entries without their own
+        with open(path) as f:
+            summary = {k: v for k, v in json.load(f).items() if k not in summary} | summary
+    write_result(path, summary)
 
 
 if __name__ == "__main__":

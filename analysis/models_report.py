@@ -23,11 +23,11 @@ from frdiff import load_pipeline
 from frdiff.glyphs import load_classifier
 from frdiff.glyphs.evaluate import classifier_accuracy, evaluate
 from frdiff.images import save_grid
+from frdiff.schedulers import default_steps
 from frdiff.timing import machine
 from analysis.common import write_result
 
 MODELS = ("glyph-unet", "glyph-dit", "glyph-flux")
-STEPS = {"glyph-flux": 28}  # rectified flow, FlowMatchEuler; the others 50 DDIM steps
 
 
 def sampling_seconds(pipe, steps: int = 50, batch: int = 8, runs: int = 5) -> float:
@@ -62,7 +62,7 @@ def main() -> None:
     for name in args.models:
         pipe = load_pipeline(name)
         pipe.set_progress_bar_config(disable=True)
-        steps = STEPS.get(name, 50)
+        steps = default_steps(pipe)  # 50 DDIM steps; 28 Euler steps for glyph-flux
         row = evaluate(pipe, clf, args.samples, steps, seed=0, progress=False)
         row["sampling_s_batch8"] = sampling_seconds(pipe, steps)
         row["steps"], row["sampler"] = steps, type(pipe.scheduler).__name__

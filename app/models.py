@@ -37,8 +37,8 @@ def model_defaults(model: str) -> tuple[str, int]:
     return ("Euler", 28) if model in FLOW_MODELS else ("DDIM", 50)
 
 
-def check_sampler(model: str, scheduler: str) -> None:
-    """A ValueError for a sampler the model cannot use (DDIM on a flow model)."""
+def check_sampler(scheduler: str, model: str | None = None) -> None:
+    """A ValueError for an unknown sampler, or one `model` cannot use (DDIM on a flow model)."""
     if scheduler not in SCHEDULERS:
         raise ValueError(f"unknown sampler {scheduler!r}; choose from {', '.join(SCHEDULERS)}")
     if model in FLOW_MODELS and scheduler == "DDIM":
@@ -124,7 +124,7 @@ class ModelPool:
         """An exclusive pipeline for `name` with a fresh `scheduler` ("DDIM", "DPM-Solver++",
         "Euler"). Sampling with it for longer than `seconds` (default `time_limit()`, counted from
         when it is lent) raises TimeLimitExceeded at the next scheduler step."""
-        check_sampler(name, scheduler)
+        check_sampler(scheduler, name)
         limit = time_limit() if seconds is None else seconds
         free = self._queue(name)
         pipe = free.get()

@@ -392,8 +392,8 @@ class Run:
 
     def _point(self, args, kwargs):
         """The model input x and its coefficients: x = alpha x0 + sigma eps (noise.py)."""
-        if self.noise is None:  # mixing off, but an observer (spectra) wants the split
-            self.noise = noise_schedule(self.scheduler)  # raises: this scheduler can't be split
+        if self.noise is None:  # an observer on a scheduler frdiff could not split: raises why
+            self.noise = noise_schedule(self.scheduler)
         return self.noise.point(self._signature, args, kwargs)
 
     # -- accounting (the cost model is cost.CallCosts, shared with the tuner) ----------

@@ -131,12 +131,11 @@ def _add_model_args(p) -> None:
 
 def _load(args):
     from .glyphs import load_pipeline
-    from .noise import is_flow
-    from .schedulers import default_scheduler, set_scheduler
+    from .schedulers import default_scheduler, default_steps, set_scheduler
 
     pipe = load_pipeline(args.model, device=args.device)
     args.scheduler = args.scheduler or default_scheduler(pipe)  # the name the results carry
-    args.steps = args.steps or (28 if is_flow(pipe.scheduler) else 50)
+    args.steps = args.steps or default_steps(pipe)
     pipe = set_scheduler(pipe, args.scheduler)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -369,11 +369,10 @@ def calibrate_mag_cache(pipe, num_inference_steps: int, **call_kwargs) -> tuple[
     _number("num_inference_steps", num_inference_steps, 1, integer=True)
     (config_cls,) = _load("diffusers.hooks.mag_cache", _HOOKS, "MagCacheConfig")
     config = config_cls(calibrate=True, num_inference_steps=num_inference_steps + 1)
-    kept: list[float] = []
     with _mag_cache_hooks(pipe, config) as managers:
-        _keep_ratios(managers[0], kept)
+        kept = _ratios_kept_at_reset(managers[0])
         pipe(num_inference_steps=num_inference_steps, **call_kwargs)
-        _keep_ratios(managers[0], kept, now=True)
+        managers[0].reset()  # where the pipeline did not reset at its end (no CacheMixin model)
     ratios = tuple(float(r) for r in kept)
     if len(ratios) != num_inference_steps:
         raise RuntimeError(f"MagCache calibration recorded {len(ratios)} ratios for a "
@@ -382,25 +381,21 @@ def calibrate_mag_cache(pipe, num_inference_steps: int, **call_kwargs) -> tuple[
     return ratios
 
 
-def _keep_ratios(manager, kept: list, now: bool = False) -> None:
-    """Copy the calibration ratios of the manager's states into `kept` now, or (now=False) each
-    time it resets: pipelines of CacheMixin models (FLUX...) reset their hooks' states at the end
-    of a call (`maybe_free_model_hooks`), before the caller could read them."""
-
-    def copy() -> None:
-        for state in manager._state_cache.values():
-            if state.calibration_ratios:
-                kept[:] = list(state.calibration_ratios)
-
-    if now:
-        return copy()
+def _ratios_kept_at_reset(manager) -> list[float]:
+    """A list that receives the calibration ratios of the manager's states each time it resets:
+    pipelines of CacheMixin models (FLUX...) reset their hooks' states at the end of a call
+    (`maybe_free_model_hooks`), before the caller could read them."""
+    kept: list[float] = []
     reset = manager.reset
 
     def reset_keeping(*args, **kwargs):
-        copy()
+        for state in manager._state_cache.values():
+            if state.calibration_ratios:
+                kept[:] = state.calibration_ratios
         return reset(*args, **kwargs)
 
     manager.reset = reset_keeping
+    return kept
 
 
 @contextlib.contextmanager
@@ -518,12 +513,16 @@ class FasterCacheSettings:
         _number("FasterCache uncond_skip_range", self.uncond_skip_range, 1, integer=True)
 
 
+_PACKED_TOKEN_OUTPUTS = ("FluxTransformer2DModel", "Flux2Transformer2DModel", "ChromaTransformer2DModel",
+                         "QwenImageTransformer2DModel")  # they return (B, S, C), unpacked by the pipeline
+
+
 def faster_cache_unfit(pipe) -> str:
     """'' when FasterCache can run on this denoiser, else why not: its CFG approximation splits
-    an image-shaped output (BCHW, BFCHW, BCFHW) into frequencies; token outputs (B, S, C: FLUX,
-    SD3...) are not supported by diffusers (a TODO there)."""
+    an image-shaped output (BCHW, BFCHW, BCFHW) into frequencies; packed token outputs (B, S, C:
+    FLUX, Qwen-Image) are not supported by diffusers (a TODO there)."""
     model = denoiser_of(pipe)
-    if "joint_attention_dim" in getattr(model, "config", {}) or "num_single_layers" in getattr(model, "config", {}):
+    if type(model).__name__ in _PACKED_TOKEN_OUTPUTS:
         return (f"FasterCache approximates the CFG branch by an FFT of an image-shaped output (BCHW, "
                 f"BFCHW, BCFHW); {type(model).__name__} returns packed tokens (B, S, C), which "
                 f"diffusers' FasterCache does not support")

@@ -38,7 +38,16 @@ def scheduler_names(pipe: DiffusionPipeline) -> tuple[str, ...]:
 
 def default_scheduler(pipe: DiffusionPipeline) -> str:
     """The name of the sampler a model is shown with: DDIM, or Euler for flow models."""
-    return "euler" if is_flow(pipe.scheduler) else "ddim"  # as `swapped` picks for None
+    return _default_name(pipe.scheduler)
+
+
+def default_steps(pipe: DiffusionPipeline) -> int:
+    """The step count a model is shown with: 50, or 28 (FLUX.1-dev's) for flow models."""
+    return 28 if is_flow(pipe.scheduler) else 50
+
+
+def _default_name(scheduler) -> str:
+    return "euler" if is_flow(scheduler) else "ddim"
 
 
 def swapped(scheduler, name: str | None):
@@ -47,7 +56,7 @@ def swapped(scheduler, name: str | None):
     "dpmsolver" for flow models. `scheduler` itself is left as it is."""
     flow = is_flow(scheduler)
     table = FLOW_SCHEDULERS if flow else SCHEDULERS
-    name = ("euler" if flow else "ddim") if name is None else name
+    name = _default_name(scheduler) if name is None else name
     if name not in table:
         kind = "a flow-matching model" if flow else "a model on an alphas_cumprod schedule"
         raise ValueError(f"unknown scheduler {name!r} for {kind}; choose from {', '.join(table)}")

@@ -84,7 +84,7 @@ def _attention(pipe, scheduler: str) -> str:
     return f"PAB hooks diffusers attention modules inside blocks; {type(model).__name__} has none"
 
 
-def _dit(pipe, scheduler: str) -> str:
+def _cache_dit(pipe, scheduler: str) -> str:
     return peers.dbcache_unfit(pipe)
 
 
@@ -172,8 +172,8 @@ PEERS: dict[str, SweepPeer] = {p.name: p for p in (
     SweepPeer("fastercache", "diffusers", "diffusers.hooks.faster_cache", _faster, lambda pipe, steps, labels: [
         ("FasterCache (diffusers)", f"attention every {a} calls, CFG branch approximated {u - 1} of {u} steps",
          functools.partial(peers.faster_cache, pipe, a, u)) for a, u in ((2, 5), (3, 5))]),
-    SweepPeer("dbcache", "cache-dit", "cache_dit", _dit, _dbcache(0)),
-    SweepPeer("dbcache-taylorseer", "cache-dit", "cache_dit", _dit, _dbcache(1)),
+    SweepPeer("dbcache", "cache-dit", "cache_dit", _cache_dit, _dbcache(0)),
+    SweepPeer("dbcache-taylorseer", "cache-dit", "cache_dit", _cache_dit, _dbcache(1)),
 )}
 
 

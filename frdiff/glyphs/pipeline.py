@@ -95,19 +95,22 @@ class GlyphPipeline(DiffusionPipeline):
                                  f"{' '.join(self.labels)} or ids 0..{len(self.labels) - 1}")
         return ids
 
-    def _model_output(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _condition(self, labels: torch.Tensor, latents: torch.Tensor):
+        """What conditions every step's model call: the class labels, or for a FLUX transformer
+        its class tokens, pooled vector and ids (made once per call, not per step)."""
+        if self.label_encoder is None:
+            return labels
+        return flux_condition(self.label_encoder, labels, latents, self.config.patch_size)
+
+    def _model_output(self, x: torch.Tensor, t: torch.Tensor, condition) -> torch.Tensor:
         t = t.expand(x.shape[0]) if t.ndim else t.repeat(x.shape[0])
         if self.unet is not None:
-            return self.unet(x, t, class_labels=labels).sample
+            return self.unet(x, t, class_labels=condition).sample
         if self.label_encoder is not None:
-            return self._flux_output(x, t, labels)
-        out = self.transformer(x, timestep=t, class_labels=labels).sample
+            sigma = t.to(x.dtype) / self.scheduler.config.num_train_timesteps  # as FluxPipeline
+            return flux_velocity(self.transformer, x, sigma, condition, self.config.patch_size)
+        out = self.transformer(x, timestep=t, class_labels=condition).sample
         return out[:, : x.shape[1]]  # drop a learned-variance half, if the model has one
-
-    def _flux_output(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        sigma = t.to(x.dtype) / self.scheduler.config.num_train_timesteps  # as FluxPipeline
-        return flux_velocity(self.transformer, self.label_encoder, x, sigma, labels,
-                             self.config.patch_size)
 
     def _check_call(self, ids: list[int], steps: int, resolution: int) -> None:
         if not 1 <= len(ids) <= MAX_BATCH:
@@ -147,13 +150,14 @@ class GlyphPipeline(DiffusionPipeline):
         use_cfg = self.do_classifier_free_guidance
         if use_cfg:
             labels = torch.cat([torch.full_like(labels, self.null_class), labels])
+        condition = self._condition(labels, latents)
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         step_kwargs = _accepted_kwargs(self.scheduler.step, generator=generator)
         for t in self.progress_bar(self.scheduler.timesteps):
             x = torch.cat([latents, latents]) if use_cfg else latents
             if hasattr(self.scheduler, "scale_model_input"):  # flow schedulers have none
                 x = self.scheduler.scale_model_input(x, t)
-            out = self._model_output(x, t, labels)
+            out = self._model_output(x, t, condition)
             if use_cfg:
                 uncond, cond = out.chunk(2)
                 out = uncond + guidance_scale * (cond - uncond)
@@ -167,26 +171,41 @@ class GlyphPipeline(DiffusionPipeline):
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
 
-def flux_velocity(transformer, label_encoder, x: torch.Tensor, sigma: torch.Tensor,
-                  labels: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """A FLUX transformer's velocity for images x at noise level sigma (per sample) and class
-    labels: the one call that sampling and training share."""
+def flux_condition(label_encoder, labels: torch.Tensor, like: torch.Tensor, patch_size: int) -> dict:
+    """The FLUX transformer's conditioning for class `labels` and images shaped like `like`:
+    the class tokens and pooled vector (label_encoder) and the text and image ids."""
     text, pooled = label_encoder(labels)
-    tokens, img_ids = pack_patches(x, patch_size)
-    txt_ids = torch.zeros(text.shape[1], 3, device=x.device, dtype=x.dtype)
-    out = transformer(hidden_states=tokens, encoder_hidden_states=text.to(x.dtype),
-                      pooled_projections=pooled.to(x.dtype), timestep=sigma, img_ids=img_ids,
-                      txt_ids=txt_ids).sample
+    h, w = like.shape[-2] // patch_size, like.shape[-1] // patch_size
+    return {"encoder_hidden_states": text.to(like.dtype), "pooled_projections": pooled.to(like.dtype),
+            "img_ids": patch_ids(h, w).to(like.device, like.dtype),
+            "txt_ids": torch.zeros(text.shape[1], 3, device=like.device, dtype=like.dtype)}
+
+
+def flux_velocity(transformer, x: torch.Tensor, sigma: torch.Tensor, condition: dict,
+                  patch_size: int) -> torch.Tensor:
+    """A FLUX transformer's velocity for images x at noise level sigma (per sample) under
+    `flux_condition`'s conditioning: the one call that sampling and training share."""
+    out = transformer(hidden_states=patch_tokens(x, patch_size), timestep=sigma, **condition).sample
     return unpack_patches(out, patch_size, x.shape)
 
 
-def pack_patches(x: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images [B, C, H, W] to tokens [B, (H/p)(W/p), C p p] and their FLUX ids (0, row, col)."""
+def patch_tokens(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Images [B, C, H, W] to tokens [B, (H/p)(W/p), C p p], channel-major within a patch."""
     b, c, h, w = x.shape
     tokens = x.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
-    rows, cols = torch.meshgrid(torch.arange(h // p), torch.arange(w // p), indexing="ij")
-    ids = torch.stack([torch.zeros_like(rows), rows, cols], -1).reshape(-1, 3)
-    return tokens.reshape(b, (h // p) * (w // p), c * p * p), ids.to(x.device, x.dtype)
+    return tokens.reshape(b, (h // p) * (w // p), c * p * p)
+
+
+def patch_ids(rows: int, cols: int) -> torch.Tensor:
+    """FLUX's ids of a rows x cols patch grid, row-major: (0, row, column)."""
+    r, c = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+    return torch.stack([torch.zeros_like(r), r, c], -1).reshape(-1, 3)
+
+
+def pack_patches(x: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images [B, C, H, W] to tokens and their FLUX ids (0, row, col)."""
+    ids = patch_ids(x.shape[-2] // p, x.shape[-1] // p)
+    return patch_tokens(x, p), ids.to(x.device, x.dtype)
 
 
 def unpack_patches(tokens: torch.Tensor, p: int, shape: torch.Size) -> torch.Tensor:

@@ -62,6 +62,13 @@ def _call_generator(model, x, t, labels):
     return model(x, t, class_labels=labels).sample
 
 
+def _drop_labels(labels: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    """Classifier-free guidance training: each label becomes the null class with probability
+    `cfg.label_dropout` (drawn from the CPU generator `g`)."""
+    drop = (torch.rand(labels.shape[0], generator=g) < cfg.label_dropout).to(labels.device)
+    return torch.where(drop, torch.full_like(labels, NUM_CLASSES), labels)
+
+
 def diffusion_loss(model, images, labels, alphas_cumprod, cfg: TrainConfig, g: torch.Generator):
     """v-prediction MSE with min-SNR-gamma weighting (Hang et al. 2023), CFG label dropout.
 
@@ -73,8 +80,7 @@ def diffusion_loss(model, images, labels, alphas_cumprod, cfg: TrainConfig, g: t
     noise = torch.randn(images.shape, generator=g).to(device)
     noisy = a.sqrt() * images + (1 - a).sqrt() * noise
     target = a.sqrt() * noise - (1 - a).sqrt() * images  # v
-    drop = (torch.rand(n, generator=g) < cfg.label_dropout).to(device)
-    labels = torch.where(drop, torch.full_like(labels, NUM_CLASSES), labels)
+    labels = _drop_labels(labels, cfg, g)
     t = t.to(device)
     pred = _call_generator(model, noisy, t, labels)
     snr = (a / (1 - a)).view(n)
@@ -84,15 +90,15 @@ def diffusion_loss(model, images, labels, alphas_cumprod, cfg: TrainConfig, g: t
 
 def flow_loss(model: GlyphFlux, images, labels, cfg: TrainConfig, g: torch.Generator):
     """Rectified flow: MSE of the predicted velocity, s = sigmoid(N(0, 1)) (logit-normal)."""
-    from .pipeline import flux_velocity
+    from .pipeline import flux_condition, flux_velocity
 
     n, device = images.shape[0], images.device
     s = torch.sigmoid(torch.randn(n, generator=g)).to(device)
     noise = torch.randn(images.shape, generator=g).to(device)
     noisy = (1 - s.view(n, 1, 1, 1)) * images + s.view(n, 1, 1, 1) * noise
-    drop = (torch.rand(n, generator=g) < cfg.label_dropout).to(device)
-    labels = torch.where(drop, torch.full_like(labels, len(GLYPH_CLASSES)), labels)
-    pred = flux_velocity(model.transformer, model.label_encoder, noisy, s, labels, FLUX_PATCH)
+    labels = _drop_labels(labels, cfg, g)
+    condition = flux_condition(model.label_encoder, labels, noisy, FLUX_PATCH)
+    pred = flux_velocity(model.transformer, noisy, s, condition, FLUX_PATCH)
     return (pred - (noise - images)).pow(2).mean()
 
 
