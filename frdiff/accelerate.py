@@ -38,6 +38,7 @@ import torch
 
 from .adaptive import AdaptivePolicy, AdaptiveState, relative_change
 from .clock import StepClock, drive_clock, length_mismatch
+from .compiled import compile_regions, is_wrapper, unwrapped
 from .cost import CallCosts, MacCounter
 from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
 from .patching import Patches
@@ -130,6 +131,7 @@ class Run:
         self._probe_at = 0  # adaptive: MACs up to the end of the probe block (first call)
         self._macs: dict[tuple[str, int], int] = {}  # (modes, branch) -> MACs of such a call
         self._signature = inspect.signature(model.forward)
+        self.regions = None  # compiled.Regions where the model was compiled (set on install)
         needs_schedule = mixing.enabled or getattr(policy, "forecast", None) == "logsnr" or (
             isinstance(policy, KeyframePolicy) and policy.has_no_call)
         try:  # observers (spectra) split outputs even when nothing here needs to
@@ -302,7 +304,8 @@ class Run:
     def _counted(self, original, branch: int, args, kwargs):
         """Step 0 is a full keyframe: count the MACs of the call (and of its modules)."""
         try:
-            with MacCounter(self.model) as self._counter:
+            eager = self.regions.eager_calls() if self.regions else contextlib.nullcontext()
+            with eager, MacCounter(self.model) as self._counter:  # hooks run eagerly
                 out = original(*args, **kwargs)
             self.costs[branch] = CallCosts.count(self._counter, self.blocks, self._probe_at)
         finally:
@@ -439,7 +442,8 @@ def accelerate(pipe_or_model, policy: KeyframePolicy | AdaptivePolicy,
         models = denoisers_of(pipe_or_model)
         own_scheduler = scheduler is None
         scheduler = scheduler or getattr(pipe_or_model, "scheduler", None)
-    runs = _prepare(models, scheduler, policy, mixing, cache_dtype)
+    wrappers = {id(unwrapped(m)): m for m in models if is_wrapper(m)}  # torch.compile(model)
+    runs = _prepare([unwrapped(m) for m in models], scheduler, policy, mixing, cache_dtype)
     for run in runs:
         run.experts = runs
         run.pipe = pipe_or_model if own_scheduler else None
@@ -447,6 +451,8 @@ def accelerate(pipe_or_model, policy: KeyframePolicy | AdaptivePolicy,
         for run in runs:
             patches.callback(run.clear)  # last out: free every cache
         _install(runs, patches)
+        for run in runs:  # after every patch: the compiled regions hold none of them
+            run.regions = compile_regions(run.model, patches, wrappers.get(id(run.model)))
         yield runs[0]
 
 
@@ -488,7 +494,7 @@ def _install(runs: list[Run], patches: Patches) -> None:
         patches.attribute(run.model, "_frdiff_run", run)
         patches.forward(run.model, run.model_forward)
         if run.adaptive is not None:
-            patches.hook(run.blocks[0].module.register_forward_hook(run.probe_hook))
+            patches.hook(run.blocks[0].module.register_forward_hook(run.probe_hook), run.blocks[0].module)
         columns = [policy.block_modes(i) for i in range(len(run.blocks))]
         counts = install_reuse(run.blocks, run, patches, columns)
         for kind, n in counts.items():

@@ -106,11 +106,11 @@ def calibrate(pipe, num_inference_steps: int, call=None, **call_kwargs) -> Calib
             def stack_residual(module, args, out):  # the image stream of dual-stream stacks
                 record(output_streams(blocks[-1], out)["hidden_states"] - inputs.pop())
 
-            patches.hook(first.register_forward_pre_hook(keep_input, with_kwargs=True))
-            patches.hook(last.register_forward_hook(stack_residual))
+            patches.hook(first.register_forward_pre_hook(keep_input, with_kwargs=True), first)
+            patches.hook(last.register_forward_hook(stack_residual), last)
         else:
-            patches.hook(model.register_forward_hook(lambda m, a, out: record(sample_of(out))))
-        patches.hook(model.register_forward_pre_hook(lambda m, a: (clock.next_call(), None)[1]))
+            patches.hook(model.register_forward_hook(lambda m, a, out: record(sample_of(out))), model)
+        patches.hook(model.register_forward_pre_hook(lambda m, a: (clock.next_call(), None)[1]), model)
         if call is not None:
             call(num_inference_steps)
         else:

@@ -20,8 +20,29 @@ from typing import Callable
 _MISSING = object()
 
 
+class Original:
+    """A module's own forward as frdiff's first replacement of it calls it: `fn`, or in its
+    place `alternative` once one is set (the same forward compiled, see compiled.py)."""
+
+    def __init__(self, fn: Callable):
+        self.fn, self.alternative = fn, None
+        self.__wrapped__ = fn  # inspect.signature(original) describes the forward
+
+    def __call__(self, *args, **kwargs):
+        return (self.alternative or self.fn)(*args, **kwargs)
+
+
 class Patches(contextlib.ExitStack):
-    """`with Patches() as patches: patches.replace(module, "forward", make)` ..."""
+    """`with Patches() as patches: patches.replace(module, "forward", make)` ...
+
+    It records what it changed: `touched` (id -> module) holds every module whose forward
+    was replaced or which was hooked, `originals` (id -> Original) the module's own forward
+    under the first replacement of each (where that was the class's method)."""
+
+    def __init__(self):
+        super().__init__()
+        self.touched: dict[int, object] = {}
+        self.originals: dict[int, Original] = {}
 
     def replace(self, owner, name: str, make: Callable[[Callable], Callable]) -> Callable:
         """Set `owner.name = make(current)` as an instance attribute; undone on close.
@@ -33,10 +54,17 @@ class Patches(contextlib.ExitStack):
 
     def forward(self, module, make: Callable[[Callable], Callable]) -> Callable:
         """Replace `module.forward` (see `replace`)."""
-        return self.replace(module, "forward", make)
+        self.touched[id(module)] = module
+        if id(module) in self.originals or "forward" in module.__dict__:
+            return self.replace(module, "forward", make)
+        original = self.originals[id(module)] = Original(module.forward)
+        self.callback(self.originals.pop, id(module), None)
+        return self.replace(module, "forward", lambda _: make(original))
 
-    def hook(self, handle) -> None:
-        """A torch hook handle, removed on close."""
+    def hook(self, handle, module=None) -> None:
+        """A torch hook handle (on `module`), removed on close."""
+        if module is not None:
+            self.touched[id(module)] = module
         self.callback(handle.remove)
 
     def attribute(self, owner, name: str, value) -> None:

@@ -182,6 +182,7 @@ def install_reuse(blocks: list[PolicyBlock], state, patches: Patches,
         for unit in block.units:
             patches.forward(unit.module, lambda f, u=unit: UNIT_FORWARDS[u.kind](u, state, f))
             if unit.kind == "resnet":
-                patches.hook(unit.module.conv1.register_forward_hook(conv1_capture_hook(unit, state)))
+                patches.hook(unit.module.conv1.register_forward_hook(conv1_capture_hook(unit, state)),
+                             unit.module.conv1)
             counts[unit.kind] = counts.get(unit.kind, 0) + 1
     return counts

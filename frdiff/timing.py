@@ -58,6 +58,24 @@ def interleaved_speedup(baseline, accelerated, repeats: int = 5, warmup: int = 1
             "accelerated_s": statistics.median(acc_t), "repeats": repeats}
 
 
+def interleaved_times(fns: dict, repeats: int = 5, warmup: int = 1) -> dict:
+    """Seconds of each zero-arg callable in `fns` (name -> fn), after `warmup` rounds of all,
+    timed in rotating order (round i starts at the i-th), medians per name; and the median
+    of each name's per-round ratio to the first name's time (`speedup_vs_first`)."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(repeats):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            times[name].append(_timed(fns[name]))
+    first = times[names[0]]
+    return {name: {"seconds": statistics.median(t),
+                   "speedup_vs_first": statistics.median(b / a for b, a in zip(first, t))}
+            for name, t in times.items()} | {"repeats": repeats}
+
+
 def peak_memory(fn) -> int | None:
     """Peak memory in bytes while `fn()` runs: CUDA's peak allocation on a GPU; on a CPU the
     process's peak resident set (Linux VmHWM, reset just before), which includes the model and
