@@ -42,7 +42,7 @@ def compile_model(model, how: str, backend: str) -> None:
 def bench_model(name: str, policy_spec: str, how: str, backend: str, batch: int,
                 repeats: int, steps: int | None = None) -> dict:
     plain_pipe, compiled_pipe = load_pipeline(name), load_pipeline(name)
-    steps = steps or default_steps(plain_pipe.scheduler)
+    steps = steps or default_steps(plain_pipe)
     labels = list(range(batch))
     policy = frdiff.KeyframePolicy.parse(policy_spec, steps)
     for pipe in (plain_pipe, compiled_pipe):

@@ -68,7 +68,8 @@ def main() -> None:
         row["steps"], row["sampler"] = steps, type(pipe.scheduler).__name__
         with open(os.path.join("assets", name, "training.json")) as f:
             training = json.load(f)
-        row["training_steps"], row["training_wall_s"] = training["steps"], training["wall_time_s"]
+        row["training_steps"] = training.get("total_steps", training["steps"])  # warm starts included
+        row["training_wall_s"] = training.get("total_wall_time_s", training["wall_time_s"])
         row["parameters"] = sum(p.numel() for p in pipe.denoiser.parameters())
         row["machine"] = machine()  # rows may come from different runs (--models)
         report["models"][name] = row

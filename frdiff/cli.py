@@ -268,6 +268,10 @@ def _add_tune(sub) -> None:
     p.add_argument("--per-block", action="store_true", help="gates per step x block")
     p.add_argument("--iterations", type=positive, default=30, help="gradient iterations")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
+    p.add_argument("--cost", choices=("counted", "measured"), default="counted",
+                   help="budget in counted MACs, or in seconds measured on this device (profiles "
+                        "first unless --cost-table)")
+    p.add_argument("--cost-table", default=None, metavar="JSON", help="a `profile` table (--cost measured)")
     p.add_argument("--out", required=True, help="policy JSON file to write")
 
 
@@ -281,15 +285,46 @@ def _run_tune(args) -> dict:
     t0 = time.perf_counter()
     result = tune(pipe, args.steps, args.target_speedup, per_block=args.per_block,
                   iterations=args.iterations, seed=args.seed, progress=not args.json and is_main(state),
-                  mixing=_mixing(args), state=state)
+                  mixing=_mixing(args), state=state, cost=args.cost, cost_table=args.cost_table)
     if not is_main(state):
         return {"quiet": True}  # the main process writes the policy
     meta = {"model": args.model, "scheduler": args.scheduler, "steps": args.steps,
             "target_speedup": args.target_speedup, "per_block": args.per_block,
             "iterations": args.iterations, "seed": args.seed, "mixing": args.mixing,
-            **result.meta(), "tuning_s": round(time.perf_counter() - t0, 1)}
+            "cost_table": args.cost_table, **result.meta(), "tuning_s": round(time.perf_counter() - t0, 1)}
     result.policy.to_json(args.out, **meta)  # atomic: an interrupted run leaves no file
     return meta | {"out": args.out}
+
+
+def _add_profile(sub) -> None:
+    p = sub.add_parser("profile", help="time every policy block in modes K, F and S on this "
+                                       "device: a cost table for `tune --cost measured`")
+    _add_model_args(p)
+    p.add_argument("--batch", type=positive, default=8, help="images per call (the table's batch)")
+    p.add_argument("--repeats", type=positive, default=3)
+    p.add_argument("--out", required=True, help="cost table JSON file to write")
+
+
+def _run_profile(args) -> dict:
+    from .profile import profile
+
+    pipe = _load(args)
+    labels = [i % len(pipe.labels) for i in range(args.batch)] if hasattr(pipe, "labels") else None
+    if labels is None:
+        raise ValueError(f"profile from the command line needs a GlyphPipeline; call "
+                         f"frdiff.profile.profile(pipe, steps, call_kwargs) for {type(pipe).__name__}")
+    table = profile(pipe, args.steps, {"class_labels": labels, "output_type": "pt"} | _call_kwargs(args),
+                    args.repeats, progress=not args.json)
+    table.to_json(args.out)
+    lines = [f"{table.model} on {table.device} ({table.dtype}), batch {table.batch}, {table.steps} steps: "
+             f"a full call {1000 * table.call:.1f} ms, the step around it {1000 * table.step:.1f} ms",
+             "", "| block | K ms | F ms | S ms |", "|---|---|---|---|"]
+    for i, name in enumerate(table.blocks):
+        k, f, sk = (1000 * table.seconds[m][i] for m in "KFS")
+        lines.append(f"| {name} | {k:.2f} | {f:.2f} | {sk:.2f} |")
+    lines.append(f"\nwritten to {args.out}")
+    return {"model": args.model, "out": args.out, "call_s": table.call, "step_s": table.step,
+            "seconds": table.seconds, "markdown": "\n".join(lines)}
 
 
 def _add_sweep(sub) -> None:
@@ -406,7 +441,7 @@ def _run_analyze(args) -> dict:
 COMMANDS = {"tune": (_add_tune, _run_tune), "train": (_add_train, _run_train),
             "evaluate": (_add_evaluate, _run_evaluate), "sample": (_add_sample, _run_sample),
             "bench": (_add_bench, _run_bench), "sweep": (_add_sweep, _run_sweep),
-            "analyze": (_add_analyze, _run_analyze)}
+            "analyze": (_add_analyze, _run_analyze), "profile": (_add_profile, _run_profile)}
 
 
 def main(argv: list[str] | None = None) -> int:

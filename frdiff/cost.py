@@ -146,6 +146,16 @@ class CallCosts:
     block: list[float]
     fr_saving: list[float]
     probe: float = 0.0
+    # measured tables only (frdiff.profile: seconds, not MACs): what a block in S or R mode
+    # still costs (its cache lookup; counted: nothing), and each step's work outside the
+    # model (the scheduler's step, the pipeline's loop), which a step that makes no call pays too
+    skip: list[float] | None = None
+    step: float = 0.0
+
+    @property
+    def full_step(self) -> float:
+        """One step of full compute: the call and the step's work around it."""
+        return self.total + self.step
 
     @classmethod
     def count(cls, counter: MacCounter, blocks, probe: float = 0.0) -> "CallCosts":
@@ -158,12 +168,15 @@ class CallCosts:
         block = torch.tensor(self.block, dtype=k.dtype)
         saving = torch.tensor(self.fr_saving, dtype=k.dtype)
         fixed = self.total - float(sum(self.block))
-        return fixed + (k * block + (1 - k) * (1 - z) * (block - saving)).sum(-1)
+        cost = k * block + (1 - k) * (1 - z) * (block - saving)
+        if self.skip is not None:
+            cost = cost + (1 - k) * z * torch.tensor(self.skip, dtype=k.dtype)
+        return fixed + cost.sum(-1)
 
     def per_step(self, k: torch.Tensor, z: torch.Tensor, lam: list[float]) -> torch.Tensor:
         """MACs of every step of a run for gates k, z of shape (steps, blocks)."""
         no_call = torch.tensor([l == 0.0 for l in lam], dtype=k.dtype)
-        return no_call * k.prod(-1) * self.total + (1 - no_call) * self.call(k, z)
+        return no_call * k.prod(-1) * self.total + (1 - no_call) * self.call(k, z) + self.step
 
     def of_modes(self, modes: str) -> int:
         """MACs of a call whose blocks run in these modes (K, F, S), as counted at run time."""
@@ -177,7 +190,7 @@ class CallCosts:
         lam = [policy.reuse_weight(s, mixing) for s in range(policy.num_steps)]
         share = torch.tensor([0.5 if policy.uncond_reused(s) else 1.0 for s in range(policy.num_steps)],
                              dtype=k.dtype)  # uncond R: a call on the conditional half (CFG)
-        return policy.num_steps * self.total / float((share * self.per_step(k, z, lam)).sum())
+        return policy.num_steps * self.full_step / float((share * self.per_step(k, z, lam)).sum())
 
 
 def mode_gates(rows) -> tuple[torch.Tensor, torch.Tensor]:

@@ -44,7 +44,7 @@ def max_speedup(costs: CallCosts, num_steps: int, mixing: ScoreMixing) -> float:
     k = torch.zeros(n, b)
     k[0] = 1
     z = torch.ones(n, b)
-    return n * costs.total / float(costs.per_step(k, z, lambdas(n, mixing)).sum())
+    return n * costs.full_step / float(costs.per_step(k, z, lambdas(n, mixing)).sum())
 
 
 def gates_policy(k: torch.Tensor, z: torch.Tensor, blocks: list[str] | None,
@@ -66,7 +66,7 @@ def project(probs_k: torch.Tensor, probs_z: torch.Tensor, costs: CallCosts, mixi
     where lam = 0 is one unit (all blocks or none, see `step_gated`)."""
     n, width = probs_k.shape[0], len(costs.block)
     lam = lambdas(n, mixing)
-    budget = n * costs.total / target
+    budget = n * costs.full_step / target
     probs_k = step_gated(probs_k.expand(n, width), lam)
     k = (probs_k > 0.5).float()
     k[0] = 1.0

@@ -73,9 +73,21 @@ class TuneConfig:
     # accelerate's PartialState (frdiff.distributed.processes()): the structured starts are
     # scored in shares across processes; every process then descends the same way
     state: object | None = field(default=None, repr=False)
+    # the budget's unit: "counted" MACs, or "measured" seconds on this device from a cost
+    # table (`cost_table`: a frdiff.profile.CostTable or its JSON path; None: profiled first,
+    # at `profile_batch` images a call, which is the batch the tuned policy is timed for)
+    cost: str = "counted"
+    cost_table: object | None = None
+    profile_batch: int = 8
 
     def __post_init__(self):
         self.mixing = self.mixing if self.mixing is not None else ScoreMixing()
+        if self.cost not in ("counted", "measured"):
+            raise ValueError(f"cost must be 'counted' or 'measured', got {self.cost!r}")
+        if self.cost_table is not None and self.cost != "measured":
+            raise ValueError("a cost_table is for cost='measured'")
+        if isinstance(self.profile_batch, bool) or not isinstance(self.profile_batch, int) or self.profile_batch < 1:
+            raise ValueError(f"profile_batch must be an integer >= 1, got {self.profile_batch!r}")
         if not isinstance(self.mixing, ScoreMixing):
             raise TypeError(f"mixing must be a ScoreMixing, got {type(self.mixing).__name__}")
         for name in ("iterations", "batch_size", "tuning_batches", "selection_batches", "checks"):
@@ -108,12 +120,13 @@ class TuneResult:
     selected_at: int = 0  # gradient iteration of the returned policy (0: the start itself)
     starts: dict[str, float] | None = None  # selection loss of every structured start
     pruned: dict[str, float] | None = None  # starts scored on the first held-out batch only
+    cost: str = "counted"  # ideal_speedup's unit: counted MACs or measured seconds (TuneConfig.cost)
 
     def meta(self) -> dict:
         """How the policy was found, for a policy file's `meta`."""
         return {"final_loss": self.final_loss, "ideal_speedup": self.ideal_speedup,
                 "start": self.start, "start_loss": self.start_loss, "selected_at": self.selected_at,
-                "starts": self.starts} | ({"pruned": self.pruned} if self.pruned else {})
+                "starts": self.starts, "cost": self.cost} | ({"pruned": self.pruned} if self.pruned else {})
 
 
 @dataclass
@@ -156,6 +169,24 @@ def count_costs(pipe, blocks, call) -> CallCosts:
     return counted[0]
 
 
+def measured_costs(pipe, num_steps: int, config: TuneConfig) -> CallCosts:
+    """The seconds of `config.cost_table` (checked to be this model's, device's and dtype's),
+    or of a profile made now (with a progress bar)."""
+    from ..profile import CostTable, profile
+
+    table = config.cost_table
+    if table is None:
+        call = config.call_kwargs if config.call_kwargs is not None else default_call(
+            pipe, config.profile_batch, config.seed)
+        table = profile(pipe, num_steps, call, progress=config.progress)
+    elif isinstance(table, str):
+        table = CostTable.from_json(table)
+    elif not isinstance(table, CostTable):
+        raise TypeError(f"cost_table must be a CostTable or the path of one, got {type(table).__name__}")
+    table.check(pipe)
+    return table.costs
+
+
 class Tuner:
     """The tuning problem for one pipeline, step count and target: its cost model, the
     full-compute reference latents, and the three steps of `tune`."""
@@ -174,7 +205,8 @@ class Tuner:
                              f"(supported: {supported_families()})")
         pipe.set_progress_bar_config(disable=True)
         self._raw_call = type(pipe).__call__.__wrapped__  # the pipeline's loop, without no_grad
-        self.costs = count_costs(pipe, self.blocks, self.call)
+        self.costs = (measured_costs(pipe, num_inference_steps, config) if config.cost == "measured"
+                      else count_costs(pipe, self.blocks, self.call))
         mixing = config.mixing
         ceiling = max(max_speedup(self.costs, self.n, mixing),
                       max_speedup(self.costs, self.n, ScoreMixing.reduced_nfe(mixing.multistep)))
@@ -293,7 +325,7 @@ class Tuner:
         logits_k = (3.0 * k0[:, :width] - 1.5).clone().requires_grad_(True)
         logits_z = (3.0 * z0[:, :width] - 1.5).clone().requires_grad_(c.per_block)
         opt = torch.optim.Adam([logits_k, logits_z] if c.per_block else [logits_k], lr=c.lr)
-        budget = n * self.costs.total / self.target
+        budget = n * self.costs.full_step / self.target
         total = self.iterations(no_call)
         check_every = max(1, total // c.checks)
         dual, scale = 0.0, None
@@ -371,6 +403,7 @@ class Tuner:
                 result.policy, result.final_loss, result.selected_at = found.policy, found.loss, found.at
                 result.start, result.start_loss = families[no_call], starts[families[no_call]][1]
         result.ideal_speedup = self.costs.speedup(result.policy, self.config.mixing)
+        result.cost = self.config.cost
         return result
 
 

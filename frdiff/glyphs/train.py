@@ -206,13 +206,24 @@ def _loaded_like(model: torch.nn.Module, path: str, folder: str, name: str) -> t
     return loaded
 
 
-def _init_steps(folder: str | None) -> int:
-    """Optimiser steps already behind an exported folder (0 when unknown or none)."""
+def _note(folder: str | None) -> dict | None:
+    """An exported folder's training note (None when it has none)."""
     note = os.path.join(folder or "", "training.json")
     if not folder or not os.path.exists(note):
-        return 0
+        return None
     with open(note) as f:
-        return int(json.load(f).get("steps", 0))
+        return json.load(f)
+
+
+def _total(note: dict, key: str) -> float:
+    """`steps` or `wall_time_s` over a note's whole history (its warm starts included)."""
+    return note.get({"steps": "total_steps", "wall_time_s": "total_wall_time_s"}[key], note.get(key, 0))
+
+
+def _init_steps(folder: str | None) -> int:
+    """Optimiser steps already behind an exported folder (0 when unknown or none)."""
+    note = _note(folder)
+    return 0 if note is None else int(_total(note, "steps"))
 
 
 @torch.no_grad()
@@ -265,6 +276,10 @@ def export(run_dir: str, out_dir: str) -> dict:
         # the warm start's own history: total steps = the earlier run's + this run's
         info["init_steps"] = state.get("init_steps", 0)
         info["total_steps"] = info["init_steps"] + state["step"]
+        earlier = _note(init)
+        if earlier is not None:  # the warm start's note, nested: the whole history in one file
+            info["earlier"] = earlier
+            info["total_wall_time_s"] = round(_total(earlier, "wall_time_s") + info["wall_time_s"], 1)
     with open(os.path.join(out_dir, "training.json"), "w") as f:
         json.dump(info, f, indent=2)
     return info
