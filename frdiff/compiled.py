@@ -29,6 +29,7 @@ since the context opened.
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from typing import Callable
 
@@ -41,8 +42,8 @@ _KEPT: dict = {}  # (id(context), function) -> (context, compiled function)
 
 def is_wrapper(model) -> bool:
     """Is `model` the module `torch.compile(model)` returns (an OptimizedModule)?"""
-    wrapper_type = getattr(getattr(torch, "_dynamo", None), "eval_frame", None)
-    wrapper_type = getattr(wrapper_type, "OptimizedModule", None)
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # never imported: nothing compiled
+    wrapper_type = getattr(eval_frame, "OptimizedModule", None)
     return wrapper_type is not None and isinstance(model, wrapper_type)
 
 
