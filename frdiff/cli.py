@@ -309,10 +309,10 @@ def _run_profile(args) -> dict:
     from .profile import profile
 
     pipe = _load(args)
-    labels = [i % len(pipe.labels) for i in range(args.batch)] if hasattr(pipe, "labels") else None
-    if labels is None:
+    if not hasattr(pipe, "labels"):
         raise ValueError(f"profile from the command line needs a GlyphPipeline; call "
                          f"frdiff.profile.profile(pipe, steps, call_kwargs) for {type(pipe).__name__}")
+    labels = [i % len(pipe.labels) for i in range(args.batch)]
     table = profile(pipe, args.steps, {"class_labels": labels, "output_type": "pt"} | _call_kwargs(args),
                     args.repeats, progress=not args.json)
     table.to_json(args.out)

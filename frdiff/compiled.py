@@ -20,8 +20,8 @@ Python and compiles only what it never looks inside, with the user's own compile
   eager call gives the same result), so a broken backend costs speed, never images.
 
 Leaving the context puts every module back exactly as the user compiled it. Compiled
-callables are made once per (module, compile context) and kept for later contexts, so a
-second `accelerate()` with the same settings finds dynamo's graphs already built.
+callables are made once per (compile context, forward function) and kept for later contexts,
+so a second `accelerate()` with the same settings finds dynamo's graphs already built.
 `Regions.report()` gives the dynamo counters (graphs compiled, graph breaks, recompiles)
 since the context opened.
 """
@@ -150,13 +150,13 @@ def compile_regions(model: torch.nn.Module, patches: Patches, wrapper=None) -> R
     if wrapper is None and not compiled:
         return None
     parents = {id(child): parent for parent in model.modules() for child in parent.children()}
-    reached: set[int] = set()  # touched modules and everything above them
+    above: set[int] = set()  # modules that hold a touched module
     for module in touched.values():
-        key = id(module)
-        while key is not None and key not in reached:
-            reached.add(key)
-            parent = parents.get(key)
-            key = id(parent) if parent is not None else None
+        parent = parents.get(id(module))
+        while parent is not None and id(parent) not in above:
+            above.add(id(parent))
+            parent = parents.get(id(parent))
+    reached = above | set(touched)  # touched modules and everything above them
     ctx = None
     disabled = []
     for module in ([wrapper] if wrapper is not None else []) + compiled:
@@ -183,11 +183,11 @@ def compile_regions(model: torch.nn.Module, patches: Patches, wrapper=None) -> R
         warnings.warn("frdiff: this torch does not say how the model was compiled; the compiled "
                       "modules frdiff reaches run eagerly inside accelerate()", RuntimeWarning, stacklevel=3)
         return regions
-    _compile_below(model, "", reached, touched, patches, regions)
+    _compile_below(model, "", reached, above, patches, regions)
     return regions
 
 
-def _compile_below(module, prefix: str, reached, touched, patches: Patches, regions: Regions) -> None:
+def _compile_below(module, prefix: str, reached, above, patches: Patches, regions: Regions) -> None:
     """Compile the regions under `module` (named `prefix`), see `compile_regions`."""
     for child_name, child in module.named_children():
         name = f"{prefix}{child_name}"
@@ -198,8 +198,7 @@ def _compile_below(module, prefix: str, reached, touched, patches: Patches, regi
                                   regions.switch(name, fn, child._call_impl))
                 regions.regions += 1
             continue
-        inner_touched = any(id(m) in reached for m in child.modules() if m is not child)
-        if id(child) in touched and not inner_touched:  # an FR unit, an S block: its own body
+        if id(child) not in above:  # touched, nothing touched inside (an FR unit, an S block): its body
             original = patches.originals.get(id(child))
             if original is not None:
                 fn = _kept(regions.ctx, original.fn)
@@ -210,7 +209,7 @@ def _compile_below(module, prefix: str, reached, touched, patches: Patches, regi
                 patches.attribute(child, "forward", regions.switch(name, fn, eager))
             regions.regions += 1
             continue
-        _compile_below(child, name + ".", reached, touched, patches, regions)
+        _compile_below(child, name + ".", reached, above, patches, regions)
 
 
 def _has_parameters_or_ops(module: torch.nn.Module) -> bool:

@@ -138,7 +138,8 @@ class CallCosts:
         fixed + sum_b [ k_b block_b + (1 - k_b) (1 - z_b) (block_b - fr_saving_b) ]
 
     (a keyframe block computes, a skipped one, S or R, costs nothing (R's one addition is not
-    counted), an FR block its cheap part);
+    counted), an FR block its cheap part; a measured table (frdiff.profile) adds
+    (1 - k_b) z_b skip_b, and `step` to every step);
     a step where score mixing has lam = 0 and that is not a keyframe makes no call: 0.
     """
 

@@ -31,9 +31,6 @@ from .policy import KeyframePolicy
 from .targets import denoiser_of, find_blocks
 from .timing import _sync, machine
 
-PROFILE_MODES = {"K": "fr", "F": "fr", "S": "block"}  # mode -> the uniform policy that shows it
-
-
 @dataclass
 class CostTable:
     """Seconds per policy block and mode, per model call and per step, for one model on one
@@ -116,11 +113,12 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
     model = _model(pipe)
     blocks = find_blocks(model)
     kwargs = dict(call_kwargs or {})
-    policies = {mode: KeyframePolicy.uniform(num_steps, 2 if mode != "K" else 1, reuse=reuse)
-                for mode, reuse in PROFILE_MODES.items()}
+    policies = {"K": KeyframePolicy.uniform(num_steps, 1),  # the run each mode is timed in
+                "F": KeyframePolicy.uniform(num_steps, 2),
+                "S": KeyframePolicy.uniform(num_steps, 2, reuse="block")}
     block_times = {mode: [[] for _ in blocks] for mode in policies}
     call_times, step_times = [], []
-    state = {"run": None, "start": {}, "call": None, "timing": False}
+    state = {"run": None, "start": {}, "call": None, "timing": False, "mode": "K"}
 
     def pre(index):
         def hook(module, args):
@@ -171,9 +169,8 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
             state["run"] = None
             if r > 0 and mode == "K":
                 step_times.append(wall / num_steps)
-    call = statistics.median(call_times)
-    call = max(call, sum(statistics.median(t) if t else 0.0 for t in block_times["K"]))  # timer noise
     medians = {mode: [statistics.median(t) if t else 0.0 for t in times] for mode, times in block_times.items()}
+    call = max(statistics.median(call_times), sum(medians["K"]))  # timer noise: a call holds its blocks
     for i, block in enumerate(blocks):  # a block with no FR unit computes in full at F
         if not block.units:
             medians["F"][i] = medians["K"][i]

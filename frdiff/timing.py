@@ -45,17 +45,9 @@ def _sync() -> None:
 def interleaved_speedup(baseline, accelerated, repeats: int = 5, warmup: int = 1) -> dict:
     """Time two zero-arg callables after `warmup` rounds of both, in pairs A B, B A, ...;
     speedup is the median of the per-pair ratios baseline / accelerated."""
-    for _ in range(warmup):
-        baseline(), accelerated()
-    base_t, acc_t = [], []
-    for i in range(repeats):
-        order = (baseline, accelerated) if i % 2 == 0 else (accelerated, baseline)
-        times = {fn: _timed(fn) for fn in order}
-        base_t.append(times[baseline])
-        acc_t.append(times[accelerated])
-    ratios = [b / a for b, a in zip(base_t, acc_t)]
-    return {"speedup": statistics.median(ratios), "baseline_s": statistics.median(base_t),
-            "accelerated_s": statistics.median(acc_t), "repeats": repeats}
+    times = interleaved_times({"baseline": baseline, "accelerated": accelerated}, repeats, warmup)
+    return {"speedup": times["accelerated"]["speedup_vs_first"], "baseline_s": times["baseline"]["seconds"],
+            "accelerated_s": times["accelerated"]["seconds"], "repeats": repeats}
 
 
 def interleaved_times(fns: dict, repeats: int = 5, warmup: int = 1) -> dict:
