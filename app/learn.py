@@ -1,6 +1,12 @@
 """The Learn tab: Auto-FR (`frdiff.autofr`) on the current model, sampler and steps, watched
 as it learns, then compared on the user's glyphs and seed (never used in tuning) with the
-uniform policy of the same counted compute and with fewer steps.
+uniform policy of the same estimated time and with fewer steps.
+
+The tuner's budget is wall-clock time on this server (`TuneConfig(cost="measured")`): each
+policy block is profiled once per model, sampler and glyph count (`frdiff.profile`, a few
+seconds at PROFILE_STEPS steps) and the table is then shared, read-only, by every learning
+run. A policy tuned to counted MACs measured slower than uniform FR of the same count here;
+one tuned to measured seconds is what a visitor's clock sees.
 
 The tuner runs in a worker thread that owns its borrowed pipeline; the page's generator reads
 its events (progress, every projected policy) from a queue. The Stop button (a cancelled event
@@ -21,14 +27,16 @@ from dataclasses import dataclass
 from frdiff import KeyframePolicy
 from frdiff.autofr import Tuner, TuneConfig
 from frdiff.glyphs import load_calibration
+from frdiff.profile import CostTable, profile
 
 from . import inputs
 from .compare import score
 from .methods import FULL, run_plain, run_policy
 from .models import POOL, SCHEDULERS, env_int
 
-LEARNED, UNIFORM = "Auto-FR (learned here)", "Uniform FR, same counted compute"
-TARGETS = (1.2, 3.0)  # the slider's range of counted speedups
+LEARNED, UNIFORM = "Auto-FR (learned here)", "Uniform FR, same estimated time"
+TARGETS = (1.2, 3.0)  # the slider's range of speedups (measured seconds on this server)
+PROFILE_STEPS = 12  # a block's time does not depend on the step count: a short profile does
 ABANDONED_S = 5.0  # no heartbeat from the page's generator for this long: nobody is listening
 
 
@@ -55,16 +63,37 @@ def target_of(value) -> float:
     return float(value)
 
 
-def config(steps_total: int, mixing, on_check, on_progress, calibration) -> TuneConfig:
+_TABLES: dict[tuple, CostTable] = {}  # (model, sampler, glyphs) -> this server's measured costs
+_TABLES_LOCK = threading.Lock()
+
+
+def cost_table(pipe, s) -> CostTable:
+    """The measured block costs of `pipe` at the user's glyph count: profiled on the first
+    learning run that needs them (on the borrowed pipeline, so no other request shares it
+    meanwhile), then reused; a table is never changed once made."""
+    key = (s.model, s.scheduler, len(s.glyphs))
+    with _TABLES_LOCK:
+        table = _TABLES.get(key)
+    if table is None:
+        table = profile(pipe, PROFILE_STEPS, {"class_labels": list(s.glyphs), "output_type": "pt"},
+                        repeats=2, progress=False)
+        with _TABLES_LOCK:
+            table = _TABLES.setdefault(key, table)
+    return table
+
+
+def config(steps_total: int, mixing, on_check, on_progress, calibration, table: CostTable) -> TuneConfig:
     """A tuner small enough for a shared CPU: per-block gates, 2 + 2 batches of 2 images, the
-    structured starts halved after the first held-out batch (the best 3 of each family go on)."""
+    structured starts halved after the first held-out batch (the best 3 of each family go on),
+    the budget in seconds measured on this server (`table`)."""
     return TuneConfig(per_block=True, iterations=steps_total, mixing=mixing, tuning_batches=2,
                       selection_batches=2, checks=2, prune_starts=3, progress=False, calibration=calibration,
-                      on_check=on_check, on_progress=on_progress)
+                      on_check=on_check, on_progress=on_progress, cost="measured", cost_table=table)
 
 
 def uniform_like(tuner: Tuner, speedup: float) -> tuple[int, KeyframePolicy]:
-    """The keyframe interval, and its uniform FR policy, whose counted speedup is closest to `speedup`."""
+    """The keyframe interval, and its uniform FR policy, whose speedup in the tuner's cost
+    model (measured seconds) is closest to `speedup`."""
     options = {k: KeyframePolicy.uniform(tuner.n, k) for k in range(1, min(tuner.n, 12) + 1)}
     k = min(options, key=lambda k: abs(tuner.costs.speedup(options[k], tuner.config.mixing) - speedup))
     return k, options[k]
@@ -88,9 +117,11 @@ def learn(s, target: float, events: queue.Queue, stop: threading.Event, heartbea
     try:
         with POOL.borrow(s.model, s.scheduler, seconds=LEARN_LIMITS.seconds + 60) as pipe:  # + the comparison
             calibration = load_calibration(s.model, SCHEDULERS[s.scheduler], s.steps)
+            on_progress("profile", 0, 1)
+            table = cost_table(pipe, s)
             tuner = Tuner(pipe, s.steps, target, config(LEARN_LIMITS.iterations, s.mixing,
                                                          lambda c: events.put(("check", c)), on_progress,
-                                                         calibration))
+                                                         calibration, table))
             starts = tuner.score_starts()
             families = tuner.families(starts)
             best = min(starts, key=lambda name: starts[name][1])
@@ -144,3 +175,17 @@ def run(s, target: float):
     finally:
         stop.set()
         worker.join()  # at most one tuner step: the model is restored before the next request
+
+
+def summary(result, rows: list[dict], seconds: float) -> str:
+    """What the Learn tab says when done: the learned policy's estimate, then it and uniform FR
+    side by side in measured time and quality (a run each: a few percent of timing noise)."""
+    learned, uniform = rows[1], rows[2]
+    return (f"**Learned** a policy in {seconds:.0f} s, at {result.ideal_speedup:.2f}x estimated from this "
+            f"server's block timings (from *{result.start}*; held-out loss {result.final_loss:.2e}, start "
+            f"{result.start_loss:.2e}). It is now in the editor: every tab uses it.\n\n"
+            f"On your glyphs: learned **{learned['measured_speedup']:.2f}x** measured, "
+            f"**{learned['psnr']:.1f} dB**; {uniform['method'].lower()} {uniform['measured_speedup']:.2f}x, "
+            f"{uniform['psnr']:.1f} dB. Both were chosen for the same estimated time, so the times differ "
+            f"only by timing noise (one run each) and the estimate's error; the quality at that time is "
+            f"what learning buys.")

@@ -65,11 +65,13 @@ mixing sliders live; the last plot is the final images' error spectra."""
 
 LEARN_HELP = """**Auto-FR** learns which cells to compute: it scores structured starts (uniform keyframes,
 whole-block and residual reuse, the magnitude schedule of MagCache's rule, no-call steps), then
-does gradient descent on soft per-step, per-block gates through the real sampler, with the
-counted compute held to your target. Each check projects the gates to a policy (shown below) and
-scores it on held-out images. It stops after a capped number of iterations (about 80 s on this 2-core
-CPU at 50 steps; *Stop* ends it within a step, and nothing is loaded). The result is compared on your glyphs and seed,
-which the tuner never saw, with uniform FR of the same counted compute and with fewer steps."""
+does gradient descent on soft per-step, per-block gates through the real sampler, with the time
+held to your target: each block is timed once on this server (a few seconds, the first time a
+model and glyph count is learned), so the target is a speedup of the clock, not of counted
+operations. Each check projects the gates to a policy (shown below) and scores it on held-out
+images. It stops after a capped number of iterations (*Stop* ends it within a step, and nothing
+is loaded). The result is compared on your glyphs and seed, which the tuner never saw, with
+uniform FR of the same estimated time and with fewer steps."""
 
 TRAJECTORY_HELP = """The sample x_t looks like static for half the run, so this shows the **predicted
 x0** (what the network thinks the clean image is) at every step, for full compute and FRDiff

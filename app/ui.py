@@ -285,7 +285,7 @@ def _frequency_tab(settings, policy, runs):
 def _learn_tab(settings, policy, runs):
     gr.Markdown(LEARN_HELP)
     with gr.Row(equal_height=True):
-        target = gr.Slider(*learning.TARGETS, value=2.0, step=0.1, label="target counted speedup",
+        target = gr.Slider(*learning.TARGETS, value=2.0, step=0.1, label="target speedup (time on this server)",
                            elem_id="learn-target")
         start = gr.Button("Learn a policy", variant="primary", elem_id="learn-run", scale=0, min_width=160)
         stop = gr.Button("Stop", elem_id="learn-stop", scale=0, min_width=100)
@@ -296,14 +296,15 @@ def _learn_tab(settings, policy, runs):
                          object_fit="contain", elem_id="learn-gallery", format="png")
     table = gr.Dataframe(headers=cmp.HEADERS, interactive=False, elem_id="learn-results", wrap=True)
     editor = settings[4]
-    stages = {"starts": "scoring the structured starts", "descent": "gradient descent on the gates",
+    stages = {"profile": "timing each block on this server (once per model and glyph count)",
+              "starts": "scoring the structured starts", "descent": "gradient descent on the gates",
               "compare": "comparing on your glyphs"}
 
     def learn(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, target, progress=gr.Progress()):
         s, goal = learning.settings(model, glyphs, scheduler, steps, mixing, slope, bias, seed, target)
         blocks = list(blocks_of(s.model))
         skip = gr.skip()
-        progress(0, desc="counting block costs and the full-compute references")
+        progress(0, desc="timing block costs and the full-compute references")
         for event in learning.run(s, goal):
             kind = event[0]
             if kind == "progress":
@@ -327,11 +328,9 @@ def _learn_tab(settings, policy, runs):
                 d = event[1]
                 result, rows = d["result"], d["rows"]
                 shown, _ = cmp.grids(d["runs"], len(s.glyphs))
-                caption = {r["method"]: f"{r['method']}: {r['counted_speedup']:.2f}x counted, {r['psnr']:.1f} dB"
+                caption = {r["method"]: f"{r['method']}: {r['measured_speedup']:.2f}x measured, {r['psnr']:.1f} dB"
                            for r in rows}
-                text = (f"**Learned** a policy at {result.ideal_speedup:.2f}x counted in {d['seconds']:.0f} s "
-                        f"(from *{result.start}*; held-out loss {result.final_loss:.2e}, start "
-                        f"{result.start_loss:.2e}). It is now in the editor: every tab uses it.")
+                text = learning.summary(result, rows, d["seconds"])
                 yield (policy_figure(result.policy, s.mixing, blocks), text,
                        [(image_file(g), caption[n]) for n, g in shown.items()],
                        {"headers": cmp.HEADERS, "data": cmp.table_rows(rows)}, result.policy.to_text(blocks))
