@@ -185,7 +185,7 @@ def summary(result, rows: list[dict], seconds: float) -> str:
             f"server's block timings (from *{result.start}*; held-out loss {result.final_loss:.2e}, start "
             f"{result.start_loss:.2e}). It is now in the editor: every tab uses it.\n\n"
             f"On your glyphs: learned **{learned['measured_speedup']:.2f}x** measured, "
-            f"**{learned['psnr']:.1f} dB**; {uniform['method'].lower()} {uniform['measured_speedup']:.2f}x, "
+            f"**{learned['psnr']:.1f} dB**; {uniform['method']} {uniform['measured_speedup']:.2f}x, "
             f"{uniform['psnr']:.1f} dB. Both were chosen for the same estimated time, so the times differ "
             f"only by timing noise (one run each) and the estimate's error; the quality at that time is "
             f"what learning buys.")

@@ -137,7 +137,7 @@ def test_learn_endpoint_loads_a_policy_and_concurrent_requests_learn_the_same(ur
     monkeypatch.setattr(learning, "LEARN_LIMITS", learning.LearnLimits(iterations=3, seconds=240))
     alone = learn(url)
     figure, status, gallery, table, text = alone
-    assert status.startswith("**Learned** a policy at") and len(gallery) == 4
+    assert status.startswith("**Learned** a policy in") and len(gallery) == 4
     assert [row[0] for row in table["data"]][:2] == ["Full compute", learning.LEARNED]
     from app.inputs import policy_of
 

@@ -49,7 +49,14 @@ def test_learning_streams_its_checks_and_ends_with_a_compared_policy():
     assert result.ideal_speedup >= 1.5 and result.policy.num_steps == STEPS
     assert [r["method"] for r in rows][:2] == ["Full compute", learning.LEARNED]
     assert rows[2]["method"].startswith(learning.UNIFORM) and rows[3]["method"].startswith("Fewer steps")
-    assert rows[0]["psnr"] == 100.0 and rows[1]["counted_speedup"] == pytest.approx(result.ideal_speedup, rel=1e-6)
+    assert rows[0]["psnr"] == 100.0 and result.cost == "measured"
+    # the budget is this server's measured seconds: a table profiled once for the model, sampler
+    # and glyph count, whose estimate of the learned policy is the result's speedup
+    assert ("progress", "profile", 0, 1) in seen
+    table = learning._TABLES[("glyph-unet", "DDIM", 2)]
+    assert table.batch == 2 and table.model == "UNet2DModel"
+    assert table.costs.speedup(result.policy, settings()[0].mixing) == pytest.approx(result.ideal_speedup, rel=1e-6)
+    assert f"{rows[1]['measured_speedup']:.2f}x" in learning.summary(result, rows, 1.0)
     with POOL.borrow("glyph-unet") as pipe:
         assert clean(pipe)
     # the same request learns the same policy (the tuner's batches come from its own seed)

@@ -87,6 +87,18 @@ def test_projection_meets_the_budget_and_cannot_add_a_keyframe(target):
                 assert costs.speedup(richer, mixing) < target  # greedy fill left no room
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_per_step_projection_keeps_whole_steps_within_the_budget(seed):
+    # per-step gates (blocks None) write one letter per step: a step is one unit, never a
+    # row whose blocks were kept in part (the policy would compute more than was counted)
+    n = 6
+    costs = CallCosts(total=10.0, block=[1.0, 4.0, 1.0, 2.0, 1.0], fr_saving=[0.2, 3.5, 0.1, 1.5, 0.3],
+                      skip=[0.1] * 5, step=0.5)
+    torch.manual_seed(seed)
+    policy = project(torch.rand(n, 1), torch.zeros(n, 1), costs, ScoreMixing(), 1.3, None)
+    assert policy.blocks is None and costs.speedup(policy, ScoreMixing()) >= 1.3
+
+
 def test_candidates_meet_the_target_and_include_block_skips():
     costs = CallCosts(total=10.0, block=[3.0, 2.0, 3.0], fr_saving=[2.0, 1.0, 2.0])
     depths = {"down": 0, "mid": 1, "up": 0}

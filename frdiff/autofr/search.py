@@ -63,7 +63,8 @@ def project(probs_k: torch.Tensor, probs_z: torch.Tensor, costs: CallCosts, mixi
             target: float, blocks: list[str] | None, whole: str | None = None) -> KeyframePolicy:
     """Round the gates, then drop the least wanted keyframes until the budget holds and add
     back the most wanted ones while it still holds (greedy, by gate probability). A step
-    where lam = 0 is one unit (all blocks or none, see `step_gated`)."""
+    where lam = 0 is one unit (all blocks or none, see `step_gated`), and so is every step
+    when the gates are per step (`blocks` None: the policy has one letter per step)."""
     n, width = probs_k.shape[0], len(costs.block)
     lam = lambdas(n, mixing)
     budget = n * costs.full_step / target
@@ -73,7 +74,7 @@ def project(probs_k: torch.Tensor, probs_z: torch.Tensor, costs: CallCosts, mixi
     z = (probs_z.expand(n, width) > 0.5).float()
     units = []  # (probability, step, block or None for the whole step)
     for s in range(1, n):
-        if lam[s] == 0.0:
+        if lam[s] == 0.0 or blocks is None:
             units.append((float(probs_k[s, 0]), s, None))
         else:
             units.extend((float(probs_k[s, b]), s, b) for b in range(width))
