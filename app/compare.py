@@ -15,7 +15,7 @@ from frdiff.metrics import classify, psnr, ssim
 
 from . import inputs
 from .methods import FRDIFF, FULL, OPTIONAL, Run, run_optional, run_plain, run_policy, step_progress
-from .models import POOL, classifier, labels_of
+from .models import POOL, classifier, labels_of, threads_here
 
 log = logging.getLogger("frdiff.app")
 DIFF_GAIN = 8
@@ -99,6 +99,7 @@ def columns(n: int) -> int:
 
 def score(runs: list[Run], model: str, chars: str) -> list[dict]:
     """One row of numbers per run: cost, time, and closeness to full compute."""
+    threads_here()  # the same bits whichever worker thread scores
     full = runs[0]
     labels = labels_of(model)
     target = torch.tensor([labels.index(c) for c in chars])

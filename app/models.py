@@ -71,6 +71,14 @@ def compute_threads() -> int:
     return env_int("FRDIFF_APP_THREADS", 1)
 
 
+def threads_here() -> None:
+    """Give the calling worker thread the runs' intra-op thread count. A thread's count is its own
+    (OpenMP's), and a handler's steps may run in different worker threads: numbers computed
+    outside `ModelPool.borrow` (metrics) must call this, or a reduction split over 1 or 2 threads
+    differs in its last bits with the thread's history."""
+    torch.set_num_threads(compute_threads())
+
+
 def time_limit() -> int:
     """Seconds a request may sample for (env FRDIFF_APP_TIME_LIMIT, default 120)."""
     return env_int("FRDIFF_APP_TIME_LIMIT", 120)
@@ -137,7 +145,7 @@ class ModelPool:
         limit = time_limit() if seconds is None else seconds
         free = self._queue(name)
         pipe = free.get()
-        torch.set_num_threads(compute_threads())  # the thread this request computes in (see there)
+        threads_here()
         try:
             pristine = self._scheduler_cls[name].from_config(self._configs[name])
             pipe.scheduler = swapped(pristine, SCHEDULERS[scheduler])
@@ -184,7 +192,7 @@ class ModelPool:
         with self._lock:
             size = self.size
         pipes = [free.get() for _ in range(size)]
-        torch.set_num_threads(compute_threads())  # as the requests will run
+        threads_here()  # as the requests will run
         try:
             for pipe in pipes:
                 pipe(["A"], num_inference_steps=2, generator=torch.Generator().manual_seed(0))
