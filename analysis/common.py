@@ -43,3 +43,12 @@ def write_result(name: str, result, markdown: str | None = None) -> str:
         with open(path[: -len(".json")] + ".md", "w") as f:
             f.write(markdown if markdown.endswith("\n") else markdown + "\n")
     return path
+
+
+def load_results(path: str) -> dict:
+    """A result file, or FILE1+FILE2+...: results of one protocol read as one (their rows joined)."""
+    results = []
+    for part in path.split("+"):
+        with open(part) as f:
+            results.append(json.load(f))
+    return results[0] if len(results) == 1 else results[0] | {"rows": [r for x in results for r in x["rows"]]}

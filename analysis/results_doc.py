@@ -20,21 +20,24 @@ what the tables show; rerun a script, then this command, then reread the prose.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 
-DOCS = ("README.md", "docs/results.md")
+from analysis.common import load_results
+
+DOCS = ("README.md", "docs/overview.md", "docs/results.md")
 MARKER = re.compile(r"(<!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
 def _renderers() -> dict:
-    from analysis import (bench_table, deepcache, dpmsolver, models_report, policy_table,
-                          score_spectra, spectra, verdict_quality)
+    from analysis import (bench_table, cpu_topologies, deepcache, dpmsolver, measured_cost_summary,
+                          models_report, overhead, policy_table, score_spectra, spectra, verdict_quality)
     from frdiff.glyphs.bench import budget_table, sweep_table, verdict_table
 
     return {"bench": bench_table.markdown, "deepcache": deepcache.rows_markdown,
             "dpmsolver": dpmsolver.markdown, "models": models_report.markdown,
+            "measured-cost": measured_cost_summary.markdown, "overhead": overhead.summary,
+            "cpu-topologies": lambda result: cpu_topologies.markdown(result["results"]),
             "policies": policy_table.markdown, "score-spectra": score_spectra.markdown,
             "verdict-quality": verdict_quality.markdown,
             "spectra": lambda result, model: spectra.table(result["models"][model]),
@@ -58,14 +61,6 @@ def render(spec: str, renderers: dict) -> str:
     else:
         result = load_results(path)
     return renderers[kind](result, *args).rstrip("\n") + "\n"
-
-
-def load_results(path: str) -> dict:
-    results = []
-    for part in path.split("+"):
-        with open(part) as f:
-            results.append(json.load(f))
-    return results[0] if len(results) == 1 else results[0] | {"rows": [r for x in results for r in x["rows"]]}
 
 
 def regenerate(text: str) -> str:

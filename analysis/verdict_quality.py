@@ -27,8 +27,7 @@ import os
 import re
 import tempfile
 
-from analysis.common import write_result
-from analysis.results_doc import load_results
+from analysis.common import load_results, write_result
 from frdiff.glyphs.bench import BUDGETS, budget_rows
 from frdiff.metrics import pareto_front
 

@@ -14,7 +14,8 @@ from frdiff.images import make_grid
 from frdiff.metrics import classify, psnr, ssim
 
 from . import inputs
-from .methods import FRDIFF, FULL, OPTIONAL, Run, run_optional, run_plain, run_policy, step_progress
+from .methods import FRDIFF, FULL, OPTIONAL, run_optional, run_plain, run_policy, step_progress
+from .runs import Run
 from .models import POOL, classifier, labels_of, threads_here
 
 log = logging.getLogger("frdiff.app")

@@ -63,3 +63,20 @@ def _sweep() -> None:
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
         except OSError:  # removed by another request meanwhile
             pass
+
+
+def gif_file(frames: list[Image.Image], name: str, seconds_per_frame: float = 0.25) -> str:
+    """An animated GIF of `frames` (looping), as a download called `name`.gif."""
+    if not frames:
+        raise ValueError("no frames to animate")
+    first, rest = frames[0].convert("RGB"), [f.convert("RGB") for f in frames[1:]]
+    return data_file(lambda f: first.save(f, format="GIF", save_all=True, append_images=rest, loop=0,
+                                          duration=int(1000 * seconds_per_frame)), f"{name}.gif")
+
+
+def side_by_side(left: Image.Image, right: Image.Image, gap: int = 8) -> Image.Image:
+    """Two images next to each other on white."""
+    out = Image.new("RGB", (left.width + gap + right.width, max(left.height, right.height)), "white")
+    out.paste(left.convert("RGB"), (0, 0))
+    out.paste(right.convert("RGB"), (left.width + gap, 0))
+    return out

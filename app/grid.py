@@ -150,6 +150,8 @@ function cycle(v, b, mode) {
   return order[(i + 1) % order.length];
 }
 
+let cursor = {s: 1, b: 0};  // the cell the keyboard edits
+let refocus = false;  // give the cursor cell the focus after the next draw
 function commit(rows, uncond) {
   const v = current();
   undo.push({rows: v.rows, uncond: v.uncond}); if (undo.length > 50) undo.shift();
@@ -171,7 +173,8 @@ function draw() {
   html += v.error ? `<span class="err">${v.error.replace(/</g, '&lt;')}</span>` : '';
   html += '</div>';
   if (rows.length) {
-    html += '<table><tr><th></th>';
+    html += '<table role="grid" aria-label="keyframe policy: one row per block, one column per step; ' +
+      'arrow keys move, Enter or Space cycles the mode, K F S R N set it"><tr><th></th>';
     rows.forEach((row, s) => {
       const label = s % 5 === 0 ? s : '';
       html += `<th class="step" data-step="${s}" title="step ${s}: click to toggle keyframe / no call">${label}</th>`;
@@ -199,14 +202,49 @@ function draw() {
           (s > 0 && !isKey(row) ? `, lam ${v.lam[s].toFixed(2)}` : '') +
           (change !== null && change !== undefined ? `; temporal change ${(100 * change).toFixed(1)}%` : '');
         const cls = (nocall ? 'nocall' : m) + (s === 0 ? ' locked' : '');
-        html += `<td class="${cls}" data-s="${s}" data-b="${b}" title="${tip}"></td>`;
+        const focus = s === cursor.s && b === cursor.b ? '0' : '-1';  // one tab stop: arrows move it
+        html += `<td class="${cls}" data-s="${s}" data-b="${b}" title="${tip}" tabindex="${focus}" ` +
+          `role="gridcell" aria-label="${tip}"></td>`;
       });
       html += '</tr>';
     });
     html += '</table>';
   }
+  const focused = el.contains(document.activeElement) && document.activeElement.dataset.s !== undefined;
   el.innerHTML = html;
+  if (focused || refocus) {
+    refocus = false;
+    el.querySelector(`td[data-s="${cursor.s}"][data-b="${cursor.b}"]`)?.focus();
+  }
 }
+
+// the keyboard: arrows move the cursor cell, Enter / Space cycle its mode as a click does, a
+// mode's letter sets it (N: the whole step makes no call)
+element.addEventListener('keydown', (e) => {
+  const t = e.target;
+  if (t.dataset.s === undefined) return;
+  const v = current(); const rows = v.rows || []; if (!rows.length) return;
+  const moves = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
+  if (moves[e.key]) {
+    const [ds, db] = moves[e.key];
+    cursor = {s: Math.min(Math.max(cursor.s + ds, 1), rows.length - 1),
+              b: Math.min(Math.max(cursor.b + db, 0), rows[0].length - 1)};
+    e.preventDefault(); refocus = true; draw(); return;
+  }
+  const s = +t.dataset.s, b = +t.dataset.b; if (s === 0) return;
+  const letter = e.key.length === 1 ? e.key.toUpperCase() : '';
+  let mode = null;
+  if (e.key === 'Enter' || e.key === ' ') mode = isNone(rows[s]) ? 'K' : cycle(v, b, rows[s][b]);
+  else if ('KFSRN'.includes(letter) && letter) mode = letter;
+  if (!mode) return;
+  e.preventDefault();
+  if (mode === 'R' && !(v.residual && v.residual[b])) return;
+  const next = rowsCopy(v);
+  if (mode === 'N') next[s] = 'N'.repeat(next[s].length);
+  else { if (isNone(next[s])) next[s] = 'K'.repeat(next[s].length); setCell(next, s, b, mode); }
+  cursor = {s: s, b: b}; refocus = true;
+  commit(next);
+});
 
 element.addEventListener('mousedown', (e) => {
   const t = e.target;

@@ -14,6 +14,7 @@ from frdiff import KeyframePolicy, ScoreMixing
 from frdiff.sampler import check_modes
 
 from .models import MODELS, check_sampler, env_int, blocks_of, labels_of, policy_blocks
+from .specs import SPEC_HELP, is_spec, spec_in, spec_policy
 
 
 @dataclass(frozen=True)
@@ -84,19 +85,33 @@ def mixing_of(enabled, slope, bias) -> ScoreMixing:
     return ScoreMixing(slope=float(slope), bias=float(bias)) if enabled else ScoreMixing.off()
 
 
-def policy_of(model: str, steps: int, text) -> KeyframePolicy:
-    """The editor's text as a policy for this model and step count."""
+def policy_of(model: str, steps: int, text, scheduler: str | None = None) -> KeyframePolicy:
+    """The editor's text as a policy for this model and step count: a grid (`NAME KFK...`
+    lines), or a named policy (`uniform:2`, `tuned:2.0`, ...: app/specs.py), made for `steps`.
+    A grid made from a spec (its first line `# spec: ...`) covering other steps is re-derived
+    from the spec; `scheduler` (default the model's own) picks `magnitude` and `tuned` files."""
     if not isinstance(text, str):
         raise ValueError(f"the policy must be text, got {type(text).__name__}")
     if len(text) > LIMITS.text:
         raise ValueError(f"the policy text is {len(text)} characters; at most {LIMITS.text} "
                          f"(FRDIFF_APP_MAX_TEXT)")
-    policy = KeyframePolicy.from_text(text)
+    if is_spec(text):
+        policy = spec_policy(model, steps, text, scheduler)
+    else:
+        try:
+            policy = KeyframePolicy.from_text(text)
+        except ValueError as err:
+            if "\n" in text.strip():
+                raise
+            raise ValueError(f"{err}; or name a policy: {SPEC_HELP}") from None
+        spec = spec_in(text)
+        if spec is not None and policy.num_steps != steps:
+            policy = spec_policy(model, steps, spec, scheduler)
     policy.check_blocks(list(blocks_of(model)))
     check_modes(policy, policy_blocks(model))
     if policy.num_steps != steps:
         raise ValueError(f"the policy covers {policy.num_steps} steps but the run has {steps}: "
-                         f"pick a preset or edit the rows")
+                         f"pick a preset, edit the rows or name a policy ({SPEC_HELP})")
     return policy
 
 
@@ -119,5 +134,5 @@ def run_settings(model, glyphs, scheduler, steps, policy_text, mixing_on, slope,
     scheduler = sampler(scheduler, model)
     steps, seed = steps_of(steps), seed_of(seed)
     chars = glyphs_of(model, glyphs)
-    policy = policy_of(model, steps, policy_text)
+    policy = policy_of(model, steps, policy_text, scheduler)
     return RunSettings(model, chars, scheduler, steps, policy, mixing_of(mixing_on, slope, bias), seed)

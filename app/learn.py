@@ -55,6 +55,39 @@ class Stopped(Exception):
     """The learning run was cancelled or ran past its time limit."""
 
 
+# what a learning run reports, in order: Progress many times, Start once, Check per projected
+# policy, then Done or Failed
+@dataclass(frozen=True)
+class Progress:
+    stage: str  # "profile", "starts", "descent", "compare"
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Start:
+    name: str  # the best structured start
+    policy: KeyframePolicy
+
+
+@dataclass(frozen=True)
+class Check:
+    check: object  # frdiff.autofr.TuneCheck: a projected policy and its held-out loss
+
+
+@dataclass(frozen=True)
+class Done:
+    result: object  # frdiff.autofr.TuneResult
+    runs: list
+    rows: list
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: Exception
+
+
 def target_of(value) -> float:
     low, high = TARGETS
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
@@ -100,9 +133,8 @@ def uniform_like(tuner: Tuner, speedup: float) -> tuple[int, KeyframePolicy]:
 
 
 def learn(s, target: float, events: queue.Queue, stop: threading.Event, heartbeat: list[float]) -> None:
-    """Tune on a borrowed pipeline and compare; every outcome is put on `events`:
-    ("progress", stage, done, total), ("start", name, policy), ("check", TuneCheck),
-    ("done", result dict), ("error", exc)."""
+    """Tune on a borrowed pipeline and compare; every outcome is put on `events` (Progress,
+    Start, Check, then Done or Failed)."""
     started = time.monotonic()
 
     def on_progress(stage, done, total):
@@ -112,7 +144,7 @@ def learn(s, target: float, events: queue.Queue, stop: threading.Event, heartbea
             raise Stopped("the page stopped listening")
         if time.monotonic() - started > LEARN_LIMITS.seconds:
             raise Stopped(f"the time limit of {LEARN_LIMITS.seconds} s (FRDIFF_APP_TUNER_SECONDS)")
-        events.put(("progress", stage, done, total))
+        events.put(Progress(stage, done, total))
 
     try:
         with POOL.borrow(s.model, s.scheduler, seconds=LEARN_LIMITS.seconds + 60) as pipe:  # + the comparison
@@ -120,12 +152,12 @@ def learn(s, target: float, events: queue.Queue, stop: threading.Event, heartbea
             on_progress("profile", 0, 1)
             table = cost_table(pipe, s)
             tuner = Tuner(pipe, s.steps, target, config(LEARN_LIMITS.iterations, s.mixing,
-                                                         lambda c: events.put(("check", c)), on_progress,
+                                                         lambda c: events.put(Check(c)), on_progress,
                                                          calibration, table))
             starts = tuner.score_starts()
             families = tuner.families(starts)
             best = min(starts, key=lambda name: starts[name][1])
-            events.put(("start", best, starts[best][0]))
+            events.put(Start(best, starts[best][0]))
             with tuner.training(families):
                 descents = {no_call: tuner.descend(*starts[name], no_call) for no_call, name in families.items()}
             result = tuner.select(starts, families, descents)
@@ -136,10 +168,9 @@ def learn(s, target: float, events: queue.Queue, stop: threading.Event, heartbea
                     run_policy(pipe, LEARNED, result.policy, s.mixing, s.glyphs, s.seed, f"from {result.start}"),
                     run_policy(pipe, f"{UNIFORM} (interval {k})", uniform, s.mixing, s.glyphs, s.seed),
                     run_plain(pipe, f"Fewer steps ({fewer})", fewer, s.steps, s.glyphs, s.seed)]
-        events.put(("done", {"result": result, "runs": runs, "rows": score(runs, s.model, "".join(s.glyphs)),
-                             "seconds": time.monotonic() - started}))
+        events.put(Done(result, runs, score(runs, s.model, "".join(s.glyphs)), time.monotonic() - started))
     except Exception as err:  # noqa: BLE001 - every failure reaches the page through the queue
-        events.put(("error", err))
+        events.put(Failed(err))
 
 
 def settings(model, glyphs, scheduler, steps, mixing_on, slope, bias, seed, target):
@@ -170,7 +201,7 @@ def run(s, target: float):
                     raise RuntimeError("the learning worker ended without a result") from None
                 continue
             yield event
-            if event[0] in ("done", "error"):
+            if isinstance(event, (Done, Failed)):
                 return
     finally:
         stop.set()

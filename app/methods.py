@@ -9,15 +9,13 @@ of the app, so those two always run; the rest are chosen by the user.
 from __future__ import annotations
 
 import contextlib
-import time
-from dataclasses import dataclass, field
-
-import torch
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate
 from frdiff.clock import drive_clock
 
+from .peers import run_peer
 from .presets import shipped_policy
+from .runs import Run, sample
 
 FULL, FRDIFF = "Full compute", "FRDiff (your policy)"
 # value (API name) -> label shown in the picker
@@ -27,27 +25,6 @@ OPTIONAL = {"fr-only": "FR only (mixing off)",
             "auto-fr": "Auto-FR (shipped policy)",
             "peer": "Peer (DeepCache / diffusers cache hook)"}
 DEFAULT_METHODS = ("fewer-steps", "peer")  # full + FRDiff + these: about 4 s on a 2-core CPU
-
-
-@dataclass
-class Run:
-    """One method's images and what it cost."""
-
-    name: str
-    images: torch.Tensor  # (N, 3, H, W) in [0, 1]
-    seconds: float
-    calls: int  # network (denoiser) calls made
-    counted: float  # counted speedup: full-compute MACs / this run's MACs
-    note: str = ""
-    numbers: dict = field(default_factory=dict)
-
-
-def sample(pipe, glyphs: list[str], steps: int, seed: int) -> tuple[torch.Tensor, float]:
-    """Images and seconds of one pipeline call from `seed` (the same noise for every method)."""
-    g = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
-    images = pipe(glyphs, num_inference_steps=steps, generator=g, output_type="pt").images
-    return images, time.perf_counter() - start
 
 
 def run_policy(pipe, name: str, policy: KeyframePolicy, mixing: ScoreMixing, glyphs, seed, note="") -> Run:
@@ -82,7 +59,6 @@ def run_optional(key: str, pipe, model: str, scheduler: str, policy: KeyframePol
         return run_policy(pipe, f"Auto-FR ({label})", tuned, ScoreMixing(), glyphs, seed,
                           "learned by frdiff.autofr.tune, shipped in assets/policies")
     if key == "peer":
-        from .peers import run_peer  # here: app.peers builds on this module's Run and sample
         return run_peer(pipe, model, scheduler, steps, glyphs, seed)
     raise ValueError(f"unknown method {key!r}; choose from {', '.join(OPTIONAL)}")
 

@@ -15,7 +15,7 @@ import torch
 from frdiff.peers import calibrate_mag_cache, counted_macs, mag_cache, peer_methods
 from frdiff.targets import denoiser_of
 
-from .methods import Run, sample
+from .runs import Run, sample
 
 PREFERRED = ("DeepCache (interval 3)", "MagCache")  # the strongest peer per model class
 CALIBRATION = dict(class_labels=list("A7K3"), seed=0)

@@ -61,26 +61,34 @@ def _mark_keyframes(fig: go.Figure, keyframes: list[int] | None, axis: str = "x"
             fig.add_hline(y=k, line=dict(color="#2a9d8f", width=1, dash="dot"), opacity=0.7)
 
 
-def similarity_figure(blocks: list[str], change, title: str, keyframes: list[int] | None = None) -> go.Figure:
+def similarity_figure(blocks: list[str], change, title: str, keyframes: list[int] | None = None,
+                      palette: str = "Viridis") -> go.Figure:
     """Heatmap of each block's relative change from the previous step (steps x blocks tensor)."""
     z = change.T.tolist()
     steps = list(range(1, change.shape[0] + 1))
-    fig = go.Figure(go.Heatmap(z=z, x=steps, y=[short_name(b) for b in blocks], colorscale="Magma",
+    fig = go.Figure(go.Heatmap(z=z, x=steps, y=[short_name(b) for b in blocks], colorscale=palette,
                                colorbar=dict(title="change", tickformat=".0%"),
                                hovertemplate="step %{x}, %{y}: %{z:.1%} change<extra></extra>"))
     fig.update_layout(height=140 + 24 * len(blocks), margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis_title="step (0 = noisiest)", yaxis_autorange="reversed",
-                      title=dict(text=title, font=dict(size=13)))
+                      xaxis=dict(title="step (0 = noisiest)", range=[0.5, len(steps) + 0.5]),
+                      yaxis_autorange="reversed", title=dict(text=title, font=dict(size=13)))
     _mark_keyframes(fig, keyframes)
     return fig
 
 
-def pairwise_figure(values, block: str, keyframes: list[int] | None = None) -> go.Figure:
-    """Step x step relative distance of one block's output; keyframes as dotted lines."""
-    fig = go.Figure(go.Heatmap(z=values, colorscale="Magma", colorbar=dict(title="distance", tickformat=".0%"),
+def pairwise_figure(values, block: str, keyframes: list[int] | None = None, palette: str = "Viridis") -> go.Figure:
+    """Step x step relative distance of one block's output; keyframes as dotted lines. Square,
+    each axis exactly the step range (the panel's spare width is left blank, not filled with
+    axis beyond the steps)."""
+    n = len(values)
+    steps = list(range(n))
+    fig = go.Figure(go.Heatmap(z=values, x=steps, y=steps, colorscale=palette,
+                               colorbar=dict(title="distance", tickformat=".0%"),
                                hovertemplate="step %{y} vs step %{x}: %{z:.1%}<extra></extra>"))
-    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="step",
-                      yaxis_title="step", yaxis_autorange="reversed", yaxis_scaleanchor="x",
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white",
+                      xaxis=dict(title="step", range=[-0.5, n - 0.5], constrain="domain"),
+                      yaxis=dict(title="step", range=[n - 0.5, -0.5], scaleanchor="x", scaleratio=1,
+                                 constrain="domain"),
                       title=dict(text=f"{short_name(block)}: distance between its outputs at any two steps "
                                       "(dotted: the policy's keyframes)", font=dict(size=13)))
     _mark_keyframes(fig, keyframes, "xy")
@@ -119,17 +127,28 @@ def score_spectra_figure(bands: list[int], mean: dict | None, space: str) -> go.
 
 
 def distance_figure(psnr: list[float], kinds: list[str], step: int) -> go.Figure:
-    """PSNR of FRDiff's predicted x0 vs full compute's at every step; the scrubbed step marked."""
-    fig = go.Figure(go.Scatter(x=list(range(len(psnr))), y=psnr, mode="lines", line=dict(color="#888"),
-                               showlegend=False))
+    """PSNR of FRDiff's predicted x0 vs full compute's at every step; the scrubbed step marked.
+    Identical steps (100 dB: the early keyframes) sit on a line just above the highest finite
+    point, labelled "identical", so the y range covers every point without squashing the rest."""
+    finite = [v for v in psnr if v < 100.0] or [0.0]
+    top = max(finite) + 4.0
+    shown = [v if v < 100.0 else top for v in psnr]
+    hover = [f"step {i}: " + (f"{v:.1f} dB" if v < 100.0 else "identical to full compute")
+             for i, v in enumerate(psnr)]
+    fig = go.Figure(go.Scatter(x=list(range(len(psnr))), y=shown, mode="lines", line=dict(color="#888"),
+                               showlegend=False, hoverinfo="skip"))
     for kind, colour in KIND_COLOURS.items():
         steps = [i for i, k in enumerate(kinds) if k == kind]
-        fig.add_trace(go.Scatter(x=steps, y=[psnr[i] for i in steps], mode="markers", name=kind,
+        fig.add_trace(go.Scatter(x=steps, y=[shown[i] for i in steps], mode="markers", name=kind,
+                                 text=[hover[i] for i in steps], hoverinfo="text",
                                  marker=dict(color=colour, size=7)))
+    if any(v >= 100.0 for v in psnr):
+        fig.add_hline(y=top, line=dict(color="#bbb", width=1, dash="dot"), annotation_text="identical",
+                      annotation_position="top left")
     fig.add_vline(x=step, line=dict(color="#e63946", width=2))
-    finite = [v for v in psnr if v < 100.0] or [0.0]  # 100 dB means identical: keep it off the scale
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step",
-                      yaxis=dict(title="x0 PSNR (dB)", range=[min(finite) - 3, max(finite) + 8]),
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=30, b=10),
+                      xaxis=dict(title="step", range=[-0.5, len(psnr) - 0.5]),
+                      yaxis=dict(title="x0 PSNR (dB)", range=[min(shown) - 3, top + 3]),
                       legend=dict(orientation="h", y=-0.4),
                       title=dict(text="predicted x0, FRDiff vs full compute", font=dict(size=13)))
     return fig

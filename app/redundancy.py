@@ -65,15 +65,25 @@ def _streams(data: dict) -> list[str]:
     return lines
 
 
-def heatmap(data: dict, keyframes: list[int] | None = None):
+PALETTES = ("Viridis", "Cividis", "Magma")  # perceptually uniform and colour-blind safe; Viridis the default
+
+
+def palette_of(name) -> str:
+    if name not in PALETTES:
+        raise ValueError(f"unknown palette {name!r}; choose from {', '.join(PALETTES)}")
+    return name
+
+
+def heatmap(data: dict, keyframes: list[int] | None = None, palette: str = PALETTES[0]):
     title = (f"{data['model']}, {data['scheduler']} {data['steps']} steps: relative change of each "
              "block's output vs the previous step")
-    return similarity_figure(data["blocks"], torch.tensor(data["change"]).nan_to_num(), title, keyframes)
+    return similarity_figure(data["blocks"], torch.tensor(data["change"]).nan_to_num(), title, keyframes,
+                             palette_of(palette))
 
 
-def matrix(data: dict, block: str, keyframes: list[int] | None = None):
+def matrix(data: dict, block: str, keyframes: list[int] | None = None, palette: str = PALETTES[0]):
     """The step x step distance matrix of one block, the policy's keyframes marked."""
     if block not in data["blocks"]:
         raise ValueError(f"unknown block {block!r}; choose from {', '.join(data['blocks'])}")
     values = data["pairwise"][data["blocks"].index(block)]
-    return pairwise_figure(values, block, keyframes)
+    return pairwise_figure(values, block, keyframes, palette_of(palette))

@@ -39,7 +39,14 @@ output), R residual reuse (DiT and FLUX blocks and a UNet's mid block: the block
 input plus its cached residual, per stream, as MagCache does), N no network call at this step
 (a whole column: the keyframe's prediction is reused, as with fewer steps). Spaces are
 ignored; step 0 must be all K. With score mixing, early non-keyframe steps (lam = 0) make no
-call either (white in the grid)."""
+call either (white in the grid). Or name a policy: uniform:3, deep:2, inner-residual:3,
+magnitude:0.2, mask:fast or tuned:2.0 (made for the run's steps)."""
+
+AB_HELP = """**Two policies, side by side.** Type a name (uniform:3, deep:2, tuned:2.0, magnitude:0.2,
+mask:fast) or paste a text grid for each (*A = the editor's policy* copies what you painted or
+learned). Both run from the same noise and glyphs with the mixing above, beside full compute:
+their images, the slider between them, where they differ, what each costs, and, step by step,
+how far each one's predicted x0 is from full compute's and from the other's."""
 
 COMPARE_HELP = """Every run starts from the same noise and glyphs. **Full compute** is the reference;
 **FRDiff** uses the policy above. Add *FR only* and *reduced NFE only* to see the two halves

@@ -117,7 +117,7 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
                 "F": KeyframePolicy.uniform(num_steps, 2),
                 "S": KeyframePolicy.uniform(num_steps, 2, reuse="block")}
     block_times = {mode: [[] for _ in blocks] for mode in policies}
-    call_times, step_times = [], []
+    call_times, step_times = [], []  # per K run: its calls' seconds; its step's work outside them
     state = {"run": None, "start": {}, "call": None, "timing": False, "mode": "K"}
 
     def pre(index):
@@ -147,7 +147,7 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
         run = state["run"]
         if state["timing"] and run is not None and run.clock.step > 0 and run.keyframe and state["mode"] == "K":
             _sync()
-            call_times.append(time.perf_counter() - state["call"])
+            call_times[-1].append(time.perf_counter() - state["call"])
 
     rounds = [(mode, r) for r in range(repeats + 1) for mode in policies]  # round 0: warm-up
     bar = tqdm(rounds, desc="profile", disable=not progress)
@@ -159,6 +159,7 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
         patches.hook(model.register_forward_hook(call_post))
         for mode, r in bar:
             state["timing"], state["mode"] = r > 0, mode
+            call_times.append([])
             with accelerate(pipe, policies[mode]) as run:
                 state["run"] = run
                 _sync()
@@ -167,10 +168,12 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
                 _sync()
                 wall = time.perf_counter() - start
             state["run"] = None
-            if r > 0 and mode == "K":
-                step_times.append(wall / num_steps)
+            if r > 0 and mode == "K":  # the same run's calls subtracted: a slow moment counts in both
+                step_times.append(wall / num_steps - statistics.fmean(call_times[-1]))
     medians = {mode: [statistics.median(t) if t else 0.0 for t in times] for mode, times in block_times.items()}
-    call = max(statistics.median(call_times), sum(medians["K"]))  # timer noise: a call holds its blocks
+    # a call: the median over the K runs of each run's mean call (what a run's time is made of)
+    call = statistics.median(statistics.fmean(t) for t in call_times if t)
+    call = max(call, sum(medians["K"]))  # timer noise: a call holds its blocks
     for i, block in enumerate(blocks):  # a block with no FR unit computes in full at F
         if not block.units:
             medians["F"][i] = medians["K"][i]
@@ -178,7 +181,7 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
     return CostTable(model=conditions["model"], blocks=[b.name for b in blocks],
                      device=conditions["device"], dtype=conditions["dtype"],
                      batch=_batch(kwargs), steps=num_steps, seconds=medians, call=call,
-                     step=max(0.0, statistics.median(step_times) - call), repeats=repeats)
+                     step=max(0.0, statistics.median(step_times)), repeats=repeats)
 
 
 def _batch(kwargs: dict) -> int:

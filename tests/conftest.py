@@ -1,6 +1,7 @@
 """Shared fixtures: tiny models built from configs (fast, offline), never hub downloads."""
 
 import os
+import tempfile
 
 import hypothesis
 import pytest
@@ -11,6 +12,8 @@ from frdiff.glyphs import GlyphPipeline
 from frdiff.glyphs.models import build_scheduler
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# the app's first-view cache: this run's own (a cache from another checkout is never read)
+os.environ.setdefault("FRDIFF_APP_CACHE", tempfile.mkdtemp(prefix="frdiff-app-cache-"))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 # property tests: the same examples on every run (a CI run is reproducible); set
 # FRDIFF_HYPOTHESIS_EXPLORE=N to draw fresh random examples, N times as many, when hunting bugs

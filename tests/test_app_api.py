@@ -109,6 +109,28 @@ def test_concurrent_generate_and_similarity_equal_their_sequential_results(url):
         assert results["similarity"] == alone_similarity
 
 
+def test_a_named_policy_and_a_spec_made_grid_run_at_any_step_count_from_two_clients(url):
+    """/generate with steps=20 and editor="uniform:2" (a spec), and with the 6-step default grid
+    (made from the spec uniform:2, so re-derived for 20 steps): the same FRDiff run, from two
+    clients at once as from one."""
+    def run(editor):
+        out = client(url).predict("glyph-unet", "A", "DDIM", 20, editor, True, 30, 0.5, 1, [], api_name="/generate")
+        row = next(r for r in out[7]["runs"] if r["method"] == "FRDiff (your policy)")
+        return np.asarray(Image.open(out[0][1]["image"])), row["network_calls"], row["counted_speedup"]
+
+    alone = run("uniform:2")
+    assert alone[2] > 1.2  # a 20-step uniform:2 policy, feature reuse at every other step
+    results = []
+    threads = [threading.Thread(target=lambda e=e: results.append(run(e))) for e in ("uniform:2", TEXT)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2
+    for pixels, calls, counted in results:
+        assert np.array_equal(pixels, alone[0]) and (calls, counted) == alone[1:]
+
+
 def test_live_redoes_frdiff_only_and_matches_generate_bit_for_bit(url):
     """/live after /generate in one session: the same FRDiff image as /generate's, and for an
     edited policy the image of that policy; full compute comes from the session's last run."""
@@ -227,3 +249,35 @@ def test_glyph_flux_in_every_tab_and_from_two_clients_at_once(url):
         c.predict("glyph-flux", "A7", "DDIM", STEPS, FLUX_TEXT, True, 30, 0.5, 0, [], api_name="/generate")
     with pytest.raises(AppError, match="block"):  # a glyph-unet policy on glyph-flux
         c.predict("glyph-flux", "A7", "Euler", STEPS, TEXT, True, 30, 0.5, 0, [], api_name="/generate")
+
+
+def test_ab_compares_two_named_policies_and_two_clients_get_what_one_gets(url):
+    """/ab: full compute, A and B from the same noise, their numbers and the per-step x0 distance;
+    B = A gives identical runs; concurrent clients get the answer one client gets alone."""
+    def ab(a, b):
+        out = client(url).predict("glyph-unet", "A7", "DDIM", STEPS, a, b, True, 30, 0.5, 2, api_name="/ab")
+        gallery, numbers = out[0], out[-1]
+        pixels = [np.asarray(Image.open(item["image"])) for item in gallery]
+        return pixels, [{k: v for k, v in r.items() if k not in TIMING} for r in numbers["runs"]], numbers
+
+    pixels, rows, numbers = ab("uniform:2", "uniform:3")
+    assert [r["method"] for r in rows] == ["Full compute", "Policy A", "Policy B"] and len(pixels) == 3
+    assert rows[1]["counted_speedup"] != rows[2]["counted_speedup"]
+    assert set(numbers["per_step"]) == {"A vs full compute", "B vs full compute", "A vs B"}
+    assert all(len(v) == STEPS for v in numbers["per_step"].values()) and numbers["per_step"]["A vs B"][0] == 100.0
+    same = ab("uniform:2", "uniform:2")
+    assert np.array_equal(same[0][1], same[0][2]) and set(same[2]["per_step"]["A vs B"]) == {100.0}
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(ab("uniform:2", "uniform:3"))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2
+    for got in results:
+        assert got[1] == rows and all(np.array_equal(a, b) for a, b in zip(got[0], pixels))
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="policy B"):
+        client(url).predict("glyph-unet", "A7", "DDIM", STEPS, "uniform:2", "nonsense", True, 30, 0.5, 2,
+                            api_name="/ab")

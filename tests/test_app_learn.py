@@ -40,19 +40,18 @@ def clean(pipe) -> bool:
 
 def test_learning_streams_its_checks_and_ends_with_a_compared_policy():
     seen = events()
-    kinds = [e[0] for e in seen]
-    assert kinds[-1] == "done" and "start" in kinds and kinds.count("check") >= 2
-    descent = [e for e in seen if e[0] == "progress" and e[1] == "descent"]
-    assert descent[-1][2] == descent[-1][3] == 3 + 1  # the reuse family's 3 steps, then a third as many
-    done = seen[-1][1]
-    result, rows = done["result"], done["rows"]
+    kinds = [type(e) for e in seen]
+    assert kinds[-1] is learning.Done and learning.Start in kinds and kinds.count(learning.Check) >= 2
+    descent = [e for e in seen if isinstance(e, learning.Progress) and e.stage == "descent"]
+    assert descent[-1].done == descent[-1].total == 3 + 1  # the reuse family's 3 steps, then a third as many
+    result, rows = seen[-1].result, seen[-1].rows
     assert result.ideal_speedup >= 1.5 and result.policy.num_steps == STEPS
     assert [r["method"] for r in rows][:2] == ["Full compute", learning.LEARNED]
     assert rows[2]["method"].startswith(learning.UNIFORM) and rows[3]["method"].startswith("Fewer steps")
     assert rows[0]["psnr"] == 100.0 and result.cost == "measured"
     # the budget is this server's measured seconds: a table profiled once for the model, sampler
     # and glyph count, whose estimate of the learned policy is the result's speedup
-    assert ("progress", "profile", 0, 1) in seen
+    assert learning.Progress("profile", 0, 1) in seen
     table = learning._TABLES[("glyph-unet", "DDIM", 2)]
     assert table.batch == 2 and table.model == "UNet2DModel"
     assert table.costs.speedup(result.policy, settings()[0].mixing) == pytest.approx(result.ideal_speedup, rel=1e-6)
@@ -60,7 +59,7 @@ def test_learning_streams_its_checks_and_ends_with_a_compared_policy():
     with POOL.borrow("glyph-unet") as pipe:
         assert clean(pipe)
     # the same request learns the same policy (the tuner's batches come from its own seed)
-    assert events()[-1][1]["result"].policy == result.policy
+    assert events()[-1].result.policy == result.policy
 
 
 def test_stopping_leaves_the_pipeline_as_a_fresh_one():
@@ -69,7 +68,7 @@ def test_stopping_leaves_the_pipeline_as_a_fresh_one():
                       output_type="pt").images
     stream = learning.run(*settings())
     for event in stream:
-        if event[0] == "progress" and event[1] == "descent":
+        if isinstance(event, learning.Progress) and event.stage == "descent":
             break  # mid-descent: the model is patched by the gated pass right now
     stream.close()  # what a closed page or the Stop button does to the generator
     with POOL.borrow("glyph-unet") as pipe:

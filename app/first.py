@@ -1,0 +1,157 @@
+"""The first screen: every tab shows a result for its defaults before anyone clicks.
+
+Each tab registers the handler its button runs and the components it reads. On page load
+(`first_view`) the handler runs on the components' values with `FIRST` set: the data functions
+it calls through `remember` (a sampling run, a measurement) then come from a cache, in memory
+and on disk (`FRDIFF_APP_CACHE`, default `~/.cache/frdiff/app`), keyed by the function, its
+arguments and the model's weights, and are computed once, at server start (`prepare`, in the
+warm-up thread) or by the first visitor. A button press never reads the cache: it runs now.
+A page opened by a link (its query parameters) skips the first view and runs the link's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import logging
+import os
+import threading
+
+import torch
+
+import frdiff
+from frdiff.glyphs import ASSETS_DIR, EMBEDDED_MODELS
+
+from .links import KNOWN
+from .models import threads_here
+from .runs import Run
+
+FIRST = contextvars.ContextVar("frdiff_app_first_view", default=False)
+NOTE = ("*An example for the default settings, computed when this server started (its times are from then): "
+        "press the button to run it now, or change the settings.*")
+log = logging.getLogger("frdiff.app")
+_MEMORY: dict[str, object] = {}
+_LOCK = threading.Lock()
+_KEY_LOCKS: dict[str, threading.Lock] = {}
+_VIEWS: list[tuple[str, object, list]] = []  # (name, handler, input components)
+torch.serialization.add_safe_globals([Run])
+
+
+def cache_dir() -> str:
+    return os.environ.get("FRDIFF_APP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "frdiff", "app")
+
+
+def _normal(value):
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, (list, tuple)):
+        return tuple(_normal(v) for v in value)
+    return _OTHER  # a progress callback and the like: not part of what is computed
+
+
+_OTHER = object()
+
+
+def _weights(args) -> tuple:
+    """Size and time of the embedded models' weight files the arguments name."""
+    out = []
+    for name in args:
+        if isinstance(name, str) and name in EMBEDDED_MODELS:
+            folder = os.path.join(ASSETS_DIR, EMBEDDED_MODELS[name])
+            for root, _, files in sorted(os.walk(folder)):
+                for f in sorted(files):
+                    st = os.stat(os.path.join(root, f))
+                    out.append((f, st.st_size, int(st.st_mtime)))
+    return tuple(out)
+
+
+def _key(fn, args) -> str:
+    data = tuple(v for v in map(_normal, args) if v is not _OTHER)
+    text = repr((fn.__module__, fn.__qualname__, data, _weights(args),
+                 frdiff.__version__, torch.__version__))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def remember(fn, *args):
+    """fn(*args), from the first-view cache while FIRST is set (computed once, kept on disk);
+    computed now otherwise."""
+    if not FIRST.get():
+        return fn(*args)
+    key = _key(fn, args)
+    with _LOCK:
+        if key in _MEMORY:
+            return _MEMORY[key]
+        lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with lock:  # two first visitors at once compute it once
+        with _LOCK:
+            if key in _MEMORY:
+                return _MEMORY[key]
+        path = os.path.join(cache_dir(), key + ".pt")
+        value = None
+        if os.path.isfile(path):
+            try:
+                value = torch.load(path, weights_only=True)  # data only: tensors, numbers, Runs
+            except Exception as err:  # noqa: BLE001 - a broken cache file is recomputed
+                log.warning("first-view cache %s unreadable (%s): recomputing", path, err)
+        if value is None:
+            value = fn(*args)
+            try:
+                os.makedirs(cache_dir(), exist_ok=True)
+                tmp = f"{path}.{os.getpid()}.tmp"
+                torch.save(value, tmp)
+                os.replace(tmp, path)
+            except OSError as err:  # a read-only disk: memory only
+                log.warning("first-view cache not written (%s)", err)
+        with _LOCK:
+            _MEMORY[key] = value
+        return value
+
+
+def register(name: str, handler, inputs: list, outputs: list, demo) -> None:
+    """Show `handler`'s result for the components' values when the page loads."""
+    _VIEWS.append((name, handler, inputs))
+    demo.load(first_view(handler, len(outputs)), inputs, outputs, queue=False, api_visibility="private")
+
+
+def first_view(handler, outputs: int):
+    def shown(*values, request=None):
+        if request is not None and any(k in request.query_params for k in KNOWN):
+            return [_skip()] * outputs if outputs > 1 else _skip()
+        token = FIRST.set(True)
+        try:
+            return handler(*values)
+        finally:
+            FIRST.reset(token)
+
+    import gradio as gr
+
+    def on_load(*values, request: gr.Request):
+        return shown(*values, request=request)
+
+    on_load.__name__ = f"first_{getattr(handler, '__name__', 'view')}"
+    return on_load
+
+
+def _skip():
+    import gradio as gr
+
+    return gr.skip()
+
+
+def prepare() -> None:
+    """Compute every registered first view now (the server's warm-up thread calls this, at a
+    lower CPU priority where the OS allows it: a visitor's own request goes first)."""
+    with contextlib.suppress(AttributeError, OSError):  # Linux: a thread's nice value is its own
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    threads_here()
+    for name, handler, inputs in list(_VIEWS):
+        token = FIRST.set(True)
+        try:
+            handler(*[c.value for c in inputs])
+        except Exception:  # noqa: BLE001 - a first view that fails is computed by its visitor
+            log.exception("first view %s failed", name)
+        finally:
+            FIRST.reset(token)
