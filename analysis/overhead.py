@@ -121,7 +121,8 @@ def summary(result: dict) -> str:
     for r in result["results"]:
         fr, mix = r["rows"][2], r["rows"][3]
         lines.append(f"| {r['model']} | {100 * r['overhead_all_keyframes']:+.1f}% | {fr['measured']:.2f}x / "
-                     f"{fr['counted']:.2f}x | {r['uniform2_measured_over_counted']:.2f} | {fr['table_estimate']:.2f}x | "
+                     f"{fr['counted']:.2f}x | {r['uniform2_measured_over_counted']:.2f} | "
+                     f"{fr['table_estimate']:.2f}x | "
                      f"{mix['measured']:.2f}x / {mix['counted']:.2f}x |")
     return "\n".join(lines)
 

@@ -123,6 +123,12 @@ def score_spectra_figure(bands: list[int], mean: dict | None, space: str) -> go.
     fig = spectrum_figure(bands, spectra, f"mixed {what} predictions vs full compute at the same input "
                                           "(mean over steps with 0 < lam < 1)")
     fig.update_layout(xaxis_title="spatial frequency (cycles per image)")
+    if not spectra:  # say why the axes are empty instead of showing blank ones
+        fig.add_annotation(text="no reuse step of this run mixes (0 < lam < 1): every one is lam = 0 or 1;<br>"
+                                "more steps, a smaller slope k or another bias b give mixed steps",
+                           xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False, font=dict(size=13))
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
     return fig
 
 

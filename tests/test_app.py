@@ -58,11 +58,11 @@ def test_shipped_auto_fr_runs_where_it_ships_and_is_a_note_elsewhere():
 
 
 def test_a_failing_or_missing_peer_is_a_note_and_the_other_methods_run(monkeypatch):
-    import app.peers
+    import app.methods
 
     def broken(*args):
         raise RuntimeError("the package blew up")
-    monkeypatch.setattr(app.peers, "run_peer", broken)
+    monkeypatch.setattr(app.methods, "run_peer", broken)  # the name the methods call it by
     runs, notes, _ = run_compare(methods=["peer", "fewer-steps"])
     assert [r.name for r in runs][-1] == "Fewer steps (4)"
     assert "failed (RuntimeError: the package blew up)" in notes[0]
@@ -97,9 +97,12 @@ def test_compare_rejects_bad_settings_before_any_work(kwargs, message):
         run_compare(**kwargs)
 
 
-def test_compare_rejects_a_policy_of_another_length():
+def test_compare_rejects_a_hand_made_policy_of_another_length_and_rederives_a_named_one():
+    hand = "\n".join(line for line in policy_text(steps=5).splitlines() if not line.startswith("# spec:"))
     with pytest.raises(ValueError, match="covers 5 steps but the run has 4"):
-        run_compare(steps=4, text=policy_text(steps=5))
+        run_compare(steps=4, text=hand)
+    runs, _, _ = run_compare(steps=4, text=policy_text(steps=5))  # made from uniform:2: made again for 4
+    assert runs[1].calls <= 4 and runs[1].counted > 1.0
 
 
 def test_errors_reach_the_page_as_messages():

@@ -81,8 +81,8 @@ def test_stopping_leaves_the_pipeline_as_a_fresh_one():
 def test_the_time_limit_stops_learning_with_a_message(monkeypatch):
     monkeypatch.setattr(learning, "LEARN_LIMITS", learning.LearnLimits(iterations=3, seconds=0))
     last = events()[-1]
-    assert last[0] == "error" and isinstance(last[1], learning.Stopped)
-    assert "time limit of 0 s (FRDIFF_APP_TUNER_SECONDS)" in str(last[1])
+    assert isinstance(last, learning.Failed) and isinstance(last.error, learning.Stopped)
+    assert "time limit of 0 s (FRDIFF_APP_TUNER_SECONDS)" in str(last.error)
 
 
 @pytest.mark.parametrize("target, message", [(5, "from 1.2 to 3.0"), (float("nan"), "target speedup"),

@@ -34,7 +34,7 @@ def build(demo, c: Controls, runs):
     data = gr.State({})
     timer = gr.Timer(0.3, active=False)
 
-    def run(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, progress=gr.Progress()):
+    def record_trajectory(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, progress=gr.Progress()):
         progress(0, desc="full compute and FRDiff, every predicted x0 kept")
         d = first.remember(trajectory.record, model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed)
         frames = [trajectory.frame(d, i) for i in range(d["steps"])]  # rendered once: scrubbing only reads
@@ -47,8 +47,8 @@ def build(demo, c: Controls, runs):
                 distance_figure(d["psnr"], d["kinds"], 0), [animation], trajectory.numbers(d))
 
     outputs = [data, step, full, fast, text, curve, exports, numbers]
-    record.click(safe(run), c.all, outputs, api_name="trajectory", show_progress_on=[full, fast], **runs)
-    first.register("trajectory", safe(run), c.all, outputs, demo)
+    record.click(safe(record_trajectory), c.all, outputs, api_name="trajectory", show_progress_on=[full, fast], **runs)
+    first.register("trajectory", safe(record_trajectory), c.all, outputs, demo)
 
     def scrub(d, s):
         if not d:
