@@ -222,7 +222,8 @@ def _new_page(p, url, width=1280):
     return browser, page
 
 
-@pytest.mark.skip(reason="the link restore does not yet pass in the browser (links.py's parsing is tested in test_app_links.py); open in issue 27")
+@pytest.mark.skip(reason="the link restore does not yet pass in the browser (links.py's parsing is tested "
+                         "in test_app_links.py); open in issue 27")
 def test_a_link_opens_its_tab_with_its_settings_and_runs_it(app_url):
     """?tab=trajectory&model=glyph-dit&policy=uniform:3&seed=5: that tab, those settings, and
     the trajectory recorded with them (the issue's bar); a hostile link gets defaults and a notice."""
