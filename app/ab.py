@@ -12,6 +12,7 @@ from frdiff.metrics import psnr
 
 from . import inputs
 from .compare import difference, policy_summary, score
+from .plots import identical_on_top
 from .methods import FULL, run_plain, run_policy
 from .runs import Run
 from .models import POOL
@@ -71,15 +72,14 @@ def per_step_figure(d: dict):
 
     colours = {"A vs full compute": "#0072b2", "B vs full compute": "#e69f00", "A vs B": "#444444"}
     fig = go.Figure()
-    finite = [v for values in d["per_step"].values() for v in values if v < 100.0] or [0.0]
-    top = max(finite) + 4.0
-    for name, values in d["per_step"].items():
-        fig.add_trace(go.Scatter(x=list(range(len(values))), y=[v if v < 100.0 else top for v in values],
+    drawn, top, low = identical_on_top(*d["per_step"].values())
+    for name, values in zip(d["per_step"], drawn):
+        fig.add_trace(go.Scatter(x=list(range(len(values))), y=values,
                                  mode="lines+markers", name=name, line=dict(color=colours[name],
                                  dash="dot" if name == "A vs B" else "solid"), marker=dict(size=5)))
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10),
                       xaxis=dict(title="step", range=[-0.5, d["steps"] - 0.5]),
-                      yaxis=dict(title="x0 PSNR (dB); top line: identical", range=[min(finite) - 3, top + 3]),
+                      yaxis=dict(title="x0 PSNR (dB); top line: identical", range=[low - 3, top + 3]),
                       legend=dict(orientation="h", y=-0.35),
                       title=dict(text="where the two policies part ways: predicted x0 at every step",
                                  font=dict(size=13)))

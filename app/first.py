@@ -113,13 +113,16 @@ def remember(fn, *args):
 def register(name: str, handler, inputs: list, outputs: list, demo) -> None:
     """Show `handler`'s result for the components' values when the page loads."""
     _VIEWS.append((name, handler, inputs))
-    if os.environ.get("FRDIFF_APP_FIRST_VIEWS", "0") != "1":  # off by default: see the README (issue 27)
+    if os.environ.get("FRDIFF_APP_FIRST_VIEWS", "0") != "1":  # off by default: see docs/overview.md (issue 27)
         return
     demo.load(first_view(handler, len(outputs)), inputs, outputs, queue=False, api_visibility="private")
 
 
 def first_view(handler, outputs: int):
-    def shown(*values, request=None):
+    """A load callback: `handler` on the page's values with FIRST set, skipped for a link's page."""
+    import gradio as gr
+
+    def on_load(*values, request: gr.Request = None):
         if request is not None and any(k in request.query_params for k in KNOWN):
             return [_skip()] * outputs if outputs > 1 else _skip()
         token = FIRST.set(True)
@@ -127,11 +130,6 @@ def first_view(handler, outputs: int):
             return handler(*values)
         finally:
             FIRST.reset(token)
-
-    import gradio as gr
-
-    def on_load(*values, request: gr.Request):
-        return shown(*values, request=request)
 
     on_load.__name__ = f"first_{getattr(handler, '__name__', 'view')}"
     return on_load

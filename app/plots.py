@@ -132,13 +132,19 @@ def score_spectra_figure(bands: list[int], mean: dict | None, space: str) -> go.
     return fig
 
 
+def identical_on_top(*series: list[float]) -> tuple[list[list[float]], float, float]:
+    """PSNR series with identical points (100 dB) moved to a line just above the highest finite
+    one: (the series as drawn, that line, the lowest finite point)."""
+    finite = [v for values in series for v in values if v < 100.0] or [0.0]
+    top = max(finite) + 4.0
+    return [[v if v < 100.0 else top for v in values] for values in series], top, min(finite)
+
+
 def distance_figure(psnr: list[float], kinds: list[str], step: int) -> go.Figure:
     """PSNR of FRDiff's predicted x0 vs full compute's at every step; the scrubbed step marked.
     Identical steps (100 dB: the early keyframes) sit on a line just above the highest finite
     point, labelled "identical", so the y range covers every point without squashing the rest."""
-    finite = [v for v in psnr if v < 100.0] or [0.0]
-    top = max(finite) + 4.0
-    shown = [v if v < 100.0 else top for v in psnr]
+    (shown,), top, _ = identical_on_top(psnr)
     hover = [f"step {i}: " + (f"{v:.1f} dB" if v < 100.0 else "identical to full compute")
              for i, v in enumerate(psnr)]
     fig = go.Figure(go.Scatter(x=list(range(len(psnr))), y=shown, mode="lines", line=dict(color="#888"),
