@@ -8,6 +8,8 @@ import logging
 
 import gradio as gr
 
+from .inflight import running
+
 log = logging.getLogger("frdiff.app")
 GENERIC = ("Something went wrong on the server while running this; the error was logged. "
            "Try again or change the settings.")
@@ -30,12 +32,14 @@ def _shown(fn, err: Exception) -> gr.Error:
 
 def safe(fn):
     """Run a callback (a generator's every step too); bad input becomes a gr.Error with its
-    message, anything else a generic one, logged with the traceback."""
+    message, anything else a generic one, logged with the traceback. It counts as in flight
+    while it runs (`inflight.settle`)."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def streamed(*args, **kwargs):
             try:
-                yield from fn(*args, **kwargs)
+                with running():
+                    yield from fn(*args, **kwargs)
             except gr.Error:
                 raise
             except Exception as err:  # noqa: BLE001 - the page gets a message, the log the trace
@@ -45,7 +49,8 @@ def safe(fn):
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with running():
+                return fn(*args, **kwargs)
         except gr.Error:
             raise
         except Exception as err:  # noqa: BLE001 - the page gets a message, the log the trace

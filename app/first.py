@@ -17,7 +17,10 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import gradio as gr
 import torch
 
 import frdiff
@@ -27,6 +30,17 @@ from .links import KNOWN
 from .models import threads_here
 from .runs import Run
 
+@dataclass(frozen=True)
+class View:
+    """What a tab's button runs: its handler, the components it reads and those it writes."""
+
+    name: str  # the tab's id (links.TABS)
+    handler: Callable
+    inputs: list
+    outputs: list
+    on_load: bool  # shown for the defaults when the page loads
+
+
 FIRST = contextvars.ContextVar("frdiff_app_first_view", default=False)
 NOTE = ("*An example for the default settings, computed when this server started (its times are from then): "
         "press the button to run it now, or change the settings.*")
@@ -34,7 +48,7 @@ log = logging.getLogger("frdiff.app")
 _MEMORY: dict[str, object] = {}
 _LOCK = threading.Lock()
 _KEY_LOCKS: dict[str, threading.Lock] = {}
-_VIEWS: list[tuple[str, object, list]] = []  # (name, handler, input components)
+_VIEWS: list[View] = []  # every view registered (prepare() computes those shown on load)
 torch.serialization.add_safe_globals([Run])
 
 
@@ -110,19 +124,27 @@ def remember(fn, *args):
         return value
 
 
-def register(name: str, handler, inputs: list, outputs: list, demo) -> None:
-    """Show `handler`'s result for the components' values when the page loads."""
-    _VIEWS.append((name, handler, inputs))
-    if os.environ.get("FRDIFF_APP_FIRST_VIEWS", "0") != "1":  # off by default: see docs/overview.md (issue 27)
+def register(name: str, handler, inputs: list, outputs: list, demo, on_load: bool = True) -> None:
+    """Record what tab `name`'s button runs (a link to the tab runs it, see `views`) and, with
+    `on_load`, show its result for the components' values when the page loads."""
+    view = View(name, handler, list(inputs), list(outputs), on_load)
+    demo.frdiff_views = [*getattr(demo, "frdiff_views", []), view]
+    if not on_load:
+        return
+    _VIEWS.append(view)
+    if os.environ.get("FRDIFF_APP_FIRST_VIEWS", "1") == "0":  # FRDIFF_APP_FIRST_VIEWS=0: empty tabs on load
         return
     demo.load(first_view(handler, len(outputs)), inputs, outputs, queue=False, api_visibility="private")
 
 
+def views(demo) -> list[View]:
+    """The views registered on `demo`, one per tab that runs something."""
+    return list(getattr(demo, "frdiff_views", []))
+
+
 def first_view(handler, outputs: int):
     """A load callback: `handler` on the page's values with FIRST set, skipped for a link's page."""
-    import gradio as gr
-
-    def on_load(*values, request: gr.Request = None):
+    def on_load(request: gr.Request, *values):  # Gradio passes the request to a leading parameter
         if request is not None and any(k in request.query_params for k in KNOWN):
             return [_skip()] * outputs if outputs > 1 else _skip()
         token = FIRST.set(True)
@@ -136,8 +158,6 @@ def first_view(handler, outputs: int):
 
 
 def _skip():
-    import gradio as gr
-
     return gr.skip()
 
 
@@ -147,11 +167,11 @@ def prepare() -> None:
     with contextlib.suppress(AttributeError, OSError):  # Linux: a thread's nice value is its own
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     threads_here()
-    for name, handler, inputs in list(_VIEWS):
+    for view in list(_VIEWS):
         token = FIRST.set(True)
         try:
-            handler(*[c.value for c in inputs])
+            view.handler(*[c.value for c in view.inputs])
         except Exception:  # noqa: BLE001 - a first view that fails is computed by its visitor
-            log.exception("first view %s failed", name)
+            log.exception("first view %s failed", view.name)
         finally:
             FIRST.reset(token)

@@ -18,8 +18,7 @@ from .models import model_defaults
 from .specs import is_spec, spec_in, spec_text
 
 TABS = ("compare", "ab", "redundancy", "frequency", "learn", "trajectory", "hub")  # in the page's order
-RUNS = {"compare": "generate", "ab": "ab-run", "redundancy": "measure", "frequency": "spectra-run",
-        "trajectory": "trajectory-run"}  # the button that runs each tab
+RUNS = ("compare", "ab", "redundancy", "frequency", "trajectory")  # a link to these runs them
 KNOWN = ("tab", "model", "sampler", "steps", "glyphs", "seed", "mixing", "slope", "bias", "policy")
 DEFAULT_POLICY = "uniform:2"
 MAX_VALUE = 4 * inputs.LIMITS.text  # a longer parameter is refused before it is parsed
@@ -43,9 +42,9 @@ class View:
     given: bool = False  # did the link name anything?
 
     @property
-    def runs(self) -> str | None:
-        """The elem_id of the button that runs this view's tab (None: the tab runs nothing by itself)."""
-        return RUNS.get(self.tab)
+    def runs(self) -> bool:
+        """Does opening this view run its tab (Learn and Hub wait for their buttons)?"""
+        return self.tab in RUNS
 
 
 def _number(text: str, what: str) -> float:

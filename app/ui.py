@@ -7,11 +7,9 @@ policy, choosing the slider's pair, scrubbing a stored trajectory) skip the queu
 
 from __future__ import annotations
 
-import json
-
 import gradio as gr
 
-from . import grid, links
+from . import first, grid, links
 from .editor import check_policy, export_policy, import_policy
 from .errors import safe
 from .inputs import LIMITS, MIN_STEPS, policy_of
@@ -69,7 +67,7 @@ def build_demo(concurrency: int | None = None) -> gr.Blocks:
                 compare_tab.build(demo, c, runs)
             with gr.Tab("A/B: two policies", id="ab") as t:
                 tab_list.append(t)
-                ab_tab.build(c, runs)
+                ab_tab.build(demo, c, runs)
             with gr.Tab("Temporal redundancy", id="redundancy") as t:
                 tab_list.append(t)
                 redundancy_tab.build(demo, c, runs)
@@ -90,14 +88,14 @@ def build_demo(concurrency: int | None = None) -> gr.Blocks:
         for button, (tab, _, text) in zip(steps_of_guide, GUIDE):  # a step of the path: its tab and what to try
             button.click(lambda tab=tab, text=text: (gr.Tabs(selected=tab), text, tab), None,
                          [tabs, guide_text, current], **CHEAP)
-        _links(demo, c, tabs, current, copy, shared, link_notice)
+        _links(demo, c, tabs, current, copy, shared, link_notice, runs)
         demo.load(check_policy, policy["check"], policy["status"], **CHEAP)
         demo.load(lam_now, policy["check"], [lam_plot], **CHEAP)
     demo.queue(max_size=LIMITS.queue, default_concurrency_limit=concurrency)
     return demo
 
 
-def _links(demo, c: Controls, tabs, current, copy, shared, notice) -> None:
+def _links(demo, c: Controls, tabs, current, copy, shared, notice, runs: dict) -> None:
     """A link's query parameters restore its view on load (and run its tab); Copy link writes one."""
 
     def restore(request: gr.Request):
@@ -111,13 +109,11 @@ def _links(demo, c: Controls, tabs, current, copy, shared, notice) -> None:
                 links.notice(view) + ("" if view.runs else "\n\nPress the tab's button to run it."))
 
     outputs = [*c.all, c.preset, tabs, current, notice]
-    # after the values land, the tab's own button runs it, as a click would (the page's values are
-    # read then); the tab comes from the URL, the server having checked it
-    runs = json.dumps(links.RUNS)
-    demo.load(restore, None, outputs, **CHEAP).then(
-        None, None, None, js=f"() => {{ const q = new URLSearchParams(window.location.search); if (!q.toString()) "
-        f"return; const id = {runs}[q.get('tab') || 'compare']; if (id) setTimeout(() => "
-        "document.querySelector('#' + id)?.click(), 800); }")
+    loaded = demo.load(restore, None, outputs, **CHEAP)
+    # then the linked tab runs, as its button would, on the values the link set (a chained event
+    # reads the page's values once the restore's have landed); the other tabs' runs skip
+    for view in first.views(demo):
+        loaded.then(linked(view), view.inputs, view.outputs, **runs)
 
     def make(tab, model_, scheduler_, steps_, glyphs_, seed_, mixing_, slope_, bias_, editor_):
         return links.query(tab, model_, scheduler_, steps_, glyphs_, seed_, mixing_, slope_, bias_, editor_)
@@ -127,6 +123,19 @@ def _links(demo, c: Controls, tabs, current, copy, shared, notice) -> None:
                **CHEAP).then(None, [shared], [shared], js="(q) => { const u = window.location.origin + "
                              "window.location.pathname + q; navigator.clipboard?.writeText(u).catch(() => {}); "
                              "return u; }")
+
+
+def linked(view):
+    """A load callback: `view`'s handler where the page's link names its tab, else nothing."""
+
+    def run_linked(request: gr.Request, *values):  # Gradio passes the request to a leading parameter
+        tab = links.parse(dict(request.query_params)).tab if request is not None else None
+        if tab != view.name or not any(k in request.query_params for k in links.KNOWN):
+            return [gr.skip()] * len(view.outputs) if len(view.outputs) > 1 else gr.skip()
+        return view.handler(*values)
+
+    run_linked.__name__ = f"linked_{view.name}"
+    return run_linked
 
 
 def _policy_editor(model, scheduler, steps) -> dict:

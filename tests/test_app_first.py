@@ -62,7 +62,7 @@ def test_visitors_arriving_together_compute_a_first_view_once(cache):
     class Request:
         query_params = {}
 
-    threads = [threading.Thread(target=lambda: results.append(view("glyph-unet", 20, request=Request())))
+    threads = [threading.Thread(target=lambda: results.append(view(Request(), "glyph-unet", 20)))
                for _ in range(4)]
     for t in threads:
         t.start()
@@ -75,5 +75,19 @@ def test_visitors_arriving_together_compute_a_first_view_once(cache):
 
     import gradio as gr
 
-    assert view("glyph-unet", 20, request=Linked()) == gr.skip()  # a link: its own view, not this one
+    assert view(Linked(), "glyph-unet", 20) == gr.skip()  # a link: its own view, not this one
     assert len(calls) == 1
+
+
+def test_gradio_hands_the_page_request_to_the_load_callbacks():
+    """Gradio injects a gr.Request only into a leading positional parameter whose annotation it
+    can resolve: without it a link's page would get the first view instead of the link's."""
+    from gradio.helpers import special_args
+
+    from app import ui
+
+    view = first.View("trajectory", lambda *a: a, [], [None, None], on_load=True)
+    for fn in (first.first_view(lambda *a: a, 2), ui.linked(view)):
+        marker = object()
+        args, *_ = special_args(fn, ["glyph-unet", 20], request=marker)
+        assert args == [marker, "glyph-unet", 20], fn.__name__

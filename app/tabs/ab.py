@@ -6,7 +6,7 @@ import gradio as gr
 
 from frdiff.images import make_grid
 
-from .. import ab
+from .. import ab, first
 from .. import compare as cmp
 from ..errors import safe
 from ..files import data_file, gif_file, image_file
@@ -15,7 +15,7 @@ from ..texts import AB_HELP
 from .common import CHEAP, Controls
 
 
-def build(c: Controls, runs):
+def build(demo, c: Controls, runs):
     gr.Markdown(AB_HELP)
     with gr.Row():
         policy_a = gr.Textbox("uniform:2", label="policy A: a name or a text grid", lines=2, max_lines=20,
@@ -74,7 +74,7 @@ def build(c: Controls, runs):
                 downloads, ab.numbers(d))
 
     take.click(lambda text: text, c.editor, policy_a, **CHEAP)
-    run.click(safe(compare_ab), [c.model, c.glyphs, c.scheduler, c.steps, policy_a, policy_b, c.mixing, c.slope,
-                                 c.bias, c.seed],
-              [gallery, slider, diff, text, table, curve, exports, numbers], api_name="ab",
-              show_progress_on=[gallery], **runs)
+    inputs = [c.model, c.glyphs, c.scheduler, c.steps, policy_a, policy_b, c.mixing, c.slope, c.bias, c.seed]
+    outputs = [gallery, slider, diff, text, table, curve, exports, numbers]
+    run.click(safe(compare_ab), inputs, outputs, api_name="ab", show_progress_on=[gallery], **runs)
+    first.register("ab", safe(compare_ab), inputs, outputs, demo, on_load=False)  # a link to the tab runs it
