@@ -30,79 +30,39 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Callable, ClassVar
+from typing import Callable
 
 import torch
 
-from .adaptive import AdaptivePolicy, AdaptiveState, relative_change
+from .adaptive import AdaptivePolicy
 from .clock import StepClock, drive_clock, length_mismatch
 from .compiled import compile_regions, is_wrapper, unwrapped
-from .cost import CallCosts, MacCounter
+from .cost import CallCosts
+from .guidance import GuidanceReuse
+from .ledger import Call, Ledger, RunStats
 from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
+from .noise import noise_schedule
 from .patching import Patches
+from .plan import AdaptivePlan, plan_for
 from .policy import KeyframePolicy
 from .reuse import stand_in
 from .sampler import CacheStore, ForecastStore, check_modes, install_reuse
-from .noise import noise_schedule
-from .targets import (PolicyBlock, build_output, denoisers_of, find_blocks, halve,
-                      is_data_prediction_solver, sample_of, supported_families, with_sample)
+from .targets import (PolicyBlock, build_output, denoisers_of, find_blocks, is_data_prediction_solver,
+                      sample_of, supported_families, with_sample)
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
 
-
-@dataclass
-class RunStats:
-    """What an accelerated context did, summed over every pipeline call inside it."""
-
-    kept_runs: ClassVar[int] = 64  # runs whose keyframe lists a long-lived context keeps
-
-    modules_reused: dict = field(default_factory=dict)  # FR units by kind, and skip blocks
-    network_calls: int = 0  # model forwards that ran (full or FR)
-    network_calls_skipped: int = 0  # lam = 0 steps: the keyframe prediction was reused
-    fr_calls: int = 0  # forwards with at least one block in F or S mode
-    half_batch_calls: int = 0  # uncond R: forwards on the conditional CFG half only
-    baseline_macs: int = 0  # what the same calls cost without frdiff
-    executed_macs: int = 0
-    peak_cache_bytes: int = 0
-    cache_misses: int = 0  # reuse asked for but no cache (computed instead)
-    probe_calls: int = 0  # adaptive lam = 0 steps: the network stopped after the probe block
-    keyframe_steps: list = field(default_factory=list)  # the last kept_runs runs' keyframe steps
-    sampling_runs: int = 0  # set_timesteps calls, all of them
-    keyframes_total: int = 0  # keyframe steps over all runs
-
-    @property
-    def ideal_speedup(self) -> float:
-        return self.baseline_macs / self.executed_macs if self.executed_macs else float("nan")
-
-    @property
-    def mean_keyframes(self) -> float:
-        """Keyframe steps per sampling run (adaptive policies choose them per input)."""
-        return self.keyframes_total / self.sampling_runs if self.sampling_runs else float("nan")
-
-    def start_run(self) -> None:
-        """A sampling run begins; only the last kept_runs keep their keyframe lists."""
-        self.sampling_runs += 1
-        self.keyframe_steps.append([])
-        del self.keyframe_steps[:-self.kept_runs]
-
-    def add_keyframe(self, step: int) -> None:
-        self.keyframes_total += 1
-        self.keyframe_steps[-1].append(step)
-
-    def as_dict(self) -> dict:
-        return asdict(self) | {"ideal_speedup": self.ideal_speedup,
-                               "mean_keyframes": self.mean_keyframes}
+__all__ = ["RunStats", "accelerate", "block_depths", "describe"]
 
 
-class _StopAfterProbe(Exception):
-    """The probe chose a reuse step at lam = 0: the rest of the network is not needed."""
+class _ProbeOnly(Exception):
+    """Raised by the probe hook to end a model call early (see `Run.probe_hook`)."""
 
 
 class Run:
-    """The state of one accelerate() context, built from the parts in sampler.py: the step
-    clock, the modes of the current step (planned from the policy), the caches, the mixer of
-    the scheduler's family and the cost model, plus the run's statistics."""
+    """The state of one accelerate() context: the step clock's events, the current step (from
+    the policy's plan), the caches the reuse forwards ask, the mixer of the scheduler's family,
+    the ledger of calls and MACs, and, for uncond R, the guidance reuse. Each of those is its
+    own object; this class only sequences them, once per model call (`model_forward`)."""
 
     def __init__(self, model, scheduler, blocks: list[PolicyBlock],
                  policy: KeyframePolicy | AdaptivePolicy, mixing: ScoreMixing,
@@ -111,33 +71,29 @@ class Run:
         self.model, self.scheduler, self.blocks = model, scheduler, blocks
         self.pipe = None  # a pipeline whose `scheduler` must stay the one driving the clock
         self.policy, self.mixing, self.cache_dtype = policy, mixing, cache_dtype
+        self.plan = plan_for(policy, mixing)
         self.clock = clock or StepClock()  # shared by every denoiser of one pipeline
         self.stats = stats or RunStats()
+        self.ledger = Ledger(model, blocks, self.stats)
         self.experts: list[Run] = [self]  # every denoiser's Run (Wan 2.2: two), this one first
         self._last_step = -2  # the step of this denoiser's last call (two experts: a switch)
-        self.fresh = True  # this step is a keyframe because the caches are empty
+        # the current step: is it a keyframe (None: the adaptive probe decides), its block modes,
+        # and was it made a keyframe because the caches are empty
+        self.keyframe: bool | None = True
         self.modes: tuple[str, ...] = ()
-        self.keyframe: bool | None = True  # is the current step a keyframe (None: probe decides)
-        self.adaptive = AdaptiveState(policy) if isinstance(policy, AdaptivePolicy) else None
+        self.fresh = True
         self.capturing = None  # the resnet unit whose conv1 output is being kept
-        self.forecast = getattr(policy, "forecast", None)  # reuse extrapolates (KeyframePolicy.forecast)
-        self.uncond = getattr(policy, "uncond", None)  # the unconditional CFG half reuses (uncond R)
-        self._guidance = None  # uncond R: cond - uncond of the last call that ran both halves
+        self.forecast = self.plan.forecast
+        self._signature = inspect.signature(model.forward)
+        self.guidance = GuidanceReuse(self._signature) if self.plan.uncond is not None else None
         self._log_snr: list[float] = []  # forecast="logsnr": each step's, set once per run
         self.caches = ForecastStore(cache_dtype) if self.forecast else CacheStore(cache_dtype)
         self._out_meta: tuple[type, torch.dtype] | None = None  # the model output's type, dtype
-        self.costs: dict[int, CallCosts] = {}  # per branch, counted at the first full call
-        self._counter: MacCounter | None = None
-        self._probe_at = 0  # adaptive: MACs up to the end of the probe block (first call)
-        self._macs: dict[tuple[str, int], int] = {}  # (modes, branch) -> MACs of such a call
-        self._signature = inspect.signature(model.forward)
         self.regions = None  # compiled.Regions where the model was compiled (set on install)
-        needs_schedule = mixing.enabled or getattr(policy, "forecast", None) == "logsnr" or (
-            isinstance(policy, KeyframePolicy) and policy.has_no_call)
         try:  # observers (spectra) split outputs even when nothing here needs to
             self.noise = noise_schedule(scheduler)
         except ValueError:
-            if needs_schedule:
+            if self.plan.needs_schedule():
                 raise
             self.noise = None
         self.prediction_type = self.noise.prediction_type if self.noise else getattr(
@@ -145,11 +101,18 @@ class Run:
         self.mixer = mixer_for(is_data_prediction_solver(scheduler), self.prediction_type,
                                mixing.multistep)  # chosen once per scheduler family
         self.space = self.mixer.space  # what score mixing blends: "eps" or "x0"
-        self._keys = self.mixer.keys  # eps_key / x0_key history per branch, cleared per run
         self._observer: Callable[[MixEvent], None] | None = None
-        n = policy.num_steps  # does any step blend or reuse eps_key? (else keyframes skip storing it)
-        known = policy.forced_keyframe if self.adaptive else policy.is_keyframe
-        self._mixing_used = any(not known(i) and self._lam(i) < 1.0 for i in range(n))
+        plan = self.plan  # does any step blend or reuse eps_key? (else keyframes skip storing it)
+        self._mixing_used = any(not plan.known_keyframe(i) and plan.lam(i) < 1.0 for i in range(plan.num_steps))
+
+    @property
+    def adaptive(self) -> bool:
+        return isinstance(self.plan, AdaptivePlan)
+
+    @property
+    def costs(self) -> dict[int, CallCosts]:
+        """Per CFG branch, what a full call costs (counted at its first full call)."""
+        return self.ledger.costs
 
     @property
     def observer(self) -> Callable[[MixEvent], None] | None:
@@ -161,16 +124,10 @@ class Run:
         for run in self.experts:
             run._observer = fn
 
-    def _lam(self, step: int) -> float:
-        """Weight of a reuse step's own output: 0 at N steps (no call), else score mixing's."""
-        if self.adaptive is None:
-            return self.policy.reuse_weight(step, self.mixing)
-        return self.mixing.lam(step, self.policy.num_steps)
-
     # -- clock events ------------------------------------------------------------------
     def on_start(self, num_steps: int) -> None:
-        if num_steps != self.policy.num_steps:
-            raise ValueError(length_mismatch(self.policy.num_steps, num_steps, self.scheduler))
+        if num_steps != self.plan.num_steps:
+            raise ValueError(length_mismatch(self.plan.num_steps, num_steps, self.scheduler))
         for run in self.experts:
             run.clear()
             run._last_step = -2
@@ -198,9 +155,9 @@ class Run:
     def clear(self) -> None:
         self.caches.clear()
         self.mixer.clear()
-        self._guidance = None
-        if self.adaptive is not None:
-            self.adaptive.reset()
+        if self.guidance is not None:
+            self.guidance.clear()
+        self.plan.reset()
 
     # -- what the reuse forwards ask (see sampler.py) -----------------------------------
     def reuse(self, owner, block: int, mode: str):
@@ -218,44 +175,56 @@ class Run:
     def model_forward(self, original):
         def forward(*args, **kwargs):
             self._check_scheduler()
-            self.caches.branch = branch = self.clock.next_call()
-            step = self.clock.step
-            if self.forecast:
-                self.caches.at = self._coordinate(step)
-            if branch == 0:  # every CFG branch of a step follows its first call's decision
-                self._plan(step)
-            reuse_lam = self._lam(step)
-            probe_only = False
+            branch, step = self._begin_call()
+            lam = self.plan.lam(step)  # of the step's own output, where it is not a keyframe
             network = self._network(original, step, args, kwargs)
-            if self.keyframe and branch not in self.costs:
-                out = self._counted(original, branch, args, kwargs)
-            elif self.keyframe is not False or reuse_lam > 0.0:  # None: the probe decides
-                try:
-                    out = network(*args, **kwargs)
-                except _StopAfterProbe:
-                    out, probe_only = None, True
-            else:
-                out = None
-            if self.uncond is not None and out is not None and network is original:
-                self._keep_guidance(out)
+            out, probe_only = self._call(original, network, branch, lam, args, kwargs)
             if self.keyframe is None:
                 raise RuntimeError(f"frdiff: the probe block {self.blocks[0].name} did not run "
                                    f"in this model call; an adaptive policy cannot decide")
             keyframe = self.keyframe
-            lam = 1.0 if keyframe else reuse_lam
+            lam = 1.0 if keyframe else lam
             if branch == 0 and keyframe:
                 self.stats.add_keyframe(step)
-            self._account(step, branch, keyframe, lam, probe_only, half=network is not original)
+            self.ledger.record(Call(branch, keyframe, lam, "".join(self.modes), probe_only,
+                                    half=network is not original), self.caches)
             shadow = None
             if out is None and not keyframe and self.observer is not None:
                 shadow = self._shadow_fr(network, step, args, kwargs)
             return self._mix(out, args, kwargs, branch, keyframe, lam, shadow)
         return forward
 
+    def _begin_call(self) -> tuple[int, int]:
+        """The call's CFG branch and step; the step planned at its first call (every branch
+        of a step follows that decision)."""
+        self.caches.branch = branch = self.clock.next_call()
+        step = self.clock.step
+        if self.forecast:
+            self.caches.at = self._coordinate(step)
+        if branch == 0:
+            self._plan(step)
+        return branch, step
+
+    def _call(self, original, network, branch: int, lam: float, args, kwargs):
+        """Run the network as the step asks: (its output, or None where no call was needed;
+        did the call end after the adaptive probe)."""
+        if self.keyframe and self.ledger.needs_count(branch):
+            out = self.ledger.count(original, branch, args, kwargs, self.regions)
+        elif self.keyframe is False and not lam > 0.0:
+            return None, False  # the keyframe's prediction is the output
+        else:  # a call (keyframe None: the probe decides at its end; see probe_hook)
+            try:
+                out = network(*args, **kwargs)
+            except _ProbeOnly:
+                return None, True
+        if self.guidance is not None and network is original:
+            self.guidance.keep(out)
+        return out, False
+
     def _shadow_fr(self, original, step: int, args, kwargs):
         """For observers: the FR output at a lam = 0 step, leaving caches and stats untouched."""
-        if self.adaptive is not None or self.policy.no_call(step):
-            return None  # N steps have no FR modes; an adaptive probe would decide again
+        if not self.plan.shadow_possible(step):
+            return None
         snapshot = self.caches.snapshot()
         try:
             return original(*args, **kwargs)
@@ -263,54 +232,12 @@ class Run:
             self.caches.restore(snapshot)
 
     def _network(self, original, step: int, args, kwargs):
-        """The model call of this step: `original`, or at an uncond R step a call that runs the
-        conditional half of the batch and rebuilds the unconditional half from the guidance
-        difference (the step's block modes, and caches, apply to the half that runs)."""
-        if self.uncond is None or self.fresh or not self.policy.uncond_reused(step):
+        """The model call of this step: `original`, or at an uncond R step the conditional half
+        with the unconditional half rebuilt (guidance.py)."""
+        if self.guidance is None or self.fresh or not self.plan.uncond_reused(step):
             return original
-        if self.clock.calls_per_step != 1:
-            raise RuntimeError(f"frdiff: uncond R (guidance reuse) needs classifier-free guidance "
-                               f"batched into one model call per step; this pipeline makes "
-                               f"{self.clock.calls_per_step} calls per step")
-        if getattr(self.pipe, "do_classifier_free_guidance", True) is False:
-            raise RuntimeError("frdiff: uncond R (guidance reuse) needs classifier-free guidance; "
-                               "this call runs without it (guidance_scale <= 1): use a policy "
-                               "without uncond, or guidance")
-        batch = sample_of(self._signature.bind(*args, **kwargs).arguments[
-            next(iter(self._signature.parameters))]).shape[0]
-        if batch % 2 or self._guidance is None or self._guidance.shape[0] != batch // 2:
-            raise RuntimeError(f"frdiff: uncond R (guidance reuse) needs a batch of unconditional "
-                               f"and conditional halves (the second half runs, the first is rebuilt); "
-                               f"this call's batch is {batch}")
-        rows = batch // 2
-
-        def conditional_half(*a, **k):
-            self.caches.rows = rows
-            try:
-                out = original(*halve(a, batch), **halve(k, batch))
-            finally:
-                self.caches.rows = None
-            cond = sample_of(out)
-            return with_sample(out, torch.cat([cond - self._guidance.to(cond.dtype), cond]))
-        return conditional_half
-
-    def _keep_guidance(self, out) -> None:
-        """After a call that ran both CFG halves: keep cond - uncond (for uncond R steps)."""
-        sample = sample_of(out).detach()
-        if sample.shape[0] % 2 == 0:
-            uncond, cond = sample.chunk(2)
-            self._guidance = cond - uncond
-
-    def _counted(self, original, branch: int, args, kwargs):
-        """Step 0 is a full keyframe: count the MACs of the call (and of its modules)."""
-        try:
-            eager = self.regions.eager_calls() if self.regions else contextlib.nullcontext()
-            with eager, MacCounter(self.model) as self._counter:  # hooks run eagerly
-                out = original(*args, **kwargs)
-            self.costs[branch] = CallCosts.count(self._counter, self.blocks, self._probe_at)
-        finally:
-            self._counter = None
-        return out
+        return self.guidance.half_call(original, self.caches, self.clock.calls_per_step, self.pipe,
+                                       args, kwargs)
 
     def _coordinate(self, step: int) -> float:
         """Where a step lies for the forecast: its index, or its timestep's log-SNR."""
@@ -328,7 +255,8 @@ class Run:
                                f"accelerate().")
 
     def _plan(self, step: int) -> None:
-        """The step's keyframe status and block modes (adaptive: the probe completes them)."""
+        """The step's keyframe status and block modes, from the plan (adaptive: the probe
+        completes them)."""
         # a keyframe whatever the policy says where the caches are empty: a run's first step
         # (it may start part-way, at any row) and, with two experts (Wan 2.2), the first step of
         # this one after the other ran: what it holds is from before the switch, so reset it
@@ -338,33 +266,32 @@ class Run:
         self._last_step = step
         if self.fresh:
             self.keyframe, self.modes = True, ("K",) * len(self.blocks)
-            return
-        if self.adaptive is None:
-            self.keyframe = self.policy.is_keyframe(step)
-            self.modes = tuple(self.policy.mode(step, i) for i in range(len(self.blocks)))
-            return
-        self.keyframe = True if self.adaptive.forced(step) else None
-        self.modes = ("K",) * len(self.blocks)
+        else:
+            self.keyframe, self.modes = self.plan.step(step, len(self.blocks))
 
     def probe_hook(self, module, args, output) -> None:
-        """After the probe block (adaptive): decide the step at its first call, keep p_key."""
+        """After the probe block (adaptive): decide the step at its first call, keep p_key.
+
+        Where the step reuses at lam = 0 nothing after the probe is needed, and the call ends
+        here: a forward hook can end its model's call only by raising, so it raises _ProbeOnly,
+        caught in `_call` alone (running the rest on stand-ins would cost time, and counting it
+        would change what such a step is counted at)."""
         if self.caches.branch != 0:
             return
         probe = sample_of(output)
-        if self._counter is not None:  # the first full call: cost of the network up to here
-            self._probe_at = self._counter.total()
+        self.ledger.note_probe()
+        state = self.plan.state
         if self.keyframe is None:
-            key = self.caches.get(self.adaptive)
-            change = math.inf if key is None else relative_change(probe, key)
-            self.keyframe = self.adaptive.decide(change)
-            if not self.keyframe:
-                self.modes = ("K",) + (self.policy.reuse_mode,) * (len(self.blocks) - 1)
-                if self.mixing.lam(self.clock.step, self.policy.num_steps) == 0.0:
-                    raise _StopAfterProbe  # the keyframe prediction is the output
+            modes = self.plan.decide(probe, self.caches.get(state), len(self.blocks))
+            self.keyframe = modes is None
+            if modes is not None:
+                self.modes = modes
+                if self.plan.lam(self.clock.step) == 0.0:
+                    raise _ProbeOnly
                 return
         else:
-            self.adaptive.keyframe()
-        self.caches.put(self.adaptive, probe)  # p_key: the probe at this keyframe
+            self.plan.keyframe()
+        self.caches.put(state, probe)  # p_key: the probe at this keyframe
 
     def _mix(self, out, args, kwargs, branch: int, keyframe: bool, lam: float, shadow=None):
         """Keyframes keep eps_key (x0_key); reuse steps get lam * FR + (1 - lam) * key."""
@@ -398,33 +325,6 @@ class Run:
         if self.noise is None:  # an observer on a scheduler frdiff could not split: raises why
             self.noise = noise_schedule(self.scheduler)
         return self.noise.point(self._signature, args, kwargs)
-
-    # -- accounting (the cost model is cost.CallCosts, shared with the tuner) ----------
-    def _account(self, step: int, branch: int, keyframe: bool, lam: float,
-                 probe_only: bool = False, half: bool = False) -> None:
-        """Count one call; a half-batch call (uncond R) costs half of the same call on the full
-        batch (every counted operation is linear in the batch)."""
-        s, costs = self.stats, self.costs.get(branch) or self.costs[0]
-        share = 0.5 if half else 1.0
-        s.peak_cache_bytes = max(s.peak_cache_bytes, self.caches.peak_bytes)
-        s.cache_misses = self.caches.misses
-        s.baseline_macs += costs.total
-        if lam == 0.0:
-            s.network_calls_skipped += 1
-            if probe_only:
-                s.probe_calls += 1
-                s.executed_macs += costs.probe
-            return
-        s.network_calls += 1
-        s.half_batch_calls += half
-        if keyframe:
-            s.executed_macs += share * costs.total
-            return
-        s.fr_calls += 1
-        key = ("".join(self.modes), branch if branch in self.costs else 0)
-        if key not in self._macs:
-            self._macs[key] = self.costs[key[1]].of_modes(key[0])
-        s.executed_macs += share * self._macs[key]
 
 
 @contextlib.contextmanager
@@ -493,7 +393,7 @@ def _install(runs: list[Run], patches: Patches) -> None:
     for run in runs:
         patches.attribute(run.model, "_frdiff_run", run)
         patches.forward(run.model, run.model_forward)
-        if run.adaptive is not None:
+        if run.adaptive:
             patches.hook(run.blocks[0].module.register_forward_hook(run.probe_hook), run.blocks[0].module)
         columns = [policy.block_modes(i) for i in range(len(run.blocks))]
         counts = install_reuse(run.blocks, run, patches, columns)

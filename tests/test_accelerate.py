@@ -59,7 +59,7 @@ def test_exception_restores_every_forward(tiny_pipe, exc):
 def test_calls_are_independent_and_caches_freed(tiny_pipe):
     with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 3), ScoreMixing()) as r:
         first = run(tiny_pipe)
-        assert r.caches.values == {} and r._keys == {}
+        assert r.caches.values == {} and r.mixer.keys == {}
         run(tiny_pipe, seed=5)
         again = run(tiny_pipe)
     assert torch.equal(first, again)

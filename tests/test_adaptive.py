@@ -160,7 +160,7 @@ def test_forwards_and_probe_hook_restored(tiny_pipe):
 def test_calls_are_independent(tiny_pipe):
     with accelerate(tiny_pipe, AdaptivePolicy(N, 0.5), ScoreMixing()) as r:
         first = run(tiny_pipe)
-        assert r.caches.values == {} and r.adaptive.accumulated == 0.0
+        assert r.caches.values == {} and r.plan.state.accumulated == 0.0
         run(tiny_pipe, seed=3, labels=("X",))
         again = run(tiny_pipe)
     assert torch.equal(first, again)

@@ -204,11 +204,11 @@ def test_long_lived_context_stays_bounded(monkeypatch):
             scheduler.set_timesteps(3)
             for t in scheduler.timesteps:
                 call(t), scheduler.step(call(t), t, x)  # per-branch CFG: two calls a step
-            assert run.caches.values == {} and run._keys == {}
+            assert run.caches.values == {} and run.mixer.keys == {}
             if i == 1:
-                sizes = (len(run._macs), len(run.costs))
+                sizes = (len(run.ledger._macs), len(run.costs))
     s = run.stats
     assert len(s.keyframe_steps) == 3 and s.sampling_runs == runs
     assert s.mean_keyframes == 2 and s.keyframes_total == 2 * runs
-    assert sizes == (len(run._macs), len(run.costs))
+    assert sizes == (len(run.ledger._macs), len(run.costs))
     assert s.as_dict()["mean_keyframes"] == 2
