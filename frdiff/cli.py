@@ -348,8 +348,9 @@ def _add_sweep(sub) -> None:
 def _run_sweep(args) -> dict:
     from .distributed import device, is_main, processes
     from .glyphs import load_classifier
-    from .glyphs.bench import sweep, sweep_table
+    from .glyphs.bench import sweep_table
     from .glyphs.peer_rows import resolve
+    from .glyphs.sweep import sweep
 
     chosen, _ = resolve(args.peers.split(",")) if args.peers.strip() else ([], False)
     state = processes()  # several processes under torchrun / accelerate launch

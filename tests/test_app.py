@@ -67,7 +67,7 @@ def test_a_failing_or_missing_peer_is_a_note_and_the_other_methods_run(monkeypat
     assert [r.name for r in runs][-1] == "Fewer steps (4)"
     assert "failed (RuntimeError: the package blew up)" in notes[0]
     monkeypatch.undo()
-    monkeypatch.setattr("frdiff.peers._probe", lambda module, package: f"{package} is not installed")
+    monkeypatch.setattr("frdiff.peers.registry._probe", lambda module, package: f"{package} is not installed")
     runs, notes, _ = run_compare(methods=["peer"])
     assert len(runs) == 2 and "DeepCache (interval 3) is unavailable here" in notes[0]
 

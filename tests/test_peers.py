@@ -10,6 +10,7 @@ from frdiff import peers
 from frdiff.cost import MacCounter
 from frdiff.glyphs import GlyphPipeline
 from frdiff.glyphs.models import build_scheduler
+from frdiff.peers import diffusers_hooks
 
 N = 6
 CALL = {"class_labels": ["A", "7"], "num_inference_steps": N, "output_type": "pt"}
@@ -175,7 +176,8 @@ def test_peer_methods_per_model_class(unet_pipe, dit_pipe, monkeypatch):
     assert all(m.available and not m.reason for m in [*on_unet.values(), *on_dit.values()])
     calibrations = []
     calibrate = peers.calibrate_mag_cache
-    monkeypatch.setattr(peers, "calibrate_mag_cache", lambda *a, **k: calibrations.append(1) or calibrate(*a, **k))
+    monkeypatch.setattr(diffusers_hooks, "calibrate_mag_cache",  # where MagCache's factory calls it
+                        lambda *a, **k: calibrations.append(1) or calibrate(*a, **k))
     base = run(dit_pipe)
     for labels in (["A", "7"], ["A", "7"], ["K"]):  # calibrated once per distinct call
         with on_dit["MagCache"](N, class_labels=labels, generator=torch.Generator().manual_seed(0)):
@@ -230,3 +232,16 @@ def test_mac_counter_skips_attention_a_cache_returned(unet_pipe):
     per_call = full.macs[id(attn)] / N
     assert cached.macs[id(attn)] == per_call * N / 2  # ran at steps 0, 2, 4 only
     assert cached.macs[id(attn.to_q)] * 2 == full.macs[id(attn.to_q)]
+
+
+def test_the_sweep_and_peer_methods_read_the_one_registry(unet_pipe, dit_pipe):
+    from frdiff.glyphs import peer_rows
+
+    assert set(peer_rows.SETTINGS) == set(peers.REGISTRY)  # every registered peer has sweep settings
+    for name, peer in peers.REGISTRY.items():
+        assert peer_rows.PEERS[name].peer is peer and peer_rows.PEERS[name].applies(dit_pipe, "ddim") == \
+            peer.unfit(dit_pipe)
+    assert {n for n, p in peer_rows.PEERS.items() if p.peer is None} == {"fewer-steps", "dpmsolver"}
+    offered = [p for p in peers.REGISTRY.values() if p.default is not None]
+    on_both = {**peers.peer_methods(unet_pipe), **peers.peer_methods(dit_pipe)}
+    assert [m.package for m in on_both.values()] == [p.package for p in offered]

@@ -7,6 +7,8 @@ offline on a CPU, and nothing the library itself depends on.
     pipeline   GlyphPipeline, the embedded models (package data in assets/), load_pipeline
     evaluate   class accuracy and Frechet distance in the classifier's feature space
     bench      a policy's measured speedup and quality against full compute
+    peer_rows  the peers of a sweep (frdiff.peers' registry) at the settings it measures
+    sweep      policies, fewer steps and peers as rows under one protocol, with the Pareto front
 """
 
 from .pipeline import (ASSETS_DIR, EMBEDDED_MODELS, GlyphPipeline, load_calibration, load_classifier,

@@ -1,5 +1,6 @@
-"""The peers of a sweep (`python -m frdiff sweep --peers ...`): each a name, the package it needs,
-whether it applies to the model, and its settings as rows under the sweep's protocol.
+"""The peers of a sweep (`python -m frdiff sweep --peers ...`) as rows under the sweep's protocol:
+the peers of `frdiff.peers.REGISTRY` (which package each needs, where it applies, how it runs)
+at the settings below, and the two sampler shortcuts, which frdiff runs itself.
 
     deepcache        DeepCache on a UNet: intervals 2, 3, 5 from branch 0, interval 3 from branch 1
     fewer-steps      the sweep's sampler with steps / 1.5, 2, 2.5 and 3
@@ -28,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import peers
+from ..peers import REGISTRY, Peer
 from ..schedulers import scheduler_names
-from ..targets import denoiser_of
 from .bench import context_row, fewer_steps_row
 
 INSTALL = "pip install 'frdiff[peers]'"
@@ -40,56 +41,18 @@ BUDGETS = (1.5, 2.0, 2.5, 3.0)  # the speedups the issue compares at; fewer-step
 class SweepPeer:
     """`applies(pipe, scheduler)` is '' or why the peer cannot run there; `settings(pipe,
     steps, labels)` gives (method, setting, make_context) triples, or for sampler peers
-    (method, setting, fewer, scheduler) rows run by `fewer_steps_row`."""
+    (method, setting, fewer, scheduler) rows run by `fewer_steps_row`. `peer`: its entry in
+    `frdiff.peers.REGISTRY` (None for the samplers, which frdiff itself runs)."""
 
     name: str
-    package: str  # what `pip` installs ('' for what frdiff itself runs)
-    module: str  # imported to tell whether it is installed
     applies: Callable[..., str]
     settings: Callable[..., list[tuple]]
+    peer: Peer | None = None
 
     def missing(self) -> str:
         """'' when its package imports, else the reason and how to install it."""
-        if not self.module:
-            return ""
-        try:
-            peers._load(self.module, self.package)
-        except peers.PeerUnavailable as err:
-            return f"{err}; install it with {INSTALL} (or pip install {self.package})"
-        return ""
-
-
-def _unet(pipe, scheduler: str) -> str:
-    return peers.deepcache_unfit(pipe)
-
-
-def _blocks(pipe, scheduler: str, at_least: int = 1) -> str:
-    model = denoiser_of(pipe)
-    count, _ = peers._hookable_blocks(model)  # every block list diffusers' hooks walk
-    if count >= at_least:
-        return ""
-    return (f"applies to transformer denoisers (DiT, PixArt, FLUX...) with at least {at_least} blocks; "
-            f"this one's denoiser is a {type(model).__name__}")
-
-
-def _attention(pipe, scheduler: str) -> str:
-    try:  # the attention classes PAB hooks (FLUX's FluxAttention is an AttentionModuleMixin)
-        from diffusers.hooks._common import _ATTENTION_CLASSES as classes
-    except ImportError:
-        from diffusers.models.attention_processor import Attention as classes
-
-    model = denoiser_of(pipe)
-    if any(isinstance(m, classes) and "blocks" in name for name, m in model.named_modules()):
-        return ""
-    return f"PAB hooks diffusers attention modules inside blocks; {type(model).__name__} has none"
-
-
-def _cache_dit(pipe, scheduler: str) -> str:
-    return peers.dbcache_unfit(pipe)
-
-
-def _faster(pipe, scheduler: str) -> str:
-    return peers.faster_cache_unfit(pipe)
+        reason = self.peer.missing() if self.peer is not None else ""
+        return f"{reason}; install it with {INSTALL} (or pip install {self.peer.package})" if reason else ""
 
 
 def glyph_latents(pipe) -> Callable:
@@ -107,12 +70,6 @@ def glyph_latents(pipe) -> Callable:
     return latents
 
 
-def _sea_cache(pipe, steps: int, labels: list[int]) -> list[tuple]:
-    return [("SeaCache (diffusers)", f"threshold {t}, residual order 1, at most 2 cached in a row",
-             functools.partial(peers.sea_cache, pipe, t, raw_vision_callback=glyph_latents(pipe)))
-            for t in (0.1, 0.25, 0.5)]
-
-
 def _not_dpm(pipe, scheduler: str) -> str:
     if scheduler == "dpmsolver":
         return "the sweep's sampler is DPM-Solver++ already: its fewer-steps rows are the fewer-steps peer"
@@ -123,16 +80,49 @@ def _counts(steps: int) -> list[int]:
     return sorted({max(1, round(steps / b)) for b in BUDGETS}, reverse=True)
 
 
-def _mag_cache(pipe, steps: int, labels: list[int]) -> list[tuple]:
+# -- the settings each registered peer is measured at: (peer, pipe, steps, labels) -> rows -----
+def _deepcache(peer: Peer, pipe, steps: int, labels: list[int]) -> list[tuple]:
+    return [("DeepCache", f"interval {i}, branch {b}", functools.partial(peer.context, pipe, i, b))
+            for i, b in ((2, 0), (3, 0), (5, 0), (3, 1))]
+
+
+def _mag_cache(peer: Peer, pipe, steps: int, labels: list[int]) -> list[tuple]:
     # calibrated once on a fixed call of this sampler and step count (untimed, outside the rows)
     ratios = peers.calibrate_mag_cache(pipe, steps, class_labels=labels[:4], output_type="pt")
     return [("MagCache (diffusers)", f"threshold {t}, calibrated on 4 glyphs",
-             functools.partial(peers.mag_cache, pipe, ratios, t, num_inference_steps=steps))
+             functools.partial(peer.context, pipe, ratios, t, num_inference_steps=steps))
             for t in (0.06, 0.12, 0.24, 0.4)]
 
 
+def _first_block_cache(peer: Peer, pipe, steps: int, labels: list[int]) -> list[tuple]:
+    return [("FirstBlockCache (diffusers)", f"threshold {t}", functools.partial(peer.context, pipe, t))
+            for t in (0.08, 0.12, 0.2)]
+
+
+def _taylorseer(peer: Peer, pipe, steps: int, labels: list[int]) -> list[tuple]:
+    return [("TaylorSeer (diffusers)", f"interval {i}, order {o}, first 3 steps computed, on "
+             f"{peers.TAYLORSEER_BLOCKS}", functools.partial(peer.context, pipe, i, o))
+            for i, o in ((2, 1), (3, 1), (5, 1))]
+
+
+def _pab(peer: Peer, pipe, steps: int, labels: list[int]) -> list[tuple]:
+    return [("PyramidAttentionBroadcast (diffusers)", f"self-attention every {k} calls, timesteps {lo}-{hi}",
+             functools.partial(peer.context, pipe, k, (lo, hi))) for k, (lo, hi) in ((2, (100, 800)), (3, (100, 800)))]
+
+
+def _sea_cache(peer: Peer, pipe, steps: int, labels: list[int]) -> list[tuple]:
+    return [("SeaCache (diffusers)", f"threshold {t}, residual order 1, at most 2 cached in a row",
+             functools.partial(peer.context, pipe, t, raw_vision_callback=glyph_latents(pipe)))
+            for t in (0.1, 0.25, 0.5)]
+
+
+def _faster_cache(peer: Peer, pipe, steps: int, labels: list[int]) -> list[tuple]:
+    return [("FasterCache (diffusers)", f"attention every {a} calls, CFG branch approximated {u - 1} of {u} steps",
+             functools.partial(peer.context, pipe, a, u)) for a, u in ((2, 5), (3, 5))]
+
+
 def _dbcache(order: int) -> Callable[..., list[tuple]]:
-    def settings(pipe, steps, labels):
+    def settings(peer: Peer, pipe, steps: int, labels: list[int]) -> list[tuple]:
         grid = [(0.08, 0, 8), (0.2, 1, 8)]
         if steps < 40:  # short schedules (FLUX-style 28 steps): 8 warm-up steps leave little to cache
             warmup = max(2, steps // 7)
@@ -141,40 +131,33 @@ def _dbcache(order: int) -> Callable[..., list[tuple]]:
         for threshold, back, warmup in grid:
             s = peers.DBCacheSettings(threshold, back=back, warmup=warmup, taylorseer_order=order)
             rows.append(("cache-dit DBCache" + (" + TaylorSeer" if order else ""), s.describe(),
-                         functools.partial(peers.dbcache, pipe, threshold, back=back, warmup=warmup,
+                         functools.partial(peer.context, pipe, threshold, back=back, warmup=warmup,
                                            taylorseer_order=order)))
         return rows
     return settings
 
 
-PEERS: dict[str, SweepPeer] = {p.name: p for p in (
-    SweepPeer("deepcache", "DeepCache", "DeepCache", _unet, lambda pipe, steps, labels: [
-        ("DeepCache", f"interval {i}, branch {b}", functools.partial(peers.deepcache, pipe, i, b))
-        for i, b in ((2, 0), (3, 0), (5, 0), (3, 1))]),
-    SweepPeer("fewer-steps", "", "", lambda pipe, scheduler: "", lambda pipe, steps, labels: [
+SETTINGS: dict[str, Callable[..., list[tuple]]] = {
+    "deepcache": _deepcache, "magcache": _mag_cache, "firstblockcache": _first_block_cache,
+    "taylorseer": _taylorseer, "pab": _pab, "seacache": _sea_cache, "fastercache": _faster_cache,
+    "dbcache": _dbcache(0), "dbcache-taylorseer": _dbcache(1)}
+
+
+def _registered(name: str) -> SweepPeer:
+    """The sweep's view of a registered peer: the registry's applicability, these settings."""
+    peer = REGISTRY[name]
+    return SweepPeer(name, lambda pipe, scheduler: peer.unfit(pipe), functools.partial(SETTINGS[name], peer), peer)
+
+
+_SAMPLERS = (
+    SweepPeer("fewer-steps", lambda pipe, scheduler: "", lambda pipe, steps, labels: [
         ("fewer steps", "", k, None) for k in _counts(steps)]),
-    SweepPeer("dpmsolver", "", "", _not_dpm, lambda pipe, steps, labels: [
+    SweepPeer("dpmsolver", _not_dpm, lambda pipe, steps, labels: [
         ("other sampler", "", k, "dpmsolver") for k in _counts(steps)]),
-    SweepPeer("magcache", "diffusers", "diffusers.hooks.mag_cache", _blocks, _mag_cache),
-    SweepPeer("firstblockcache", "diffusers", "diffusers.hooks.first_block_cache",
-              functools.partial(_blocks, at_least=2), lambda pipe, steps, labels: [
-                  ("FirstBlockCache (diffusers)", f"threshold {t}",
-                   functools.partial(peers.first_block_cache, pipe, t)) for t in (0.08, 0.12, 0.2)]),
-    SweepPeer("taylorseer", "diffusers", "diffusers.hooks.taylorseer_cache", _blocks, lambda pipe, steps, labels: [
-        ("TaylorSeer (diffusers)", f"interval {i}, order {o}, first 3 steps computed, on {peers.TAYLORSEER_BLOCKS}",
-         functools.partial(peers.taylorseer_cache, pipe, i, o)) for i, o in ((2, 1), (3, 1), (5, 1))]),
-    SweepPeer("pab", "diffusers", "diffusers.hooks.pyramid_attention_broadcast", _attention,
-              lambda pipe, steps, labels: [
-                  ("PyramidAttentionBroadcast (diffusers)", f"self-attention every {k} calls, timesteps {lo}-{hi}",
-                   functools.partial(peers.pyramid_attention_broadcast, pipe, k, (lo, hi)))
-                  for k, (lo, hi) in ((2, (100, 800)), (3, (100, 800)))]),
-    SweepPeer("seacache", "diffusers", "diffusers.hooks.sea_cache", _blocks, _sea_cache),
-    SweepPeer("fastercache", "diffusers", "diffusers.hooks.faster_cache", _faster, lambda pipe, steps, labels: [
-        ("FasterCache (diffusers)", f"attention every {a} calls, CFG branch approximated {u - 1} of {u} steps",
-         functools.partial(peers.faster_cache, pipe, a, u)) for a, u in ((2, 5), (3, 5))]),
-    SweepPeer("dbcache", "cache-dit", "cache_dit", _cache_dit, _dbcache(0)),
-    SweepPeer("dbcache-taylorseer", "cache-dit", "cache_dit", _cache_dit, _dbcache(1)),
-)}
+)
+# the order of the sweep's rows: DeepCache, the sampler shortcuts, then the other registered peers
+PEERS: dict[str, SweepPeer] = {p.name: p for p in (
+    _registered("deepcache"), *_SAMPLERS, *(_registered(name) for name in REGISTRY if name != "deepcache"))}
 
 
 def resolve(names: list[str]) -> tuple[list[SweepPeer], bool]:

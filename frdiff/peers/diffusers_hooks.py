@@ -1,14 +1,5 @@
-"""Peer methods a user would pick instead of frdiff, run unmodified from their own packages.
-
-    DeepCache        `DeepCacheSDHelper` (PyPI `DeepCache`) on UNet pipelines
-    MagCache         diffusers' `apply_mag_cache` on DiT-family transformers (needs calibration)
-    FirstBlockCache  diffusers' `apply_first_block_cache` on DiT-family transformers
-
-Each is a context manager that validates, installs, yields, and on exit (also on an exception)
-removes every hook and puts back every attribute it changed: the model then runs bit-for-bit as
-before. `peer_methods(pipe)` lists those that apply to a pipeline; a package that is missing or
-fails to import is reported there (`available`, `reason`), never on import of this module.
-`counted_macs` / `counted_speedup` count the compute a peer actually ran.
+"""diffusers' own cache hooks (unmodified) on our pipelines: FirstBlockCache, MagCache,
+TaylorSeer, SeaCache, FasterCache and PyramidAttentionBroadcast.
 
 What diffusers' hooks (0.42) need on our pipelines: their state is keyed by a cache context that
 diffusers' pipelines set around each denoiser call (`transformer.cache_context("cond")`, a
@@ -25,77 +16,23 @@ touched; those attributes are restored exactly too.
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager as ContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .clock import drive_clock
-from .cost import MacCounter
-from .targets import denoiser_of
+from ..clock import drive_clock
+from ..targets import denoiser_of
+from ._common import PeerUnavailable, _load, _number, _saved
 
 CACHE_CONTEXT = "frdiff-peers"  # batched CFG: one denoiser call per step, so one context
-_MISSING = object()
 _HOOKS = "diffusers.hooks"
 
 
-class PeerUnavailable(ImportError):
-    """A peer method's package is missing or fails to import."""
-
-
-def _load(module: str, package: str, *names: str) -> tuple:
-    """`names` from `module`, or PeerUnavailable naming the package and the import error."""
-    if module.split(".")[0] == "cache_dit":  # it reads its log level once, at import: 8 lines a run
-        os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "error")
-    try:
-        mod = importlib.import_module(module)
-        return tuple(getattr(mod, name) for name in names)
-    except Exception as err:  # missing, or broken against the installed torch/diffusers
-        raise PeerUnavailable(f"{package} is unavailable: importing {module} failed with "
-                              f"{type(err).__name__}: {err}") from err
-
-
-def _saved(objects: Sequence[object], names: Sequence[str]) -> Callable[[], None]:
-    """Record the objects' own `names` attributes; the returned function puts them back exactly."""
-    saved = [(obj, name, obj.__dict__.get(name, _MISSING)) for obj in objects for name in names]
-
-    def restore() -> None:
-        for obj, name, value in saved:
-            if value is _MISSING:
-                obj.__dict__.pop(name, None)
-            else:
-                obj.__dict__[name] = value
-
-    return restore
-
-
-def _number(what: str, value: Any, low: float, high: float = math.inf, integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-        noun = "an integer" if integer else "a number"
-        allowed = f"{noun} >= {low}" if high == math.inf else f"{noun} in [{low}, {high}]"
-        raise ValueError(f"{what} must be {allowed}, got {value!r}")
-
-
 # -- settings --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DeepCacheSettings:
-    """DeepCacheSDHelper: a full step every `interval` steps; between them, cache from `branch_id`."""
-
-    interval: int = 3
-    branch_id: int = 0
-
-    def __post_init__(self) -> None:
-        _number("DeepCache interval", self.interval, 1, integer=True)
-        _number("DeepCache branch_id", self.branch_id, 0, integer=True)
-
-
 @dataclass(frozen=True)
 class FirstBlockCacheSettings:
     """Skip blocks 1.. when block 0's residual changed by less than `threshold` (relative L1)."""
@@ -131,69 +68,6 @@ class MagCacheSettings:
     @property
     def steps(self) -> int:
         return self.num_inference_steps or len(self.mag_ratios)
-
-
-# -- DeepCache -------------------------------------------------------------------------------
-def _scalar_timestep(forward: Callable) -> Callable:
-    """DeepCache reads the step with `timestep.item()`: give it the batch's one timestep."""
-    @functools.wraps(forward)
-    def wrapped(sample, timestep, *args, **kwargs):
-        if torch.is_tensor(timestep) and timestep.ndim > 0:
-            if not bool((timestep == timestep.flatten()[0]).all()):
-                raise ValueError("DeepCache needs one timestep for the whole batch")
-            timestep = timestep.flatten()[0]
-        return forward(sample, timestep, *args, **kwargs)
-    return wrapped
-
-
-@contextlib.contextmanager
-def deepcache(pipe, interval: int = DeepCacheSettings.interval,
-              branch_id: int = DeepCacheSettings.branch_id) -> Iterator[Any]:
-    """DeepCacheSDHelper (unmodified) on `pipe.unet` inside the `with` block; yields the helper.
-
-    What DeepCacheSDHelper needs on our `UNet2DModel` (DeepCache 0.1.1): its wrapped UNet forward
-    reads the step from `timesteps.index(args[1].item())`, i.e. one scalar timestep as the second
-    positional argument, as SD pipelines pass it. The glyph pipeline passes one timestep per
-    sample (batch >= 2 with classifier-free guidance), so `.item()` raises; one more forward
-    outside DeepCache's hands it the (all equal) timestep as a 0-d tensor, which UNet2DModel
-    broadcasts back. `disable()` would leave a bound-method `forward` on every module it wrapped;
-    on exit each module's own `forward` attribute is put back exactly instead.
-    """
-    settings = DeepCacheSettings(interval, branch_id)
-    if reason := deepcache_unfit(pipe):
-        raise ValueError(reason)
-    unet = pipe.unet
-    last = 3 * len(unet.down_blocks) - 1
-    if branch_id > last:  # DeepCache's branch b is (down block b // 3, layer b % 3)
-        raise ValueError(f"DeepCache branch_id must be in 0..{last} for this UNet's "
-                         f"{len(unet.down_blocks)} down blocks, got {branch_id}")
-    (helper_cls,) = _load("DeepCache", "DeepCache", "DeepCacheSDHelper")
-    restore = _saved(list(unet.modules()), ["forward"])
-    helper = helper_cls(pipe=pipe)
-    helper.set_params(cache_interval=settings.interval, cache_branch_id=settings.branch_id)
-    try:
-        helper.enable()
-        unet.forward = _scalar_timestep(unet.forward)
-        yield helper
-    finally:
-        helper.reset_states()  # drops the cached block outputs
-        restore()
-
-
-def deepcache_unfit(pipe) -> str:
-    """'' when DeepCache applies to `pipe` (a `unet` with a mid block), else why not."""
-    unet = getattr(pipe, "unet", None)
-    if isinstance(unet, torch.nn.Module) and getattr(unet, "mid_block", None) is not None:
-        return ""
-    return (f"DeepCache applies to UNet pipelines (a `unet` with down blocks and a mid block); "
-            f"this pipeline's denoiser is a {_denoiser_name(pipe)}")
-
-
-def _denoiser_name(pipe) -> str:
-    try:
-        return type(denoiser_of(pipe)).__name__
-    except ValueError:
-        return f"missing ({type(pipe).__name__} has neither `unet` nor `transformer`)"
 
 
 # -- diffusers cache hooks -------------------------------------------------------------------
@@ -600,167 +474,44 @@ def pyramid_attention_broadcast(pipe, skip_range: int = PABSettings.skip_range,
         yield settings
 
 
-@dataclass(frozen=True)
-class DBCacheSettings:
-    """cache-dit's DBCache: the first `front` and last `back` blocks always run; the blocks
-    between are skipped (their cached residual added) while the front blocks' residual changed by
-    less than `threshold` (relative L1) since the last step that ran them, after `warmup` steps.
-    `taylorseer_order` > 0 adds cache-dit's TaylorSeer calibrator (the skipped residual predicted
-    by a Taylor series instead of reused)."""
-
-    threshold: float = 0.08
-    front: int = 1
-    back: int = 0
-    warmup: int = 8
-    taylorseer_order: int = 0
-
-    def __post_init__(self) -> None:
-        _number("DBCache threshold", self.threshold, 0.0)
-        _number("DBCache front blocks (Fn)", self.front, 1, integer=True)
-        _number("DBCache back blocks (Bn)", self.back, 0, integer=True)
-        _number("DBCache warmup steps", self.warmup, 0, integer=True)
-        _number("DBCache taylorseer_order", self.taylorseer_order, 0, integer=True)
-
-    def describe(self) -> str:
-        extra = f", TaylorSeer calibrator order {self.taylorseer_order}" if self.taylorseer_order else ""
-        return (f"threshold {self.threshold}, F{self.front}B{self.back}, warmup {self.warmup}{extra}")
-
-
-def _load_cache_dit() -> tuple:
-    names = _load("cache_dit", "cache-dit", "enable_cache", "disable_cache", "BlockAdapter",
-                  "DBCacheConfig", "ForwardPattern", "TaylorSeerCalibratorConfig")
-    return names + _load("cache_dit.caching.patch_functors", "cache-dit", "DiTPatchFunctor")
-
-
-def _cache_dit_wiring(pipe) -> tuple[torch.nn.Module, list[torch.nn.ModuleList], dict]:
-    """The denoiser, its block lists and the `BlockAdapter` arguments cache-dit's own adapter
-    for that family uses: DiT (one list, pattern 3, its DiTPatchFunctor) and FLUX (dual-stream
-    then single-stream blocks, pattern 1 each, as its Flux adapter without dummy blocks)."""
-    if reason := dbcache_unfit(pipe):
-        raise ValueError(reason)
-    model = denoiser_of(pipe)
-    _, _, _, _, pattern, _, functor_cls = _load_cache_dit()
-    if type(model).__name__ == "DiTTransformer2DModel":
-        return model, [model.transformer_blocks], dict(
-            blocks=model.transformer_blocks, blocks_name="transformer_blocks",
-            forward_pattern=pattern.Pattern_3, patch_functor=functor_cls())
-    lists = [model.transformer_blocks, model.single_transformer_blocks]  # FLUX
-    return model, lists, dict(blocks=lists, forward_pattern=[pattern.Pattern_1, pattern.Pattern_1])
-
-
-_CACHE_DIT_FAMILIES = ("DiTTransformer2DModel", "FluxTransformer2DModel")
-
-
-def dbcache_unfit(pipe) -> str:
-    """'' when `dbcache` can wire this pipeline's denoiser (cache-dit need not be installed),
-    else why not."""
-    name = _denoiser_name(pipe)
-    if name in _CACHE_DIT_FAMILIES:
-        return ""
-    return (f"cache-dit's DBCache is wired here for DiT and FLUX transformers (cache-dit's DiT and "
-            f"Flux adapters); this pipeline's denoiser is a {name}")
-
-
-@contextlib.contextmanager
-def dbcache(pipe, threshold: float = DBCacheSettings.threshold, front: int = DBCacheSettings.front,
-            back: int = DBCacheSettings.back, warmup: int = DBCacheSettings.warmup,
-            taylorseer_order: int = DBCacheSettings.taylorseer_order) -> Iterator[DBCacheSettings]:
-    """cache-dit's DBCache (PyPI `cache-dit`, unmodified) on a DiT or FLUX pipeline inside the
-    `with` block.
-
-    Driven as cache-dit's own adapters do (`_cache_dit_wiring`), one batched-CFG call per step
-    (`has_separate_cfg=False`); the front/back block counts span all block lists in call order.
-    cache-dit patches the pipeline *class*'s `__call__` (a fresh cache context per call, so
-    nothing leaks between calls) and, while enabled, every other instance of that class goes
-    through its wrapper: one DBCache pipeline per class at a time (refused otherwise), not for a
-    server sharing the class between requests. `disable_cache` leaves the functor's `forward`,
-    `_is_patched` and a `_norm1_emb` submodule alias behind, and the first cached call moves
-    the block lists last among the submodules: on exit the pipeline's, transformer's and block
-    lists' attributes and submodules are put back exactly as they were."""
-    settings = DBCacheSettings(threshold, front, back, warmup, taylorseer_order)
-    model, lists, wiring = _cache_dit_wiring(pipe)
-    count = sum(len(blocks) for blocks in lists)
-    if front + back > count:
-        raise ValueError(f"DBCache front + back blocks ({front} + {back}) exceed this "
-                         f"{type(model).__name__}'s {count} blocks")
-    enable, disable, adapter_cls, config_cls, _, taylor_cls, _ = _load_cache_dit()
-    cls = type(pipe)
-    if getattr(cls, "_is_cached", False):
-        raise ValueError(f"cache-dit is already enabled on a {cls.__name__} (it patches the class); "
-                         f"leave that DBCache context first")
-    restore = _snapshot([pipe, model, *lists], cls, ("__call__", "_original_call", "_is_cached"))
-    adapter = None
-    try:
-        adapter = adapter_cls(pipe=pipe, transformer=model, has_separate_cfg=False,
-                              check_forward_pattern=True, **wiring)
-        calibrator = taylor_cls(taylorseer_order=taylorseer_order) if taylorseer_order else None
-        enable(adapter, cache_config=config_cls(
-            Fn_compute_blocks=front, Bn_compute_blocks=back, residual_diff_threshold=threshold,
-            max_warmup_steps=warmup, enable_separate_cfg=False), calibrator_config=calibrator)
-        yield settings
-    finally:
-        try:
-            if adapter is not None and getattr(cls, "_is_cached", False):
-                disable(adapter)
-        finally:
-            restore()
-
-
-def _snapshot(modules: Sequence[object], cls: type, class_names: Sequence[str]) -> Callable[[], None]:
-    """Record the objects' attributes (and a module's submodules, in order) and `cls`'s own
-    `class_names`; the returned function puts all of them back exactly."""
-    saved = [(obj, dict(obj.__dict__), dict(getattr(obj, "_modules", {}))) for obj in modules]
-    saved_cls = {name: cls.__dict__.get(name, _MISSING) for name in class_names}
-
-    def restore() -> None:
-        for obj, attributes, submodules in saved:
-            obj.__dict__.clear()
-            obj.__dict__.update(attributes)
-            if isinstance(obj, torch.nn.Module):
-                obj._modules.clear()
-                obj._modules.update(submodules)
-        for name, value in saved_cls.items():
-            if value is _MISSING and name in cls.__dict__:
-                delattr(cls, name)
-            elif value is not _MISSING:
-                setattr(cls, name, value)
-
-    return restore
-
-
 # -- what applies to a pipeline ----------------------------------------------------------------
-@dataclass(frozen=True)
-class PeerMethod:
-    """A peer method for one pipeline: `method(num_inference_steps, **call_kwargs)` gives its
-    context manager. MagCache calibrates there, outside the context, on exactly that call
-    (`pipe(num_inference_steps=..., **call_kwargs)`, generators by their state), once per
-    distinct call and scheduler; the others ignore the call."""
-
-    name: str
-    package: str
-    setting: str
-    make: Callable[..., ContextManager] = field(repr=False)
-    reason: str = ""  # why it is unavailable; empty when it is available
-
-    @property
-    def available(self) -> bool:
-        return not self.reason
-
-    def __call__(self, num_inference_steps: int, **call_kwargs) -> ContextManager:
-        if self.reason:
-            raise PeerUnavailable(f"{self.name}: {self.reason}")
-        return self.make(num_inference_steps, **call_kwargs)
-
-
-def _probe(module: str, package: str) -> str:
-    """'' when `module` imports, else the reason it does not."""
+def _hookable_blocks(model: torch.nn.Module) -> tuple[int, str]:
+    """How many blocks diffusers' cache hooks would walk, and why the hooks are unavailable."""
     try:
-        _load(module, package)
-    except PeerUnavailable as err:
-        return str(err)
-    return ""
+        return len(_transformer_blocks(model, "diffusers' cache hooks")), ""
+    except ValueError:
+        return 0, ""
+    except PeerUnavailable as err:  # still say that they would apply to a transformer
+        blocks = getattr(model, "transformer_blocks", None)
+        return (len(blocks) if isinstance(blocks, torch.nn.ModuleList) else 0), str(err)
 
 
+
+def blocks_unfit(pipe, at_least: int = 1) -> str:
+    """'' when diffusers' cache hooks would walk at least `at_least` blocks of the denoiser
+    (diffusers need not be importable), else why not."""
+    model = denoiser_of(pipe)
+    count, _ = _hookable_blocks(model)  # every block list diffusers' hooks walk
+    if count >= at_least:
+        return ""
+    return (f"applies to transformer denoisers (DiT, PixArt, FLUX...) with at least {at_least} blocks; "
+            f"this one's denoiser is a {type(model).__name__}")
+
+
+def attention_unfit(pipe) -> str:
+    """'' when PyramidAttentionBroadcast finds attention modules to hook, else why not."""
+    try:  # the attention classes PAB hooks (FLUX's FluxAttention is an AttentionModuleMixin)
+        from diffusers.hooks._common import _ATTENTION_CLASSES as classes
+    except ImportError:
+        from diffusers.models.attention_processor import Attention as classes
+
+    model = denoiser_of(pipe)
+    if any(isinstance(m, classes) and "blocks" in name for name, m in model.named_modules()):
+        return ""
+    return f"PAB hooks diffusers attention modules inside blocks; {type(model).__name__} has none"
+
+
+# -- MagCache calibrated on the call (`peer_methods`) ------------------------------------------
 def _frozen(value: Any) -> Any:
     """A hashable stand-in for a call argument: generators by state, tensors by content."""
     if isinstance(value, torch.Generator):
@@ -787,61 +538,3 @@ def _mag_cache_factory(pipe) -> Callable[..., ContextManager]:
         return mag_cache(pipe, calibrated[key])
 
     return make
-
-
-_MAG_SETTING = (f"threshold {MagCacheSettings.threshold}, at most {MagCacheSettings.max_skip_steps} "
-                f"steps skipped in a row, first {MagCacheSettings.retention_ratio:.0%} of steps "
-                f"always run, calibrated on the call")
-
-
-def peer_methods(pipe, deepcache_interval: int = 3) -> dict[str, PeerMethod]:
-    """The peer methods that apply to `pipe`'s denoiser, by display name (unavailable ones too)."""
-    model = denoiser_of(pipe)
-    methods: list[PeerMethod] = []
-    if getattr(pipe, "unet", None) is model and not deepcache_unfit(pipe):
-        methods.append(PeerMethod(
-            f"DeepCache (interval {deepcache_interval})", "DeepCache", f"interval "
-            f"{deepcache_interval}, branch 0", lambda steps, **_: deepcache(pipe, deepcache_interval),
-            _probe("DeepCache", "DeepCache")))
-    blocks, hooks_reason = _hookable_blocks(model)
-    if blocks >= 1:
-        methods.append(PeerMethod(
-            "MagCache", "diffusers", _MAG_SETTING,
-            _mag_cache_factory(pipe), hooks_reason or _probe("diffusers.hooks.mag_cache", _HOOKS)))
-    if blocks >= 2:
-        methods.append(PeerMethod(
-            "FirstBlockCache", "diffusers", f"threshold {FirstBlockCacheSettings.threshold}",
-            lambda steps, **_: first_block_cache(pipe),
-            hooks_reason or _probe("diffusers.hooks.first_block_cache", _HOOKS)))
-    return {m.name: m for m in methods}
-
-
-def _hookable_blocks(model: torch.nn.Module) -> tuple[int, str]:
-    """How many blocks diffusers' cache hooks would walk, and why the hooks are unavailable."""
-    try:
-        return len(_transformer_blocks(model, "diffusers' cache hooks")), ""
-    except ValueError:
-        return 0, ""
-    except PeerUnavailable as err:  # still say that they would apply to a transformer
-        blocks = getattr(model, "transformer_blocks", None)
-        return (len(blocks) if isinstance(blocks, torch.nn.ModuleList) else 0), str(err)
-
-
-# -- counted compute ---------------------------------------------------------------------------
-def counted_macs(pipe, context: ContextManager | None = None, **call_kwargs) -> tuple[Any, int]:
-    """Run `pipe(**call_kwargs)` (inside `context`); its output and the denoiser MACs executed."""
-    context = context if context is not None else contextlib.nullcontext()
-    with context, MacCounter(denoiser_of(pipe)) as counter:
-        out = pipe(**call_kwargs)
-    return out, counter.total()
-
-
-def counted_speedup(pipe, make_context: Callable[[], ContextManager], seed: int = 0,
-                    **call_kwargs) -> float:
-    """MACs of the full-compute call over those run inside `make_context()`, on the same noise."""
-    totals = []
-    for make in (contextlib.nullcontext, make_context):
-        context = make()  # MagCache's factory calibrates here, outside the counted call
-        generator = torch.Generator().manual_seed(seed)
-        totals.append(counted_macs(pipe, context, generator=generator, **call_kwargs)[1])
-    return totals[0] / totals[1]
