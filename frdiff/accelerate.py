@@ -46,8 +46,9 @@ from .policy import KeyframePolicy
 from .reuse import stand_in
 from .sampler import CacheStore, ForecastStore, check_modes, install_reuse
 from .noise import noise_schedule
-from .targets import (PolicyBlock, build_output, denoisers_of, find_blocks, halve,
-                      is_data_prediction_solver, sample_of, supported_families, with_sample)
+from .pytree import build_output, halve, sample_of, with_sample
+from .schedulers import is_data_prediction_solver
+from .targets import PolicyBlock, denoisers_of, find_blocks, supported_families
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
 
 

@@ -16,8 +16,9 @@ import inspect
 
 import torch
 
-from .targets import (FRUnit, PolicyBlock, block_streams, map_tensors, pack_streams, resnet_tail,
-                      residual_scale, sample_of, stream_inputs, wrap_sample)
+from .pytree import map_tensors, sample_of
+from .targets import (FRUnit, PolicyBlock, block_streams, pack_streams, resnet_tail, residual_scale,
+                      stream_inputs, wrap_sample)
 
 
 def _first_arg(args: tuple, kwargs: dict, name: str):

@@ -27,7 +27,8 @@ import torch
 
 from .patching import Patches
 from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook, residual_block_forward
-from .targets import PolicyBlock, cast_like, map_tensors, nbytes, zip_tensors
+from .pytree import cast_like, map_tensors, nbytes, zip_tensors
+from .targets import PolicyBlock
 
 
 class CacheStore:

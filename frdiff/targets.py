@@ -17,27 +17,24 @@ Transformer families are two tables: `BLOCKS` (per block class: the order of the
 returns, its FR units) and `STACKS` (per denoiser class: its block lists in call order). A
 denoiser not in `STACKS` gets the general rule: its child `ModuleList`s whose blocks are all
 in `BLOCKS`, in registration order. Adding a family is one entry (and one tiny-config test).
-It also tells the solver family of a scheduler from its class (never from config keys a
-scheduler swap left behind).
+Model outputs as nested values are pytree.py's; the solver family of a scheduler is told in
+schedulers.py.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import (DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler,
-                       DPMSolverSinglestepScheduler, EDMDPMSolverMultistepScheduler)
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.attention_processor import Attention
 from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 
+from .pytree import main_tensor
+
 ADALN_NORMS = ("ada_norm_zero", "ada_norm_single")
-_X0_SOLVERS = (DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,  # whose algorithm_type
-               DPMSolverMultistepInverseScheduler, EDMDPMSolverMultistepScheduler)  # is real
 
 _ENC_HID = ("encoder_hidden_states", "hidden_states")  # a dual-stream block returns (text, image)
 _HID_ENC = ("hidden_states", "encoder_hidden_states")  # HunyuanVideo, CogVideoX: the other order
@@ -270,13 +267,6 @@ def block_streams(block: PolicyBlock, signature: inspect.Signature, args: tuple,
     return block.spec.returns
 
 
-def main_tensor(output) -> torch.Tensor:
-    """The first tensor of a (nested) output (UNet down blocks also return skip features)."""
-    while isinstance(output, (tuple, list)):
-        output = output[0]
-    return getattr(output, "sample", output)
-
-
 def output_streams(block: PolicyBlock, output) -> dict[str, torch.Tensor]:
     """A block output's tensors by stream: "hidden_states" (image / video tokens, or the one
     stream) and, for dual-stream blocks, "encoder_hidden_states" (text tokens)."""
@@ -312,92 +302,6 @@ def wrap_sample(module: torch.nn.Module, sample: torch.Tensor, kwargs: dict):
     from diffusers.models.modeling_outputs import Transformer2DModelOutput
 
     return Transformer2DModelOutput(sample=sample)
-
-
-def sample_of(output):
-    """The main tensor of a module or model output (tensor, tuple or output object)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, tuple):
-        return output[0]
-    return output.sample
-
-
-def with_sample(template, sample: torch.Tensor):
-    """An output shaped like `template` but holding `sample`."""
-    if isinstance(template, torch.Tensor):
-        return sample
-    if isinstance(template, tuple):
-        return (sample,) + tuple(template[1:])
-    return type(template)(sample=sample)
-
-
-def build_output(out_type: type, sample: torch.Tensor):
-    """A model output of type `out_type` (tensor, tuple or output class) holding `sample`."""
-    if out_type is torch.Tensor:
-        return sample
-    if out_type is tuple:
-        return (sample,)
-    return out_type(sample=sample)
-
-
-def map_tensors(fn, value):
-    """Apply fn to every tensor of a (nested) tuple/list output."""
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, (tuple, list)):
-        return type(value)(map_tensors(fn, v) for v in value)
-    return value
-
-
-def halve(value, batch: int):
-    """The second (conditional CFG) half of every tensor in `value` (nested tuples, lists,
-    dicts) whose first dimension is `batch`; everything else as it is."""
-    if isinstance(value, torch.Tensor):
-        return value[batch // 2:] if value.ndim and value.shape[0] == batch else value
-    if isinstance(value, (tuple, list)):
-        return type(value)(halve(v, batch) for v in value)
-    if isinstance(value, dict):
-        return {k: halve(v, batch) for k, v in value.items()}
-    return value
-
-
-def zip_tensors(fn, a, b):
-    """fn(x, y) over the tensors of two values of the same (nested tuple/list) structure."""
-    if isinstance(a, torch.Tensor):
-        return fn(a, b)
-    if isinstance(a, (tuple, list)):
-        return type(a)(zip_tensors(fn, x, y) for x, y in zip(a, b))
-    return a
-
-
-def cast_like(value, dtypes):
-    """`value` (tensors, nested tuples) cast back to `dtypes`, the same structure of dtypes."""
-    if isinstance(value, torch.Tensor):
-        return value.to(dtypes)
-    if isinstance(value, (tuple, list)):
-        return type(value)(cast_like(v, d) for v, d in zip(value, dtypes))
-    return value
-
-
-def nbytes(value) -> int:
-    """Bytes held by the tensors of a (nested) tuple/list value (a broadcast stand-in: one
-    element per stored, non-zero-stride, position)."""
-    if isinstance(value, torch.Tensor):
-        stored = [n for n, stride in zip(value.shape, value.stride()) if stride != 0]
-        return math.prod(stored) * value.element_size() if value.numel() else 0
-    if isinstance(value, (tuple, list)):
-        return sum(nbytes(v) for v in value)
-    return 0
-
-
-def is_data_prediction_solver(scheduler) -> bool:
-    """Does the scheduler integrate data predictions x0 (DPM-Solver++ and its SDE form)?"""
-    # The class decides, not the config: `from_config` keeps keys the new class ignores, so
-    # a DDIM made from a DPM-Solver++ config still carries algorithm_type="dpmsolver++".
-    if not isinstance(scheduler, _X0_SOLVERS):
-        return False
-    return scheduler.config.algorithm_type in ("dpmsolver++", "sde-dpmsolver++")
 
 
 def expensive_part(unit: FRUnit) -> torch.nn.Module:
