@@ -49,6 +49,7 @@ from .noise import noise_schedule
 from .pytree import build_output, halve, sample_of, with_sample
 from .schedulers import is_data_prediction_solver
 from .targets import PolicyBlock, denoisers_of, find_blocks, supported_families
+from .units import FRUnit
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
 
 
@@ -120,7 +121,6 @@ class Run:
         self.modes: tuple[str, ...] = ()
         self.keyframe: bool | None = True  # is the current step a keyframe (None: probe decides)
         self.adaptive = AdaptiveState(policy) if isinstance(policy, AdaptivePolicy) else None
-        self.capturing = None  # the resnet unit whose conv1 output is being kept
         self.forecast = getattr(policy, "forecast", None)  # reuse extrapolates (KeyframePolicy.forecast)
         self.uncond = getattr(policy, "uncond", None)  # the unconditional CFG half reuses (uncond R)
         self._guidance = None  # uncond R: cond - uncond of the last call that ran both halves
@@ -211,7 +211,7 @@ class Run:
         return self.caches.get(owner)
 
     def keep(self, owner, block: int, mode: str, fresh):
-        feeder = getattr(owner, "kind", None) == "feeder"  # only its shape is needed at F
+        feeder = isinstance(owner, FRUnit) and owner.kind.shape_only  # only its shape is needed at F
         self.caches.put(owner, stand_in(fresh) if feeder else fresh)
         return fresh
 
@@ -286,11 +286,8 @@ class Run:
         rows = batch // 2
 
         def conditional_half(*a, **k):
-            self.caches.rows = rows
-            try:
+            with self.caches.half_batch(rows):
                 out = original(*halve(a, batch), **halve(k, batch))
-            finally:
-                self.caches.rows = None
             cond = sample_of(out)
             return with_sample(out, torch.cat([cond - self._guidance.to(cond.dtype), cond]))
         return conditional_half

@@ -44,7 +44,6 @@ class GatedRun:
         self.whole = whole or "S" * len(blocks)
         self.clock = StepClock()
         self.caches = CacheStore(detach=False)
-        self.capturing = None
         self.mixing_used = any(value < 1.0 for value in lam)
         self.noise = noise_schedule(scheduler) if self.mixing_used else None
         kind = self.noise.prediction_type if self.noise else "epsilon"
