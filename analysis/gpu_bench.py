@@ -355,7 +355,7 @@ def _fr_units(model) -> tuple[list[str], list[str]]:
     from frdiff.targets import find_blocks
 
     units = [u for b in find_blocks(model) for u in b.units]
-    names = lambda kinds: [u.name.replace(".", r"\.") for u in units if u.kind in kinds]  # noqa: E731
+    names = lambda kinds: [u.name.replace(".", r"\.") for u in units if u.kind.name in kinds]  # noqa: E731
     return names(("output", "residual", "resnet")), names(("feeder",))
 
 

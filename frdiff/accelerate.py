@@ -47,8 +47,10 @@ from .plan import AdaptivePlan, plan_for
 from .policy import KeyframePolicy
 from .reuse import stand_in
 from .sampler import CacheStore, ForecastStore, check_modes, install_reuse
-from .targets import (PolicyBlock, build_output, denoisers_of, find_blocks, is_data_prediction_solver,
-                      sample_of, supported_families, with_sample)
+from .pytree import build_output, sample_of, with_sample
+from .schedulers import is_data_prediction_solver
+from .targets import PolicyBlock, denoisers_of, find_blocks, supported_families
+from .units import FRUnit
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
 
 __all__ = ["RunStats", "accelerate", "block_depths", "describe"]
@@ -82,7 +84,6 @@ class Run:
         self.keyframe: bool | None = True
         self.modes: tuple[str, ...] = ()
         self.fresh = True
-        self.capturing = None  # the resnet unit whose conv1 output is being kept
         self.forecast = self.plan.forecast
         self._signature = inspect.signature(model.forward)
         self.guidance = GuidanceReuse(self._signature) if self.plan.uncond is not None else None
@@ -167,7 +168,7 @@ class Run:
         return self.caches.get(owner)
 
     def keep(self, owner, block: int, mode: str, fresh):
-        feeder = getattr(owner, "kind", None) == "feeder"  # only its shape is needed at F
+        feeder = isinstance(owner, FRUnit) and owner.kind.shape_only  # only its shape is needed at F
         self.caches.put(owner, stand_in(fresh) if feeder else fresh)
         return fresh
 

@@ -14,8 +14,6 @@ import math
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .targets import expensive_part
-
 _CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 _SDPA = torch.nn.functional.scaled_dot_product_attention
 
@@ -161,7 +159,7 @@ class CallCosts:
     @classmethod
     def count(cls, counter: MacCounter, blocks, probe: float = 0.0) -> "CallCosts":
         """From a MacCounter that saw one full call of the model these policy blocks are in."""
-        saving = [sum(counter.total(expensive_part(u)) for u in b.units) for b in blocks]
+        saving = [sum(counter.total(u.kind.expensive_part(u.module)) for u in b.units) for b in blocks]
         return cls(counter.total(), [counter.total(b.module) for b in blocks], saving, probe)
 
     def call(self, k: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .targets import halve, sample_of, with_sample
+from .pytree import halve, sample_of, with_sample
 
 
 class GuidanceReuse:
@@ -49,11 +49,8 @@ class GuidanceReuse:
         rows = batch // 2
 
         def conditional_half(*a, **k):
-            caches.rows = rows
-            try:
+            with caches.half_batch(rows):
                 out = original(*halve(a, batch), **halve(k, batch))
-            finally:
-                caches.rows = None
             cond = sample_of(out)
             return with_sample(out, torch.cat([cond - self.difference.to(cond.dtype), cond]))
         return conditional_half

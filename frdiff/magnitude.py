@@ -33,7 +33,8 @@ import torch
 from .clock import StepClock, drive_clock
 from .patching import Patches
 from .policy import KeyframePolicy
-from .targets import denoiser_of, find_blocks, output_streams, sample_of
+from .pytree import sample_of
+from .targets import denoiser_of, find_blocks, output_streams
 
 
 @dataclass(frozen=True)

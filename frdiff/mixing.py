@@ -15,7 +15,7 @@ frdiff mixes in x0 space, and a reuse step gets the keyframe's x0 either held (`
 step becomes a first-order DPM-Solver++ = DDIM step) or `extrapolate`d linearly in lambda
 from the last two keyframes, so the solver's history stays the piecewise-linear x0(lambda)
 that its second-order update assumes. Which schedulers count is decided by their class
-(targets.is_data_prediction_solver): DPM-Solver multistep / singlestep with algorithm_type
+(schedulers.is_data_prediction_solver): DPM-Solver multistep / singlestep with algorithm_type
 dpmsolver++ or sde-dpmsolver++. Every other scheduler (DDIM, Euler, DDPM, Heun, UniPC...)
 gets the eps hold (`EpsHold`), whatever keys its config kept from a scheduler swap.
 

@@ -3,28 +3,56 @@ residual reuse (R).
 
 Each factory takes the unit, the sampler state (which knows the current step's modes and
 holds the caches, see sampler.py) and the module's original forward, and returns the
-forward to install. The state's `reuse(owner, block, mode)` gives a cached value to use
-instead of computing (or None), and `keep(owner, block, mode, fresh)` the value to use after
-computing: at K the original forward runs unchanged (so an all-keyframe policy is bit-exact)
-and the cache is refreshed; at F the expensive part is read from the cache and only the
-cheap part runs. The tuner's soft state always computes and blends in `keep`.
+forward to install. The state is a `ReuseState`: its `reuse(owner, block, mode)` gives a
+cached value to use instead of computing (or None), and `keep(owner, block, mode, fresh)` the
+value to use after computing; the forwards ask it nothing else. At K the original forward
+runs unchanged (so an all-keyframe policy is bit-exact) and the cache is refreshed; at F the
+expensive part is read from the cache and only the cheap part runs. The tuner's soft state
+always computes and blends in `keep`. Which forward an FR unit gets is its kind's (units.py).
 """
 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 
-from .targets import (FRUnit, PolicyBlock, block_streams, map_tensors, pack_streams, resnet_tail,
-                      residual_scale, sample_of, stream_inputs, wrap_sample)
+from .pytree import map_tensors, sample_of
+from .tails import residual_scale, resnet_tail, wrap_sample
+
+if TYPE_CHECKING:
+    from .targets import PolicyBlock
+    from .units import FRUnit
+
+
+@runtime_checkable
+class ReuseState(Protocol):
+    """What a replaced forward asks of its sampler state (`Run`, the tuner's `GatedRun`):
+    `owner` is the unit, block or module whose value is cached, `block` its policy block's
+    index, `mode` the letter that reuses it ("F" for an FR unit, "S" or "R" for a block)."""
+
+    def reuse(self, owner, block: int, mode: str):
+        """The cached value to use instead of computing, or None (compute)."""
+
+    def keep(self, owner, block: int, mode: str, fresh):
+        """The value to use after computing `fresh` (the state may cache or blend it)."""
+
+
+@dataclass
+class Capture:
+    """A resnet unit's keyframe call in progress, shared by its forward and its conv1 hook
+    alone: the hook keeps conv1's output while `running`, and only then."""
+
+    running: bool = False
 
 
 def _first_arg(args: tuple, kwargs: dict, name: str):
     return args[0] if args else kwargs[name]
 
 
-def resnet_forward(unit: FRUnit, state, original):
+def resnet_forward(unit: FRUnit, state: ReuseState, original, capture: Capture):
     """ResnetBlock2D: at F skip norm1, SiLU, resampling and conv1 entirely."""
     module = unit.module
 
@@ -32,23 +60,23 @@ def resnet_forward(unit: FRUnit, state, original):
         h = state.reuse(unit, unit.block, "F")
         if h is not None:
             return resnet_tail(module, h, input_tensor, temb)
-        state.capturing = unit  # conv1's hook keeps its output
+        capture.running = True  # conv1's hook keeps its output
         try:
             return original(input_tensor, temb, *args, **kwargs)
         finally:
-            state.capturing = None
+            capture.running = False
 
     return forward
 
 
-def conv1_capture_hook(unit: FRUnit, state):
+def conv1_capture_hook(unit: FRUnit, state: ReuseState, capture: Capture):
     def hook(conv, inputs, output):
-        if state.capturing is unit:
+        if capture.running:
             return state.keep(unit, unit.block, "F", output)
     return hook
 
 
-def residual_forward(unit: FRUnit, state, original):
+def residual_forward(unit: FRUnit, state: ReuseState, original):
     """Residual branch (Transformer2DModel, residual attention): output = input + cached branch."""
     module, scale = unit.module, residual_scale(unit.module)
 
@@ -65,7 +93,7 @@ def residual_forward(unit: FRUnit, state, original):
     return forward
 
 
-def _cached_output_forward(owner, block_index: int, reuse_mode: str, state, original):
+def _cached_output_forward(owner, block_index: int, reuse_mode: str, state: ReuseState, original):
     """In `reuse_mode`, return the owner's output from the last time it ran; else run it."""
 
     def forward(*args, **kwargs):
@@ -77,7 +105,7 @@ def _cached_output_forward(owner, block_index: int, reuse_mode: str, state, orig
     return forward
 
 
-def output_forward(unit: FRUnit, state, original):
+def output_forward(unit: FRUnit, state: ReuseState, original):
     """adaLN DiT self-attention: reuse its output before the gate; gate and MLP stay fresh."""
     return _cached_output_forward(unit, unit.block, "F", state, original)
 
@@ -88,11 +116,7 @@ def stand_in(value):
     return map_tensors(lambda t: t.new_zeros(()).expand(t.shape), value)
 
 
-UNIT_FORWARDS = {"resnet": resnet_forward, "residual": residual_forward, "output": output_forward,
-                 "feeder": output_forward}  # the runtime keeps a feeder's stand-in (Run.keep)
-
-
-def block_forward(block: PolicyBlock, index: int, state, original):
+def block_forward(block: PolicyBlock, index: int, state: ReuseState, original):
     """Whole-block reuse: at S return the block's output from the last step it ran."""
     return _cached_output_forward(block, index, "S", state, original)
 
@@ -105,7 +129,32 @@ def _minus(out, x):
     return None if out is None else out - x
 
 
-def residual_block_forward(block: PolicyBlock, index: int, state, original):
+def _block_streams(block: PolicyBlock, signature: inspect.Signature, output) -> tuple[str, ...]:
+    """The input arguments a block call's output gives back, in its order: a tensor output is
+    the first argument's stream; a tuple follows the block's spec (dual-stream blocks)."""
+    first = next(iter(signature.parameters))
+    if isinstance(output, torch.Tensor) or block.spec is None:
+        return (first,)
+    if not isinstance(output, tuple) or len(output) != len(block.spec.returns):
+        raise RuntimeError(f"frdiff: {block.name} ({type(block.module).__name__}) returned "
+                           f"{type(output).__name__}, not the {len(block.spec.returns)} streams "
+                           f"{block.spec.returns} frdiff expects; mode R does not apply to it")
+    return block.spec.returns
+
+
+def _stream_inputs(signature: inspect.Signature, args: tuple, kwargs: dict,
+                   names: tuple[str, ...]) -> tuple:
+    """The tensors of a call's arguments `names` (None where an argument is absent)."""
+    bound = signature.bind(*args, **kwargs).arguments
+    return tuple(bound.get(n) for n in names)
+
+
+def _pack_streams(template, values: tuple):
+    """A block output shaped like `template` (a tensor, or a tuple of streams) from `values`."""
+    return values[0] if isinstance(template, torch.Tensor) else tuple(values)
+
+
+def residual_block_forward(block: PolicyBlock, index: int, state: ReuseState, original):
     """Residual reuse: at R return the current input plus the block's residual (output minus
     input) from the last step it ran, per stream (a dual-stream block has two: text and
     image tokens, in the order it returns them). The cache is keyed by the block's module,
@@ -116,11 +165,11 @@ def residual_block_forward(block: PolicyBlock, index: int, state, original):
     def forward(*args, **kwargs):
         residual = state.reuse(owner, index, "R") if streams else None
         if residual is not None:
-            inputs = stream_inputs(signature, args, kwargs, streams[0])
-            return pack_streams(streams[1], tuple(_add(x, r) for x, r in zip(inputs, residual)))
+            inputs = _stream_inputs(signature, args, kwargs, streams[0])
+            return _pack_streams(streams[1], tuple(_add(x, r) for x, r in zip(inputs, residual)))
         out = original(*args, **kwargs)
-        names = block_streams(block, signature, args, kwargs, out)
-        inputs = stream_inputs(signature, args, kwargs, names)
+        names = _block_streams(block, signature, out)
+        inputs = _stream_inputs(signature, args, kwargs, names)
         outs = (out,) if isinstance(out, torch.Tensor) else tuple(out)
         for name, x, y in zip(names, inputs, outs):
             if y is not None and (not isinstance(x, torch.Tensor) or y.shape != x.shape):
@@ -132,6 +181,6 @@ def residual_block_forward(block: PolicyBlock, index: int, state, original):
         kept = state.keep(owner, index, "R", fresh)
         if kept is fresh:
             return out
-        return pack_streams(out, tuple(_add(x, r) for x, r in zip(inputs, kept)))
+        return _pack_streams(out, tuple(_add(x, r) for x, r in zip(inputs, kept)))
 
     return forward

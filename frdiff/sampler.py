@@ -2,13 +2,14 @@
 
 - `CacheStore` (here): the caches of one sampling run, per (owner, CFG branch);
   `ForecastStore` reads them extrapolated from their last two keyframes (a policy's `forecast`).
-- `install_reuse` (here): the replaced forwards of policy blocks and FR units (reuse.py),
-  on a `Patches` stack (patching.py).
+- `install_reuse` (here): the replaced forwards of policy blocks (reuse.py) and FR units
+  (each installed by its kind, units.py), on a `Patches` stack (patching.py).
 - `CallCosts` (cost.py): the one cost model, counted from a real call.
 - the mixers (mixing.py): `EpsHold` or `X0Forecast`, chosen once per scheduler family.
 - the step clock (clock.py), driven by the scheduler.
 
-A state (Run or GatedRun) answers the reuse forwards with two methods:
+A state (Run or GatedRun) is a `reuse.ReuseState`: it answers the reuse forwards with two
+methods, and they ask it nothing else:
 
     reuse(owner, block, mode) -> the cached value to use instead of computing, or None
     keep(owner, block, mode, fresh) -> the value to use after computing `fresh`
@@ -23,15 +24,19 @@ exactly the sampler its policy later runs on, and the gradient flows through the
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .patching import Patches
-from .reuse import UNIT_FORWARDS, block_forward, conv1_capture_hook, residual_block_forward
-from .targets import PolicyBlock, cast_like, map_tensors, nbytes, zip_tensors
+from .pytree import cast_like, map_tensors, nbytes, zip_tensors
+from .reuse import ReuseState, block_forward, residual_block_forward
+from .targets import PolicyBlock
 
 
 class CacheStore:
-    """Cached values per (owner, branch). `branch` is set by the state at each model call.
+    """Cached values per (owner, branch). `branch` is set by the state at each model call,
+    `half_batch` around a call on the conditional CFG half (uncond R).
 
     With `cache_dtype`, values are stored in that dtype and read back in their own; with
     `detach=False` (the tuner) they keep their graph until `detach_all()`. `peak_bytes` is
@@ -40,7 +45,7 @@ class CacheStore:
     def __init__(self, cache_dtype: torch.dtype | None = None, detach: bool = True):
         self.cache_dtype, self.detach = cache_dtype, detach
         self.branch = 0
-        self.rows: int | None = None  # a half-batch call (uncond R): the rows from here on run
+        self._rows: int | None = None  # a half-batch call (uncond R): the rows from here on run
         self.values: dict[tuple[int, int], object] = {}
         self._bytes: dict[tuple[int, int], int] = {}
         self._dtypes: dict[tuple[int, int], object] = {}  # with cache_dtype: the originals
@@ -49,11 +54,11 @@ class CacheStore:
 
     def put(self, owner, value) -> None:
         key = (id(owner), self.branch)
-        if self.rows is not None:  # the rows that ran are fresh, the others keep their values
+        if self._rows is not None:  # the rows that ran are fresh, the others keep their values
             if key not in self.values:
                 return
             old = self._held(key)
-            value = zip_tensors(lambda new, held: torch.cat([held[:self.rows].to(new.dtype), new]),
+            value = zip_tensors(lambda new, held: torch.cat([held[:self._rows].to(new.dtype), new]),
                                 value, old)
         if self.cache_dtype is not None:
             self._dtypes[key] = map_tensors(lambda t: t.dtype, value)
@@ -78,9 +83,19 @@ class CacheStore:
 
     def rows_of(self, value):
         """`value`, or in a half-batch call the rows that run."""
-        if self.rows is None:
+        if self._rows is None:
             return value
-        return map_tensors(lambda t: t[self.rows:], value)
+        return map_tensors(lambda t: t[self._rows:], value)
+
+    @contextlib.contextmanager
+    def half_batch(self, rows: int):
+        """Inside, the calls run on the rows from `rows` on: reads give those rows, writes
+        refresh them and keep the others (an owner with nothing held stores nothing)."""
+        self._rows = rows
+        try:
+            yield
+        finally:
+            self._rows = None
 
     def clear(self) -> None:
         self.values.clear()
@@ -162,11 +177,11 @@ def check_modes(policy, blocks: list[PolicyBlock]) -> None:
             check_residual(block)
 
 
-def install_reuse(blocks: list[PolicyBlock], state, patches: Patches,
+def install_reuse(blocks: list[PolicyBlock], state: ReuseState, patches: Patches,
                   columns: list[set[str]] | None = None) -> dict[str, int]:
     """Replace the forwards of the blocks (S, R) and FR units (F) that `columns` (the modes each
     block's policy column uses; None: every mode the block has, as the tuner needs) can reuse;
-    returns how many of each kind were installed."""
+    returns how many of each kind (unit kinds by name, and blocks) were installed."""
     counts: dict[str, int] = {}
     for index, block in enumerate(blocks):
         column = columns[index] if columns is not None else {"S", "F"} | ({"R"} if block.residual else set())
@@ -180,9 +195,6 @@ def install_reuse(blocks: list[PolicyBlock], state, patches: Patches,
         if "F" not in column:
             continue
         for unit in block.units:
-            patches.forward(unit.module, lambda f, u=unit: UNIT_FORWARDS[u.kind](u, state, f))
-            if unit.kind == "resnet":
-                patches.hook(unit.module.conv1.register_forward_hook(conv1_capture_hook(unit, state)),
-                             unit.module.conv1)
-            counts[unit.kind] = counts.get(unit.kind, 0) + 1
+            unit.kind.install(unit, state, patches)
+            counts[unit.kind.name] = counts.get(unit.kind.name, 0) + 1
     return counts

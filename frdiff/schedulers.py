@@ -4,17 +4,25 @@ a flow model's shift).
 A model trained on an `alphas_cumprod` schedule (glyph-unet, glyph-dit, SD, PixArt) samples
 with SCHEDULERS; a flow-matching model (glyph-flux, FLUX, SD3) with FLOW_SCHEDULERS, where
 "euler" is FlowMatchEuler and UniPC / DPM-Solver++ run on flow sigmas as Wan and Sana use them.
+
+It also tells the solver family of a scheduler from its class (never from config keys a
+scheduler swap left behind): `is_data_prediction_solver`, which picks the mixer (mixing.py).
 """
 
 from __future__ import annotations
 
 import inspect
 
-from diffusers import (DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler,
-                       EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler,
-                       FlowMatchHeunDiscreteScheduler, UniPCMultistepScheduler)
+from diffusers import (DDIMScheduler, DiffusionPipeline, DPMSolverMultistepInverseScheduler,
+                       DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,
+                       EDMDPMSolverMultistepScheduler, EulerDiscreteScheduler,
+                       FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler,
+                       UniPCMultistepScheduler)
 
 from .noise import is_flow
+
+_X0_SOLVERS = (DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,  # whose algorithm_type
+               DPMSolverMultistepInverseScheduler, EDMDPMSolverMultistepScheduler)  # is real
 
 SCHEDULERS = {  # name -> (class, config overrides); deterministic samplers only
     "ddim": (DDIMScheduler, {}),
@@ -75,3 +83,12 @@ def set_scheduler(pipe: DiffusionPipeline, name: str | None) -> DiffusionPipelin
     """Swap the pipeline's scheduler for `swapped(pipe.scheduler, name)`."""
     pipe.scheduler = swapped(pipe.scheduler, name)
     return pipe
+
+
+def is_data_prediction_solver(scheduler) -> bool:
+    """Does the scheduler integrate data predictions x0 (DPM-Solver++ and its SDE form)?"""
+    # The class decides, not the config: `from_config` keeps keys the new class ignores, so
+    # a DDIM made from a DPM-Solver++ config still carries algorithm_type="dpmsolver++".
+    if not isinstance(scheduler, _X0_SOLVERS):
+        return False
+    return scheduler.config.algorithm_type in ("dpmsolver++", "sde-dpmsolver++")

@@ -1,43 +1,38 @@
-"""The only module that knows diffusers' class and module names.
+"""The only module that knows where diffusers' classes are in a denoiser, and what they are.
 
 It finds, in a denoiser, the *policy blocks* (UNet down/mid/up blocks, the blocks of a
 transformer's block lists: the units a policy addresses and that whole-block reuse can skip)
-and, inside each, the *FR units*:
-  resnet    ResnetBlock2D: cache conv1's output (after norm1, SiLU, resampling),
-  residual  Transformer2DModel in conditional UNets, residual self-attention in UNet2DModel:
-            cache the residual branch, output = current input + cached branch,
-  output    a submodule whose output is cached before its gate: self-attention (attn1) of adaLN
-            DiT / PixArt blocks; the attention (joint over text + image tokens) and MLP outputs
-            of flow-matching transformer blocks (FLUX, SD3, Qwen-Image, Wan, ...), both streams;
-            in single-stream blocks (FLUX, HunyuanVideo, Chroma) the fused output projection,
-  feeder    a submodule whose output only feeds a cached unit of its block (single-stream
-            blocks: attn and proj_mlp feed proj_out): at F it does not run, a stand-in of its
-            shape (zeros, no memory) keeps the block's own code running to the cached unit.
+and, inside each, the *FR units*, each given its kind (units.py) from its class:
+  resnet    ResnetBlock2D,
+  residual  Transformer2DModel in conditional UNets, residual self-attention in UNet2DModel,
+  output    self-attention (attn1) of adaLN DiT / PixArt blocks; the attention (joint over
+            text + image tokens) and MLP outputs of flow-matching transformer blocks (FLUX,
+            SD3, Qwen-Image, Wan, ...), both streams; in single-stream blocks (FLUX,
+            HunyuanVideo, Chroma) the fused output projection,
+  feeder    what only feeds a cached unit of its block (single-stream blocks: attn and
+            proj_mlp feed proj_out).
 Transformer families are two tables: `BLOCKS` (per block class: the order of the streams it
 returns, its FR units) and `STACKS` (per denoiser class: its block lists in call order). A
 denoiser not in `STACKS` gets the general rule: its child `ModuleList`s whose blocks are all
 in `BLOCKS`, in registration order. Adding a family is one entry (and one tiny-config test).
-It also tells the solver family of a scheduler from its class (never from config keys a
-scheduler swap left behind).
+Model outputs as nested values are pytree.py's, the few pieces of diffusers' forwards that
+frdiff runs itself tails.py's; the solver family of a scheduler is told in schedulers.py.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import (DPMSolverMultistepInverseScheduler, DPMSolverMultistepScheduler,
-                       DPMSolverSinglestepScheduler, EDMDPMSolverMultistepScheduler)
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.attention_processor import Attention
 from diffusers.models.resnet import ResnetBlock2D
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 
+from .pytree import main_tensor
+from .units import FEEDER, OUTPUT, RESIDUAL, RESNET, FRUnit
+
 ADALN_NORMS = ("ada_norm_zero", "ada_norm_single")
-_X0_SOLVERS = (DPMSolverMultistepScheduler, DPMSolverSinglestepScheduler,  # whose algorithm_type
-               DPMSolverMultistepInverseScheduler, EDMDPMSolverMultistepScheduler)  # is real
 
 _ENC_HID = ("encoder_hidden_states", "hidden_states")  # a dual-stream block returns (text, image)
 _HID_ENC = ("hidden_states", "encoder_hidden_states")  # HunyuanVideo, CogVideoX: the other order
@@ -85,14 +80,6 @@ STACKS: dict[str, tuple[str, ...]] = {  # denoiser class name -> its block lists
     "Lumina2Transformer2DModel": ("layers",),  # its refiners run before, on one stream each
     "ZImageTransformer2DModel": ("layers",),
 }
-@dataclass
-class FRUnit:
-    """One module whose expensive part is cached at keyframes and reused in between."""
-
-    name: str
-    module: torch.nn.Module
-    kind: str  # "resnet" | "residual" | "output" | "feeder"
-    block: int  # index of its policy block
 
 
 @dataclass
@@ -178,7 +165,7 @@ def describe(pipe_or_model) -> str:
         width = max([len(b.name) for b in blocks] + [20]) + 2
         lines.append(f"{type(model).__name__}: policy blocks and their FR units")
         for b in blocks:
-            kinds = ", ".join(f"{u.name[len(b.name) + 1:]} ({u.kind})" for u in b.units) or "none"
+            kinds = ", ".join(f"{u.name[len(b.name) + 1:]} ({u.kind.name})" for u in b.units) or "none"
             streams = "" if b.spec is None or len(b.spec.returns) < 2 else "  [2 streams]"
             lines.append(f"  {b.name:<{width}} {type(b.module).__name__:<28} {kinds}{streams}")
     return "\n".join(lines)
@@ -193,11 +180,11 @@ def block_depths(pipe_or_model) -> dict[str, int]:
 def _find_units(root: torch.nn.Module, prefix: str, block: int):
     """FR units under `root`, not descending into a unit (its insides are its own)."""
     if isinstance(root, BasicTransformerBlock) and root.norm_type in ADALN_NORMS:
-        yield FRUnit(f"{prefix}.attn1", root.attn1, "output", block)
+        yield FRUnit(f"{prefix}.attn1", root.attn1, OUTPUT, block)
         return
     spec = BLOCKS.get(type(root).__name__)
     if spec is not None:  # a table block: its attention / MLP outputs, before their gates
-        for names, kind in ((spec.feeders, "feeder"), (spec.units, "output")):
+        for names, kind in ((spec.feeders, FEEDER), (spec.units, OUTPUT)):
             for name in names:
                 child = getattr(root, name, None)
                 if isinstance(child, torch.nn.Module):
@@ -206,75 +193,13 @@ def _find_units(root: torch.nn.Module, prefix: str, block: int):
     for name, child in root.named_children():
         path = f"{prefix}.{name}"
         if isinstance(child, ResnetBlock2D):
-            yield FRUnit(path, child, "resnet", block)
+            yield FRUnit(path, child, RESNET, block)
         elif isinstance(child, Transformer2DModel) and child.is_input_continuous:
-            yield FRUnit(path, child, "residual", block)
+            yield FRUnit(path, child, RESIDUAL, block)
         elif isinstance(child, Attention) and child.residual_connection:
-            yield FRUnit(path, child, "residual", block)
+            yield FRUnit(path, child, RESIDUAL, block)
         else:
             yield from _find_units(child, path, block)
-
-
-def resnet_head(m: ResnetBlock2D, x: torch.Tensor) -> torch.Tensor:
-    """ResnetBlock2D up to conv1: norm1, SiLU, resampling, conv1 (the part FR caches)."""
-    h = m.nonlinearity(m.norm1(x))
-    if m.upsample is not None:
-        h = m.upsample(h)
-    elif m.downsample is not None:
-        h = m.downsample(h)
-    return m.conv1(h)
-
-
-def resnet_tail(m: ResnetBlock2D, h: torch.Tensor, x: torch.Tensor, temb) -> torch.Tensor:
-    """ResnetBlock2D after conv1, given conv1's output h: fresh time embedding, norm2,
-    conv2, shortcut of the current input x and the residual sum (FRDiff section 2)."""
-    if m.upsample is not None:
-        x = m.upsample(x)
-    elif m.downsample is not None:
-        x = m.downsample(x)
-    if m.time_emb_proj is not None and temb is not None:
-        if not m.skip_time_act:
-            temb = m.nonlinearity(temb)
-        temb = m.time_emb_proj(temb)[:, :, None, None]
-    if m.time_embedding_norm == "default":
-        if temb is not None:
-            h = h + temb
-        h = m.norm2(h)
-    elif m.time_embedding_norm == "scale_shift":
-        scale, shift = torch.chunk(temb, 2, dim=1)
-        h = m.norm2(h) * (1 + scale) + shift
-    else:
-        h = m.norm2(h)
-    h = m.conv2(m.dropout(m.nonlinearity(h)))
-    if m.conv_shortcut is not None:
-        x = m.conv_shortcut(x)
-    return (x + h) / m.output_scale_factor
-
-
-def residual_scale(module: torch.nn.Module) -> float:
-    """Output = (branch + input) / scale for residual attention; 1 for Transformer2DModel."""
-    return float(getattr(module, "rescale_output_factor", 1.0)) if isinstance(module, Attention) else 1.0
-
-
-def block_streams(block: PolicyBlock, signature: inspect.Signature, args: tuple,
-                  kwargs: dict, output) -> tuple[str, ...]:
-    """The input arguments a block call's output gives back, in its order: a tensor output is
-    the first argument's stream; a tuple follows the block's spec (dual-stream blocks)."""
-    first = next(iter(signature.parameters))
-    if isinstance(output, torch.Tensor) or block.spec is None:
-        return (first,)
-    if not isinstance(output, tuple) or len(output) != len(block.spec.returns):
-        raise RuntimeError(f"frdiff: {block.name} ({type(block.module).__name__}) returned "
-                           f"{type(output).__name__}, not the {len(block.spec.returns)} streams "
-                           f"{block.spec.returns} frdiff expects; mode R does not apply to it")
-    return block.spec.returns
-
-
-def main_tensor(output) -> torch.Tensor:
-    """The first tensor of a (nested) output (UNet down blocks also return skip features)."""
-    while isinstance(output, (tuple, list)):
-        output = output[0]
-    return getattr(output, "sample", output)
 
 
 def output_streams(block: PolicyBlock, output) -> dict[str, torch.Tensor]:
@@ -284,122 +209,3 @@ def output_streams(block: PolicyBlock, output) -> dict[str, torch.Tensor]:
         return {"hidden_states": main_tensor(output)}
     named = dict(zip(block.spec.returns, output))
     return {name: t for name, t in named.items() if isinstance(t, torch.Tensor)}
-
-
-def stream_inputs(signature: inspect.Signature, args: tuple, kwargs: dict,
-                  names: tuple[str, ...]) -> tuple:
-    """The tensors of a call's arguments `names` (None where an argument is absent)."""
-    bound = signature.bind(*args, **kwargs).arguments
-    return tuple(bound.get(n) for n in names)
-
-
-def pack_streams(template, values: tuple):
-    """A block output shaped like `template` (a tensor, or a tuple of streams) from `values`."""
-    return values[0] if isinstance(template, torch.Tensor) else tuple(values)
-
-
-def uses_tuple_output(module: torch.nn.Module, kwargs: dict) -> bool:
-    """Whether this call returns `(sample,)` rather than an output object or a tensor."""
-    return isinstance(module, Transformer2DModel) and kwargs.get("return_dict", True) is False
-
-
-def wrap_sample(module: torch.nn.Module, sample: torch.Tensor, kwargs: dict):
-    """Package a tensor the way `module` returns it for this call."""
-    if not isinstance(module, Transformer2DModel):
-        return sample
-    if uses_tuple_output(module, kwargs):
-        return (sample,)
-    from diffusers.models.modeling_outputs import Transformer2DModelOutput
-
-    return Transformer2DModelOutput(sample=sample)
-
-
-def sample_of(output):
-    """The main tensor of a module or model output (tensor, tuple or output object)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, tuple):
-        return output[0]
-    return output.sample
-
-
-def with_sample(template, sample: torch.Tensor):
-    """An output shaped like `template` but holding `sample`."""
-    if isinstance(template, torch.Tensor):
-        return sample
-    if isinstance(template, tuple):
-        return (sample,) + tuple(template[1:])
-    return type(template)(sample=sample)
-
-
-def build_output(out_type: type, sample: torch.Tensor):
-    """A model output of type `out_type` (tensor, tuple or output class) holding `sample`."""
-    if out_type is torch.Tensor:
-        return sample
-    if out_type is tuple:
-        return (sample,)
-    return out_type(sample=sample)
-
-
-def map_tensors(fn, value):
-    """Apply fn to every tensor of a (nested) tuple/list output."""
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, (tuple, list)):
-        return type(value)(map_tensors(fn, v) for v in value)
-    return value
-
-
-def halve(value, batch: int):
-    """The second (conditional CFG) half of every tensor in `value` (nested tuples, lists,
-    dicts) whose first dimension is `batch`; everything else as it is."""
-    if isinstance(value, torch.Tensor):
-        return value[batch // 2:] if value.ndim and value.shape[0] == batch else value
-    if isinstance(value, (tuple, list)):
-        return type(value)(halve(v, batch) for v in value)
-    if isinstance(value, dict):
-        return {k: halve(v, batch) for k, v in value.items()}
-    return value
-
-
-def zip_tensors(fn, a, b):
-    """fn(x, y) over the tensors of two values of the same (nested tuple/list) structure."""
-    if isinstance(a, torch.Tensor):
-        return fn(a, b)
-    if isinstance(a, (tuple, list)):
-        return type(a)(zip_tensors(fn, x, y) for x, y in zip(a, b))
-    return a
-
-
-def cast_like(value, dtypes):
-    """`value` (tensors, nested tuples) cast back to `dtypes`, the same structure of dtypes."""
-    if isinstance(value, torch.Tensor):
-        return value.to(dtypes)
-    if isinstance(value, (tuple, list)):
-        return type(value)(cast_like(v, d) for v, d in zip(value, dtypes))
-    return value
-
-
-def nbytes(value) -> int:
-    """Bytes held by the tensors of a (nested) tuple/list value (a broadcast stand-in: one
-    element per stored, non-zero-stride, position)."""
-    if isinstance(value, torch.Tensor):
-        stored = [n for n, stride in zip(value.shape, value.stride()) if stride != 0]
-        return math.prod(stored) * value.element_size() if value.numel() else 0
-    if isinstance(value, (tuple, list)):
-        return sum(nbytes(v) for v in value)
-    return 0
-
-
-def is_data_prediction_solver(scheduler) -> bool:
-    """Does the scheduler integrate data predictions x0 (DPM-Solver++ and its SDE form)?"""
-    # The class decides, not the config: `from_config` keeps keys the new class ignores, so
-    # a DDIM made from a DPM-Solver++ config still carries algorithm_type="dpmsolver++".
-    if not isinstance(scheduler, _X0_SOLVERS):
-        return False
-    return scheduler.config.algorithm_type in ("dpmsolver++", "sde-dpmsolver++")
-
-
-def expensive_part(unit: FRUnit) -> torch.nn.Module:
-    """The module whose compute an FR unit saves at a reuse step (for cost accounting)."""
-    return unit.module.conv1 if unit.kind == "resnet" else unit.module

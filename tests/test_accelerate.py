@@ -127,6 +127,24 @@ def test_fr_skips_the_expensive_part_only(tiny_pipe):
     assert counts == {"skipped": N // 2, "kept": N}
 
 
+def test_the_reuse_forwards_ask_a_typed_state_and_units_carry_their_kind(tiny_pipe):
+    """Run and the tuner's GatedRun answer the two-method contract (reuse.ReuseState); each
+    FR unit carries its kind, which installs it and by whose name it is counted."""
+    from frdiff.accelerate import Run
+    from frdiff.autofr.gated import GatedRun
+    from frdiff.reuse import ReuseState
+    from frdiff.targets import find_blocks
+    from frdiff.units import UnitKind
+
+    assert issubclass(Run, ReuseState) and issubclass(GatedRun, ReuseState)
+    units = [u for b in find_blocks(tiny_pipe.denoiser) for u in b.units]
+    assert units and all(isinstance(u.kind, UnitKind) for u in units)
+    with accelerate(tiny_pipe, KeyframePolicy.uniform(N, 2), ScoreMixing.off()) as r:
+        run(tiny_pipe)
+    names = [u.kind.name for u in units]
+    assert r.stats.modules_reused == {name: names.count(name) for name in names}
+
+
 def test_lam_zero_phase_is_ddim_on_keyframe_timesteps(tiny_pipe):
     """Holding eps_key between keyframes lands where one larger DDIM step would."""
     tiny_pipe.scheduler = build_scheduler()  # DDIM, trailing: 10 steps contain the 5-step grid

@@ -11,6 +11,7 @@ from frdiff.cost import MacCounter
 from frdiff.glyphs import GlyphPipeline
 from frdiff.glyphs.models import build_scheduler
 from frdiff.targets import find_blocks
+from frdiff.units import RESNET
 from conftest import LABELS, tiny_unet
 
 N = 10
@@ -87,7 +88,7 @@ def test_reuse_steps_recompute_only_the_probe_block(tiny_pipe):
 
 
 def _expensive(unit):
-    return unit.module.conv1 if unit.kind == "resnet" else unit.module.to_q
+    return unit.module.conv1 if unit.kind is RESNET else unit.module.to_q
 
 
 def test_lam_zero_steps_stop_after_the_probe_and_count_its_macs(tiny_pipe):

@@ -99,18 +99,17 @@ def test_guidance_reuse_with_block_reuse_is_counted_and_left_clean(build, spec):
 def test_a_half_batch_call_reads_and_refreshes_only_the_rows_that_run(store):
     owner = object()
     store.put(owner, (torch.arange(4.0), torch.ones(4, 2)))
-    store.rows = 2
-    assert torch.equal(store.get(owner)[0], torch.tensor([2.0, 3.0]))
-    store.put(owner, (torch.tensor([9.0, 9.0]), torch.zeros(2, 2)))
-    store.rows = None
+    with store.half_batch(2):
+        assert torch.equal(store.get(owner)[0], torch.tensor([2.0, 3.0]))
+        store.put(owner, (torch.tensor([9.0, 9.0]), torch.zeros(2, 2)))
     value = store.get(owner)
     assert torch.equal(value[0], torch.tensor([0.0, 1.0, 9.0, 9.0]))
     assert torch.equal(value[1], torch.tensor([[1.0, 1.0], [1.0, 1.0], [0, 0], [0, 0]]))
     assert value[0].dtype == torch.float32
-    store.rows = 2
-    store.put(object(), torch.ones(2))  # nothing held for it yet: nothing to refresh
-    store.rows = None
-    assert len(store.values) == 1
+    with pytest.raises(KeyError), store.half_batch(2):  # an error inside leaves full-batch calls
+        store.put(object(), torch.ones(2))  # nothing held for it yet: nothing to refresh
+        raise KeyError
+    assert len(store.values) == 1 and torch.equal(store.get(owner)[0], value[0])
 
 
 def test_guidance_reuse_in_every_policy_format():

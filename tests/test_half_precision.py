@@ -7,7 +7,7 @@ from diffusers.utils import logging
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate
 from stock_pipelines import build, denoiser
-from frdiff.targets import sample_of
+from frdiff.pytree import sample_of
 
 logging.set_verbosity_error()
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")

@@ -10,7 +10,7 @@ from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 from diffusers.utils import logging
 
 from frdiff import KeyframePolicy, ScoreMixing, accelerate
-from frdiff.targets import is_data_prediction_solver
+from frdiff.schedulers import is_data_prediction_solver
 from stock_pipelines import build
 
 logging.set_verbosity_error()

@@ -24,7 +24,8 @@ import torch
 
 from ..adaptive import relative_change
 from ..clock import StepClock, drive_clock
-from ..targets import denoiser_of, find_blocks, main_tensor, output_streams
+from ..pytree import main_tensor
+from ..targets import denoiser_of, find_blocks, output_streams
 
 
 @dataclass

@@ -34,7 +34,8 @@ from ..metrics import error_spectrum, psnr, radial_power_spectrum
 from ..mixing import MixEvent, ScoreMixing, in_space
 from ..policy import KeyframePolicy
 from ..noise import noise_schedule
-from ..targets import denoiser_of, sample_of
+from ..pytree import sample_of
+from ..targets import denoiser_of
 
 MATCHED = "fewer steps, FRDiff's compute"
 PREDICTIONS = ("eps_key", "eps_fr", "mixed")  # named as the paper, whatever the space

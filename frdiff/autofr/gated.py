@@ -19,8 +19,10 @@ from ..clock import StepClock, drive_clock
 from ..mixing import mixer_for
 from ..noise import noise_schedule
 from ..patching import Patches
+from ..pytree import sample_of, with_sample
 from ..sampler import CacheStore, install_reuse
-from ..targets import PolicyBlock, denoiser_of, is_data_prediction_solver, sample_of, with_sample
+from ..schedulers import is_data_prediction_solver
+from ..targets import PolicyBlock, denoiser_of
 
 
 def _blend(old, fresh, w):
@@ -42,7 +44,6 @@ class GatedRun:
         self.whole = whole or "S" * len(blocks)
         self.clock = StepClock()
         self.caches = CacheStore(detach=False)
-        self.capturing = None
         self.mixing_used = any(value < 1.0 for value in lam)
         self.noise = noise_schedule(scheduler) if self.mixing_used else None
         kind = self.noise.prediction_type if self.noise else "epsilon"
