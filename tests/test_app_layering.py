@@ -36,12 +36,23 @@ def _known(name: str, files: dict) -> str | None:
     return name or None
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
 def imports(name: str, path: pathlib.Path, files: dict) -> set[str]:
     """The project modules that a module imports anywhere in it. `from a import b` is an import of
     the module `a.b` where that is one, else of `a`; parent packages, which Python runs first
-    anyway, are not counted (every submodule would otherwise import its package)."""
+    anyway, are not counted (every submodule would otherwise import its package); imports under
+    `if TYPE_CHECKING:` never run, and are not counted either."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                   for stmt in block.body for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found |= {_known(alias.name, files) for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -148,3 +159,14 @@ def test_a_cycle_through_relative_and_function_level_imports_fails(tmp_path):
     graph = import_graph(tmp_path, ("pkg",))
     assert graph["pkg.alone"] == {"pkg.low", "pkg"}
     assert cycles(graph) == [["pkg.low", "pkg.sub.high", "pkg.low"]]
+
+
+def test_imports_for_type_checking_only_are_not_cycles(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n")
+    (pkg / "b.py").write_text("from .a import A\n")
+    assert cycles(import_graph(tmp_path, ("pkg",))) == []
+    (pkg / "a.py").write_text("from .b import B\n")
+    assert cycles(import_graph(tmp_path, ("pkg",))) != []
