@@ -65,6 +65,28 @@ def _sweep() -> None:
             pass
 
 
+def plot_data_file(figures: dict, name: str) -> str:
+    """The data of plotly figures as one JSON download `name`.json: per figure, its title and
+    each trace's name, type and x / y / z values as plain lists (a plot's picture is its camera
+    button's PNG)."""
+    import json
+
+    def plain(value):
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    out = {}
+    for label, fig in figures.items():
+        title = fig.layout.title.text or ""
+        out[label] = {"title": title, "traces": [
+            {k: plain(t[k]) for k in ("name", "type", "x", "y", "z", "text") if k in t and t[k] is not None}
+            for t in fig.data]}
+    return data_file(json.dumps(out, indent=1), f"{name}.json")
+
+
 def gif_file(frames: list[Image.Image], name: str, seconds_per_frame: float = 0.25) -> str:
     """An animated GIF of `frames` (looping), as a download called `name`.gif."""
     if not frames:

@@ -4,7 +4,9 @@ Every documented endpoint is called; two clients call /generate and /similarity 
 moment on the same model (the server allows two concurrent model runs) and each result must
 equal the same request run alone, bit for bit; bad input gets its message back."""
 
+import json
 import os
+import pathlib
 import threading
 
 import numpy as np
@@ -60,12 +62,23 @@ def test_generate_returns_every_run_and_its_numbers(url):
 
 def test_every_analysis_endpoint_answers(url):
     c = client(url)
-    sim = c.predict(*SETTINGS, "down_blocks.0", api_name="/similarity")[4]
+    out = c.predict(*SETTINGS, "down_blocks.0", api_name="/similarity")
+    sim = out[4]
     assert len(sim["change"]) == STEPS - 1 and len(sim["pairwise"][0]) == STEPS
-    spectra = c.predict(*SETTINGS, api_name="/spectra")[4]
+    plots = json.loads(pathlib.Path(out[-1]).read_text())  # the plots' data, as downloaded
+    matrix = plots["step x step distance"]["traces"][0]["z"]
+    assert len(matrix) == STEPS and all(len(row) == STEPS for row in matrix) and matrix[0][0] == 0.0
+    assert len(plots["per-block change"]["traces"][0]["z"]) == len(sim["blocks"])
+    out = c.predict(*SETTINGS, api_name="/spectra")
+    spectra = out[4]
     assert set(spectra["scores"]["mean"]) >= {"eps_key", "eps_fr", "mixed"}
+    plots = json.loads(pathlib.Path(out[-1]).read_text())
+    assert set(plots) == {"spectra of the mixed predictions", "lam(r)", "spectra of the final images"}
+    assert all(p["traces"] and all("y" in t for t in p["traces"]) for p in plots.values())
     traj = c.predict(*SETTINGS, api_name="/trajectory")
     assert traj[-1]["kinds"][0] == "keyframe" and len(traj[-1]["psnr"]) == STEPS
+    curve = json.loads(pathlib.Path(traj[-2][1]).read_text())["distance per step"]["traces"]
+    assert any(t.get("y") and t["y"][-1] == pytest.approx(traj[-1]["psnr"][-1]) for t in curve)
     grid, status = c.predict("glyph-unet", STEPS, TEXT, True, 30, 0.5, api_name="/check_policy")
     assert status.startswith("Valid: 3 keyframe steps")
 

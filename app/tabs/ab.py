@@ -9,7 +9,7 @@ from frdiff.images import make_grid
 from .. import ab, first
 from .. import compare as cmp
 from ..errors import safe
-from ..files import data_file, gif_file, image_file
+from ..files import data_file, gif_file, image_file, plot_data_file
 from ..inputs import LIMITS
 from ..texts import AB_HELP
 from .common import CHEAP, Controls
@@ -36,7 +36,8 @@ def build(demo, c: Controls, runs):
     text = gr.Markdown(elem_id="ab-summary")
     table = gr.Dataframe(headers=cmp.HEADERS, interactive=False, elem_id="ab-results", wrap=True)
     curve = gr.Plot(label="x0 PSNR per step", elem_id="ab-curve")
-    exports = gr.File(label="downloads: A and B blinking (GIF), both grids (PNG), the table (CSV)",
+    exports = gr.File(label="downloads: A and B blinking (GIF), both grids (PNG), the table (CSV), "
+                      "the plot's data (JSON)",
                       file_count="multiple", interactive=False, elem_id="ab-exports")
     with gr.Accordion("numbers (JSON)", open=False):
         numbers = gr.JSON(elem_id="ab-json")
@@ -69,8 +70,10 @@ def build(demo, c: Controls, runs):
         downloads = [gif_file([shown[ab.A], shown[ab.B]], "a-b-blink", 0.6),
                      image_file(shown[ab.A], "policy-a"), image_file(shown[ab.B], "policy-b"),
                      data_file(cmp.table_csv(d["rows"]), "a-b.csv")]
+        curve_ = ab.per_step_figure(d)
+        downloads.append(plot_data_file({"x0 PSNR per step": curve_}, "a-b-per-step"))
         return ([(f, caption[n]) for n, f in files.items()], (files[ab.A], files[ab.B]), image_file(blink),
-                ab.summary(d), {"headers": cmp.HEADERS, "data": cmp.table_rows(d["rows"])}, ab.per_step_figure(d),
+                ab.summary(d), {"headers": cmp.HEADERS, "data": cmp.table_rows(d["rows"])}, curve_,
                 downloads, ab.numbers(d))
 
     take.click(lambda text: text, c.editor, policy_a, **CHEAP)

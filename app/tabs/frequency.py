@@ -6,6 +6,7 @@ import gradio as gr
 
 from .. import first, frequency
 from ..errors import safe
+from ..files import plot_data_file
 from ..inputs import mixing_of, policy_of
 from ..plots import lam_figure
 from ..texts import FREQUENCY_HELP
@@ -19,6 +20,8 @@ def build(demo, c: Controls, runs):
     scores = gr.Plot(label="spectra of the mixed predictions", elem_id="score-spectra")
     summary = gr.Markdown(elem_id="spectra-summary")
     final = gr.Plot(label="spectra of the final images", elem_id="image-spectra")
+    exports = gr.File(label="download: the three plots' data (JSON; each plot's camera button saves its PNG)",
+                      interactive=False, elem_id="spectra-exports")
     with gr.Accordion("numbers (JSON)", open=False):
         numbers = gr.JSON(elem_id="spectra-json")
 
@@ -27,11 +30,13 @@ def build(demo, c: Controls, runs):
         d = first.remember(frequency.spectra, model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed)
         score_fig, lam_fig, final_fig = frequency.figures(d)
         summary_ = ((first.NOTE + "\n\n") if first.FIRST.get() else "") + frequency.summary(d)
-        return score_fig, lam_fig, final_fig, summary_, d
+        files = plot_data_file({"spectra of the mixed predictions": score_fig, "lam(r)": lam_fig,
+                                "spectra of the final images": final_fig}, "spectra")
+        return score_fig, lam_fig, final_fig, summary_, d, files
 
-    run.click(safe(spectra), c.all, [scores, lam, final, summary, numbers], api_name="spectra",
-              show_progress_on=[scores], **runs)
-    first.register("frequency", safe(spectra), c.all, [scores, lam, final, summary, numbers], demo)
+    outputs = [scores, lam, final, summary, numbers, exports]
+    run.click(safe(spectra), c.all, outputs, api_name="spectra", show_progress_on=[scores], **runs)
+    first.register("frequency", safe(spectra), c.all, outputs, demo)
 
     def lam_now(model, steps, editor, mixing, slope, bias):
         try:

@@ -6,6 +6,7 @@ import gradio as gr
 
 from .. import first, grid, redundancy
 from ..errors import safe
+from ..files import plot_data_file
 from ..inputs import policy_of
 from ..models import blocks_of
 from ..texts import REDUNDANCY_HELP
@@ -24,6 +25,8 @@ def build(demo, c: Controls, runs):
     matrix = gr.Plot(label="step x step distance", elem_id="pairwise")
     palette = gr.Radio(list(redundancy.PALETTES), value=redundancy.PALETTES[0], elem_id="palette",
                        label="heatmap colours (all three perceptually uniform and colour-blind safe)")
+    exports = gr.File(label="download: the two plots' data (JSON; each plot's camera button saves its PNG)",
+                      interactive=False, elem_id="redundancy-exports")
     with gr.Accordion("numbers (JSON)", open=False):
         numbers = gr.JSON(elem_id="similarity-json")
     data = gr.State({})
@@ -41,10 +44,12 @@ def build(demo, c: Controls, runs):
         marks = keyframes(model, steps, editor)
         chosen = block if block in d["blocks"] else d["blocks"][0]
         summary_ = ((first.NOTE + "\n\n") if first.FIRST.get() else "") + redundancy.summary(d)
-        return (redundancy.heatmap(d, marks, palette), summary_, gr.Dropdown(choices=d["blocks"], value=chosen),
-                redundancy.matrix(d, chosen, marks, palette), d, d, grid.change_matrix(d))
+        change, pairwise = redundancy.heatmap(d, marks, palette), redundancy.matrix(d, chosen, marks, palette)
+        return (change, summary_, gr.Dropdown(choices=d["blocks"], value=chosen), pairwise, d, d,
+                grid.change_matrix(d),
+                plot_data_file({"per-block change": change, "step x step distance": pairwise}, "redundancy"))
 
-    outputs = [heatmap, summary, block, matrix, numbers, data, c.change]
+    outputs = [heatmap, summary, block, matrix, numbers, data, c.change, exports]
     measure.click(safe(similarity), [*c.all, block, palette], outputs, api_name="similarity",
                   show_progress_on=[heatmap], **runs)
     first.register("redundancy", safe(similarity), [*c.all, block, palette], outputs, demo)

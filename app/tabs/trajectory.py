@@ -8,7 +8,7 @@ import gradio as gr
 
 from .. import first, trajectory
 from ..errors import safe
-from ..files import gif_file, image_file, side_by_side
+from ..files import gif_file, image_file, plot_data_file, side_by_side
 from ..plots import distance_figure
 from ..texts import TRAJECTORY_HELP
 from .common import CHEAP, DEFAULT, Controls
@@ -28,7 +28,8 @@ def build(demo, c: Controls, runs):
     text = gr.Markdown(elem_id="trajectory-text")
     curve = gr.Plot(label="distance per step", elem_id="trajectory-curve")
     exports = gr.File(label="download: both predicted x0, step by step, as an animation (GIF; left: full compute, "
-                      "right: FRDiff)", file_count="multiple", interactive=False, elem_id="trajectory-exports")
+                      "right: FRDiff), and the plot's data (JSON)", file_count="multiple", interactive=False,
+                      elem_id="trajectory-exports")
     with gr.Accordion("numbers (JSON)", open=False):
         numbers = gr.JSON(elem_id="trajectory-json")
     data = gr.State({})
@@ -43,8 +44,10 @@ def build(demo, c: Controls, runs):
         left, right, md = stored["frames"][0]
         animation = gif_file([side_by_side(a, b) for a, b, _ in frames], "trajectory-full-vs-frdiff",
                              min(0.25, 8.0 / d["steps"]))
-        return (stored, gr.Slider(maximum=d["steps"] - 1, value=0), left, right, md,
-                distance_figure(d["psnr"], d["kinds"], 0), [animation], trajectory.numbers(d))
+        curve_ = distance_figure(d["psnr"], d["kinds"], 0)
+        exported = [animation, plot_data_file({"distance per step": curve_}, "trajectory-distance")]
+        return (stored, gr.Slider(maximum=d["steps"] - 1, value=0), left, right, md, curve_, exported,
+                trajectory.numbers(d))
 
     outputs = [data, step, full, fast, text, curve, exports, numbers]
     record.click(safe(record_trajectory), c.all, outputs, api_name="trajectory", show_progress_on=[full, fast], **runs)
