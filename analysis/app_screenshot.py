@@ -4,9 +4,9 @@
 
 Serves the app on localhost, types glyphs, picks a policy preset and, on the defaults
 (glyph-unet, DDIM 50 steps), presses each tab's button and saves OUT.png (Compare, with every
-method ticked), OUT-redundancy.png, OUT-frequency.png, OUT-learn.png (a learned 2x policy)
-and OUT-trajectory.png (scrubbed to step 12) once its results are shown. Needs `pip install
-playwright` and a Chromium binary (Debian: `apt-get install chromium`).
+method ticked), OUT-ab.png (uniform:2 against uniform:4), OUT-redundancy.png, OUT-frequency.png,
+OUT-learn.png (a learned 2x policy) and OUT-trajectory.png (scrubbed to step 12) once its
+results are shown. Needs `pip install playwright` and a Chromium binary (Debian: `apt-get install chromium`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def _scrub_to_12(page, expect) -> None:
 
 # tab, its button, the element that shows its result, a text that appears once it is done,
 # what to do before the screenshot, the file's suffix
-TABS = [("Temporal redundancy", "#measure", "#redundancy-summary", "Most active", None, "redundancy"),
+TABS = [("A/B: two policies", "#ab-run", "#ab-summary", "differ most", None, "ab"),
+        ("Temporal redundancy", "#measure", "#redundancy-summary", "Most active", None, "redundancy"),
         ("Frequency", "#spectra-run", "#spectra-summary", "error", None, "frequency"),
         ("Learn (Auto-FR)", "#learn-run", "#learn-status", "Learned", None, "learn"),
         ("Trajectory", "#trajectory-run", "#trajectory-text", "Step 0", _scrub_to_12, "trajectory")]
@@ -88,6 +89,9 @@ def main() -> None:
             browser.close()
     finally:
         demo.close()
+        from app import inflight
+
+        inflight.settle()  # exiting with a model run going on in a worker thread aborts
 
 
 if __name__ == "__main__":
