@@ -4,14 +4,13 @@ Each tab registers the handler its button runs and the components it reads. On p
 (`first_view`) the handler runs on the components' values with `FIRST` set: the data functions
 it calls through `remember` (a sampling run, a measurement) then come from a cache, in memory
 and on disk (`FRDIFF_APP_CACHE`, default `~/.cache/frdiff/app`), keyed by the function, its
-arguments and the model's weights, and are computed once, at server start (`prepare`, in the
-warm-up thread) or by the first visitor. A button press never reads the cache: it runs now.
+arguments and the model's weights, and are computed once, at server start (`prepare_elsewhere`:
+a process of its own) or by the first visitor. A button press never reads the cache: it runs now.
 A page opened by a link (its query parameters) skips the first view and runs the link's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import hashlib
 import logging
@@ -162,10 +161,7 @@ def _skip():
 
 
 def prepare() -> None:
-    """Compute every registered first view now (the server's warm-up thread calls this, at a
-    lower CPU priority where the OS allows it: a visitor's own request goes first)."""
-    with contextlib.suppress(AttributeError, OSError):  # Linux: a thread's nice value is its own
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    """Compute every registered first view now, into the cache (memory and disk)."""
     threads_here()
     for view in list(_VIEWS):
         token = FIRST.set(True)
@@ -175,3 +171,29 @@ def prepare() -> None:
             log.exception("first view %s failed", view.name)
         finally:
             FIRST.reset(token)
+
+
+def prepare_elsewhere():
+    """Compute the first views in a process of their own, at nice 10, writing the disk cache
+    the server reads (`remember` looks there before computing). Not a thread of the server:
+    its Python work would hold the server's GIL, and a visitor's run would wait for it
+    (/generate took 4.1 s instead of 2.5 s while a warm-up thread computed them)."""
+    import subprocess
+    import sys
+
+    def lower():
+        os.nice(10)
+
+    code = "from app.first import _prepare_main; _prepare_main()"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `app` imports from
+    return subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.DEVNULL,
+                            preexec_fn=lower if hasattr(os, "nice") else None,
+                            env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"))
+
+
+def _prepare_main() -> None:
+    """The body of `prepare_elsewhere`'s process: the app's views registered, then computed."""
+    from .ui import build_demo
+
+    build_demo()
+    prepare()
