@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from .adaptive import AdaptivePolicy
+from .modes import Mode
 
-MODES = ("K", "F", "S", "R", "N")
+MODES = tuple(m.value for m in Mode)  # the letters a schedule holds
 FORECASTS = ("step", "logsnr")
-UNCOND = ("K", "R")  # the unconditional CFG half computes (K) or reuses its guidance difference (R)
-MODE_NAMES = {"K": "keyframe", "F": "feature reuse", "S": "skip block", "R": "residual reuse",
-              "N": "no call"}
-_REUSE = {"fr": "F", "block": "S", "residual": "R", "none": "N"}
+UNCOND = (Mode.KEYFRAME.value, Mode.RESIDUAL.value)  # the unconditional CFG half computes (K) or
+# reuses its guidance difference (R)
+REUSE_NAMES = ("fr", "block", "residual", "none")  # the reuse names of `uniform`/`from_steps` (Mode.from_reuse)
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,7 @@ class KeyframePolicy:
         for i, row in enumerate(self.schedule):
             if not isinstance(row, str) or len(row) not in {1, width} or set(row) - set(MODES):
                 raise ValueError(f"step {i}: {row!r} is not {width} or 1 of the modes "
-                                 f"K (keyframe), F (feature reuse), S (skip block), R (residual "
-                                 f"reuse), N (no call)")
+                                 f"{Mode.legend(parenthesised=True)}")
             if "N" in row and set(row) != {"N"}:
                 raise ValueError(f"step {i}: {row!r} mixes N with other modes; N (no network "
                                  f"call) holds for a whole step, every block")
@@ -107,8 +106,8 @@ class KeyframePolicy:
         """Keyframes at the given steps; between them every block reuses ("fr", "block",
         "residual") or no call is made ("none")."""
         num_steps = _count(num_steps, "num_steps")
-        if not isinstance(reuse, str) or reuse not in _REUSE:
-            raise ValueError(f"reuse must be one of {', '.join(_REUSE)}, got {_kind(reuse)}")
+        if not isinstance(reuse, str) or reuse not in REUSE_NAMES:
+            raise ValueError(f"reuse must be one of {', '.join(REUSE_NAMES)}, got {_kind(reuse)}")
         if isinstance(keyframes, (str, bytes, dict)) or not isinstance(keyframes, Iterable):
             raise ValueError(f"keyframes must be step numbers, got {_kind(keyframes)}")
         keys = list(keyframes)
@@ -121,7 +120,8 @@ class KeyframePolicy:
             raise ValueError(f"keyframe steps {bad[:8]} are outside 0..{num_steps - 1}")
         if 0 not in keys:
             raise ValueError("step 0 must be a keyframe")
-        return cls(tuple("K" if i in keys else _REUSE[reuse] for i in range(num_steps)))
+        between = Mode.from_reuse(reuse).value
+        return cls(tuple(Mode.KEYFRAME.value if i in keys else between for i in range(num_steps)))
 
     @classmethod
     def deep_skip(cls, depths: dict[str, int], num_steps: int, interval: int,
@@ -226,8 +226,8 @@ class KeyframePolicy:
             self.check_blocks(blocks)
         width = max(4, *(len(n) for n in names), 7 if self.uncond else 0)  # "# step", "@uncond"
         header = " ".join(f"{s:<{group}d}" for s in range(0, self.num_steps, group)).rstrip()
-        lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: K keyframe, F feature reuse, "
-                 f"S skip block, R residual reuse, N no call (whole step); {self.num_steps} steps, step 0 all K"]
+        lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: {Mode.legend()} (whole step); "
+                 f"{self.num_steps} steps, step 0 all K"]
         if self.forecast:
             lines.append(f"@forecast {self.forecast}")
         if self.uncond:
@@ -269,7 +269,7 @@ class KeyframePolicy:
             bad = sorted(set(modes) - set(MODES))
             if bad:
                 raise ValueError(f"line {number} ({name}): unknown mode(s) {', '.join(bad)}; use "
-                                 + ", ".join(f"{m} ({n})" for m, n in MODE_NAMES.items()))
+                                 + Mode.legend(parenthesised=True))
             if name in columns:
                 raise ValueError(f"line {number}: block {name!r} appears twice")
             columns[name] = modes
