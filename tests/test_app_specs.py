@@ -94,3 +94,11 @@ def test_the_apps_registry_is_the_libraries_prefixes_and_its_own():
         spec_policy("glyph-dit", 50, "adaptive:0.1", "DDIM")  # the app runs keyframe policies only
     assert all(p.grammar in str(error.value) for p in SPECS) and "JSON" not in str(error.value)
 
+
+def test_the_guide_lists_every_app_prefix():
+    import pathlib
+
+    from app.specs import SPECS
+
+    guide = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "guide.md").read_text()
+    assert [p.name for p in SPECS if p.row() not in guide] == []

@@ -2,6 +2,8 @@
 names the spec, its grammar and an example, an unknown one lists what is known; the mode
 letters and reuse names are defined once (frdiff/modes.py)."""
 
+import pathlib
+
 import pytest
 
 from frdiff import AdaptivePolicy, KeyframePolicy
@@ -109,3 +111,8 @@ def test_one_mode_vocabulary():
     assert Mode.legend() == "K keyframe, F feature reuse, S skip block, R residual reuse, N no call"
     assert AdaptivePolicy(4, 0.1, "block").reuse_mode is Mode.SKIP
 
+
+def test_the_guide_lists_every_library_prefix():
+    guide = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "guide.md").read_text()
+    missing = [p.name for p in LIBRARY if p.row() not in guide]
+    assert missing == []
