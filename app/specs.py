@@ -1,17 +1,16 @@
 """Policies by name: one-line specs that make a policy for any step count.
 
-    uniform:K[:fr|block|residual|none]   keyframe every K steps (FR between; or S, R, no call)
-    deep:K[:LEVELS[:F]]                  whole-block skip from the deepest level (DeepCache's)
+The app's registry of specs (frdiff.specs.Registry): the library's `uniform:`, `deep:` and
+`magnitude:` (the model's shipped calibration for the run's sampler and steps) and the app's own
+
     inner-residual:K                     the inner blocks add their cached residual (MagCache's form)
-    magnitude:THRESHOLD[:ROW]            the model's shipped magnitude calibration (its sampler, steps);
-                                         ROW: the reuse steps' modes (default R, F on a UNet)
     mask:slow|medium|fast                cache-dit's 28-step masks, stretched to the run's steps
     tuned:X                              the shipped Auto-FR policy of X (for its sampler and steps)
 
 `uniform` and `deep` take the library's options (`+cfg:K[:START]`, `+forecast[:step|logsnr]`).
 A spec is only ever parsed here, never read as a file path (the server reads no file a request
-names). Text made from a spec starts with `# spec: SPEC`, so a run with another step count
-re-derives it instead of failing.
+names: the registry has no files). Text made from a spec starts with `# spec: SPEC`, so a run
+with another step count re-derives it instead of failing.
 """
 
 from __future__ import annotations
@@ -19,18 +18,15 @@ from __future__ import annotations
 import glob
 import os
 import re
+from dataclasses import replace
 
 from frdiff import KeyframePolicy
 from frdiff.glyphs import ASSETS_DIR, load_calibration
-from frdiff.magnitude import magnitude_policy
-from frdiff.policy import split_options
+from frdiff.specs import DEEP, MAGNITUDE, UNIFORM, Prefix, Registry, Request, SpecContext
 
 from .models import SCHEDULERS, blocks_of, model_defaults
 
 HEADER = "# spec: "
-KINDS = ("uniform", "deep", "inner-residual", "magnitude", "mask", "tuned")
-SPEC_HELP = ("uniform:K[:fr|block|residual|none], deep:K[:LEVELS[:F]], inner-residual:K, magnitude:THRESHOLD[:ROW], "
-             "mask:slow|medium|fast or tuned:X")
 
 # cache-dit 1.5's predefined step masks for 28 steps (`cache_dit.steps_mask`): alternating runs
 # of computed and cached steps, (compute runs, cache runs); the last step always computes
@@ -50,7 +46,7 @@ def is_spec(text) -> bool:
     if not isinstance(text, str):
         return False
     line = text.strip()
-    return "\n" not in line and line.partition(":")[0].strip() in KINDS
+    return "\n" not in line and SPECS.find(line) is not None
 
 
 def spec_in(text: str) -> str | None:
@@ -64,65 +60,66 @@ def residual_model(model: str) -> bool:
     return all(name.startswith("transformer_blocks.") for name in blocks_of(model))
 
 
-def _interval(value: str, spec: str) -> int:
-    try:
-        k = int(value)
-    except ValueError:
-        raise ValueError(f"bad policy {spec!r}: {value!r} is not a whole number of steps") from None
-    if k < 1:
-        raise ValueError(f"bad policy {spec!r}: the interval must be at least 1")
-    return k
-
-
 def spec_policy(model: str, steps: int, spec: str, scheduler: str | None = None) -> KeyframePolicy:
     """The policy a spec names for `model` at `steps` steps (`scheduler`: for `magnitude` and
     `tuned`, default the model's own); a ValueError says what is wrong."""
-    scheduler = scheduler or model_defaults(model)[0]
-    spec = spec.strip()
-    base, finish = split_options(spec)
-    kind, _, rest = base.partition(":")
-    kind, args = kind.strip(), rest.split(":") if rest else []
-    if kind not in KINDS:
-        raise ValueError(f"bad policy {spec!r}; a named policy is one of {SPEC_HELP}")
-    if finish is not None and kind not in ("uniform", "deep"):
-        raise ValueError(f"bad policy {spec!r}: +cfg and +forecast apply to uniform: and deep: specs")
-    if not args:
-        raise ValueError(f"bad policy {spec!r}; expected {kind}:...")
-    if kind in ("uniform", "deep"):
-        _interval(args[0], spec)
-        policy = KeyframePolicy.parse(base, steps, blocks_of(model))
-        return finish(policy) if finish else policy
-    names = list(blocks_of(model))
-    if kind == "inner-residual":
-        if not residual_model(model):
-            raise ValueError(f"inner-residual needs transformer blocks (every block a residual map); "
-                             f"{model}'s are not")
-        keys = set(KeyframePolicy.uniform(steps, _interval(args[0], spec)).keyframes)
-        inner = "K" + "R" * (len(names) - 2) + "K"
-        return KeyframePolicy(tuple("K" * len(names) if i in keys else inner for i in range(steps)), tuple(names))
-    if kind == "mask":
-        if args[0] not in STEP_MASKS:
-            raise ValueError(f"bad policy {spec!r}; the masks are {', '.join(STEP_MASKS)}")
-        return _step_mask(names, residual_model(model), steps, args[0])
-    if kind == "magnitude":
-        try:
-            threshold = float(args[0])
-        except ValueError:
-            raise ValueError(f"bad policy {spec!r}; expected magnitude:THRESHOLD[:ROW]") from None
-        if len(args) > 2 or not threshold >= 0:
-            raise ValueError(f"bad policy {spec!r}; expected magnitude:THRESHOLD[:ROW] with THRESHOLD >= 0")
-        calibration = load_calibration(model, SCHEDULERS[scheduler], steps)
-        if calibration is None:
-            raise ValueError(f"no magnitude calibration ships for {model} with {scheduler} {steps} steps")
-        row = args[1] if len(args) > 1 else "R" if residual_model(model) else "F"
-        return magnitude_policy(calibration, threshold, row * len(names) if len(row) == 1 else row, tuple(names))
-    files = shipped(model, scheduler, steps)  # tuned
-    speed = args[0].removesuffix("x")
-    if speed not in files:
+    return SPECS.parse_policy(spec.strip(), steps, spec_context(model, scheduler))
+
+
+def spec_context(model: str, scheduler: str | None = None) -> SpecContext:
+    """What the specs read of a model: its blocks, whether they are residual maps, its shipped
+    calibrations; `scheduler` (a display name) default the model's own."""
+    return SpecContext(blocks=blocks_of(model), residual=residual_model(model), model=model,
+                       sampler=scheduler or model_defaults(model)[0], calibration=_calibration)
+
+
+def _calibration(model: str, scheduler: str, steps: int):
+    return load_calibration(model, SCHEDULERS[scheduler], steps)
+
+
+def _inner_residual(request: Request) -> KeyframePolicy:
+    c, (interval,) = request.context, request.arity(1, 1)
+    if not c.residual:
+        raise request.refuse(f"inner-residual needs transformer blocks (every block a residual map); "
+                             f"{c.model}'s are not")
+    keys = set(KeyframePolicy.uniform(request.num_steps, request.interval(interval)).keyframes)
+    names = request.blocks("inner-residual")
+    inner = "K" + "R" * (len(names) - 2) + "K"
+    return KeyframePolicy(tuple("K" * len(names) if i in keys else inner for i in range(request.num_steps)),
+                          names)
+
+
+def _mask(request: Request) -> KeyframePolicy:
+    (speed,) = request.arity(1, 1)
+    if speed not in STEP_MASKS:
+        raise request.bad(f"the masks are {', '.join(STEP_MASKS)}")
+    return _step_mask(list(request.blocks("mask:")), request.context.residual, request.num_steps, speed)
+
+
+def _tuned(request: Request) -> KeyframePolicy:
+    c, (speed,) = request.context, request.arity(1, 1)
+    files = shipped(c.model, c.sampler, request.num_steps)
+    if speed.removesuffix("x") not in files:
         have = ", ".join(f"tuned:{s}" for s in files) or "none"
-        raise ValueError(f"no shipped Auto-FR policy {spec!r} for {model} with {scheduler} {steps} steps "
-                         f"(shipped for these settings: {have})")
-    return KeyframePolicy.from_json(files[speed])
+        raise request.refuse(f"no shipped Auto-FR policy for {c.model} with {c.sampler} {request.num_steps} "
+                             f"steps (shipped for these settings: {have})")
+    return KeyframePolicy.from_json(files[speed.removesuffix("x")])
+
+
+SPECS = Registry([
+    UNIFORM, DEEP,
+    Prefix("inner-residual", "inner-residual:K", "inner-residual:3",
+           "a keyframe every K steps; between them the inner blocks reuse their residual (R), the "
+           "first and last compute (MagCache's form; transformer blocks only; app only)", _inner_residual,
+           options=False),
+    replace(MAGNITUDE, options=False),
+    Prefix("mask", "mask:slow|medium|fast", "mask:fast",
+           "cache-dit's 28-step masks stretched to the run's steps; DBCache's reuse at the cached steps "
+           "(app only)", _mask, options=False),
+    Prefix("tuned", "tuned:X", "tuned:2.0",
+           "the shipped Auto-FR policy of speed X for the model, sampler and steps (app only)", _tuned,
+           options=False)])
+SPEC_HELP = SPECS.expected()
 
 
 def _step_mask(names: list[str], residual: bool, steps: int, speed: str) -> KeyframePolicy:

@@ -9,9 +9,10 @@ from .adaptive import AdaptivePolicy
 from .mixing import ScoreMixing
 from .policy import KeyframePolicy
 from .schedulers import set_scheduler
+from .specs import SpecContext, parse_policy  # also makes KeyframePolicy.parse delegate to it
 
 __all__ = ["AdaptivePolicy", "KeyframePolicy", "RunStats", "ScoreMixing", "accelerate",
-           "block_depths", "describe", "load_pipeline", "set_scheduler"]
+           "SpecContext", "block_depths", "describe", "load_pipeline", "parse_policy", "set_scheduler"]
 __version__ = "0.1.0"
 
 _FROM_TESTBED = ("GlyphPipeline", "load_pipeline")

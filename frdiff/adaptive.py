@@ -29,7 +29,9 @@ from dataclasses import dataclass
 
 import torch
 
-REUSE_MODES = {"fr": "F", "skip": "S", "residual": "R"}
+from .modes import Mode
+
+REUSE_NAMES = ("fr", "skip", "residual")  # the reuse names it takes (their modes: Mode.from_reuse)
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,16 @@ class AdaptivePolicy:
         object.__setattr__(self, "threshold", threshold)
         if self.reuse == "block":  # KeyframePolicy's name for whole-block reuse
             object.__setattr__(self, "reuse", "skip")
-        if not isinstance(self.reuse, str) or self.reuse not in REUSE_MODES:
+        if not isinstance(self.reuse, str) or self.reuse not in REUSE_NAMES:
             raise ValueError(f"reuse must be 'fr', 'skip' or 'residual', got {self.reuse!r:.60}")
         limit = self.max_reuse
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"max_reuse must be None or an integer >= 0, got {self.max_reuse!r}")
 
     @property
-    def reuse_mode(self) -> str:
-        """The mode of every block but the probe at a reuse step: "F", "S" or "R"."""
-        return REUSE_MODES[self.reuse]
+    def reuse_mode(self) -> Mode:
+        """The mode of every block but the probe at a reuse step: F, S or R."""
+        return Mode.from_reuse(self.reuse)
 
     def forced_keyframe(self, step: int) -> bool:
         """Keyframes known before sampling: the first and the last step."""
@@ -72,7 +74,7 @@ class AdaptivePolicy:
 
     def block_modes(self, block_index: int) -> set[str]:
         """Modes a block can take: the probe (block 0) always computes."""
-        return {"K"} if block_index == 0 else {"K", self.reuse_mode}
+        return {Mode.KEYFRAME} if block_index == 0 else {Mode.KEYFRAME, self.reuse_mode}
 
     def check_blocks(self, available) -> None:
         if len(available) < 2:

@@ -13,6 +13,12 @@ import time
 
 import torch
 
+from .specs import LIBRARY, OPTIONS, SpecContext
+
+# what --policy (sample, bench) and --policies (sweep, which also runs SAMPLER@STEPS:SPEC) take
+POLICY_HELP = f"{LIBRARY.expected()} (options: {OPTIONS})"
+POLICIES_HELP = f"{LIBRARY.expected(SpecContext(samplers=()))} (options: {OPTIONS})"
+
 
 def positive(text: str) -> int:
     """An argparse type: an integer >= 1 (sample counts, batch sizes, repeats, steps)."""
@@ -173,8 +179,7 @@ def _add_sample(sub) -> None:
     p.add_argument("--labels", default=None, help="characters to draw (default: every class)")
     p.add_argument("--rows", type=positive, default=1, help="rows of samples per label")
     p.add_argument("--out", default="samples.png")
-    p.add_argument("--policy", default=None,
-                   help="accelerate with uniform:K, deep:K, adaptive:THRESHOLD[:fr|skip] or a policy JSON")
+    p.add_argument("--policy", default=None, help=f"accelerate with {POLICY_HELP}")
     p.add_argument("--mixing", choices=("on", "off"), default="on")
 
 
@@ -199,38 +204,24 @@ def _run_sample(args) -> dict:
 
 
 def _policy(args, pipe):
-    """A policy spec as `KeyframePolicy.parse` takes it, or `magnitude:THRESHOLD[:ROW]`: the
-    MagCache-like schedule of the model's shipped calibration for this sampler and step count,
-    with ROW (one mode for every block, default R, or one per block) at its reuse steps."""
-    from .accelerate import block_depths
-    from .policy import KeyframePolicy, split_options
+    """The policy `args.policy` names (frdiff.specs: every grammar, `magnitude:` with the
+    model's shipped calibration for this sampler and step count)."""
+    from .specs import parse_policy
 
-    if args.policy.startswith("magnitude:"):
-        spec, finish = split_options(args.policy)
-        policy = _magnitude_policy(args, pipe, spec)
-        return finish(policy) if finish else policy
-    return KeyframePolicy.parse(args.policy, args.steps, block_depths(pipe))
+    return parse_policy(args.policy, args.steps, _spec_context(args, pipe))
 
 
-def _magnitude_policy(args, pipe, spec: str):
-    from .accelerate import block_depths
+def _spec_context(args, pipe, samplers: bool = False) -> SpecContext:
+    """What the specs may need on this model: its blocks, the testbed's shipped magnitude
+    calibrations, and (`samplers`, for the sweep's SAMPLER@STEPS:SPEC) the samplers it runs."""
     from .glyphs import load_calibration
-    from .magnitude import magnitude_policy
+    from .schedulers import scheduler_names
+    from .targets import denoiser_of, find_blocks
 
-    parts = spec.split(":")
-    try:
-        threshold = float(parts[1])
-    except (IndexError, ValueError):
-        raise ValueError(f"bad policy {spec!r}; expected magnitude:THRESHOLD[:ROW]") from None
-    if len(parts) > 3 or not threshold >= 0:
-        raise ValueError(f"bad policy {spec!r}; expected magnitude:THRESHOLD[:ROW] with THRESHOLD >= 0")
-    calibration = load_calibration(args.model, args.scheduler, args.steps)
-    if calibration is None:
-        raise ValueError(f"no shipped magnitude calibration for {args.model} {args.scheduler} {args.steps} "
-                         f"steps (python -m analysis.calibrate makes one)")
-    names = tuple(block_depths(pipe))
-    row = parts[2] if len(parts) > 2 else "R"
-    return magnitude_policy(calibration, threshold, row * len(names) if len(row) == 1 else row, names)
+    blocks = find_blocks(denoiser_of(pipe))
+    return SpecContext(blocks={b.name: b.depth for b in blocks}, residual=all(b.residual for b in blocks),
+                       model=args.model, sampler=args.scheduler, calibration=load_calibration,
+                       samplers=tuple(scheduler_names(pipe)) if samplers else None)
 
 
 def _mixing(args):
@@ -243,9 +234,7 @@ def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="measured speedup and quality of a policy vs full compute")
     _add_model_args(p)
     p.add_argument("--batch", type=positive, default=8, help="batch of the timed calls")
-    p.add_argument("--policy", required=True,
-                   help="uniform:K[:block], deep:K[:LEVELS[:F]], adaptive:THRESHOLD[:fr|skip[:MAX_REUSE]] "
-                        "(keyframes chosen at run time by a probe) or a policy JSON file")
+    p.add_argument("--policy", required=True, help=POLICY_HELP)
     p.add_argument("--mixing", choices=("on", "off"), default="on")
     p.add_argument("--samples", type=sample_count, default=256, help="images for the quality figures")
     p.add_argument("--repeats", type=positive, default=5, help="interleaved timing pairs")
@@ -332,8 +321,7 @@ def _add_sweep(sub) -> None:
                                      "with the speed/quality Pareto front")
     _add_model_args(p)
     p.add_argument("--policies", default="uniform:2,uniform:3,deep:2,deep:3",
-                   help="comma-separated policy specs or JSON files (as for bench), magnitude:THRESHOLD[:ROW], "
-                        "or SAMPLER@STEPS:SPEC (the policy on another sampler and step count)")
+                   help=f"comma-separated, each {POLICIES_HELP}")
     p.add_argument("--peers", default="",
                    help="comma-separated peers measured beside them (all, or: " + ", ".join(_peer_names()) + ")")
     p.add_argument("--fewer-steps", default=None,
@@ -381,18 +369,12 @@ def _sweep_policy(args, spec: str, pipe) -> tuple:
     """(name, policy) for a sweep's spec, or (name, policy, sampler, steps) for
     `SAMPLER@STEPS:SPEC`: the policy SPEC on another sampler and step count (e.g.
     `dpmsolver@20:magnitude:0.24`), measured against the sweep's own full compute."""
-    head, _, rest = spec.partition(":")
-    if "@" not in head:
-        return spec, _policy(argparse.Namespace(**{**vars(args), "policy": spec}), pipe)
-    sampler, _, steps = head.partition("@")
-    from .schedulers import scheduler_names
+    from .specs import parse_spec
 
-    names = scheduler_names(pipe)
-    if sampler not in names or not steps.isdigit() or int(steps) < 1 or not rest:
-        raise ValueError(f"bad policy {spec!r}; expected SAMPLER@STEPS:SPEC with SAMPLER one of "
-                         f"{', '.join(names)}, e.g. {names[-1]}@20:uniform:2")
-    inner = argparse.Namespace(**{**vars(args), "policy": rest, "scheduler": sampler, "steps": int(steps)})
-    return spec, _policy(inner, pipe), sampler, int(steps)
+    parsed = parse_spec(spec, args.steps, _spec_context(args, pipe, samplers=True))
+    if parsed.sampler is None:
+        return spec, parsed.policy
+    return spec, parsed.policy, parsed.sampler, parsed.steps
 
 
 def _peer_names() -> list[str]:

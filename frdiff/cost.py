@@ -14,6 +14,8 @@ import math
 import torch
 from torch.overrides import TorchFunctionMode
 
+from .modes import Mode
+
 _CONVS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
 _SDPA = torch.nn.functional.scaled_dot_product_attention
 
@@ -193,10 +195,14 @@ class CallCosts:
 
 
 def mode_gates(rows) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of mode letters to keyframe gates k (K) and whole-block gates z (S or R), float64."""
-    k = torch.tensor([[m == "K" for m in row] for row in rows], dtype=torch.float64)
-    z = torch.tensor([[m in ("S", "R") for m in row] for row in rows], dtype=torch.float64)
+    """Rows of mode letters to keyframe gates k (K) and whole-block gates z (`Mode.whole_block`:
+    S or R), float64; F and N are neither."""
+    k = torch.tensor([[m == Mode.KEYFRAME for m in row] for row in rows], dtype=torch.float64)
+    z = torch.tensor([[m in _WHOLE_BLOCK for m in row] for row in rows], dtype=torch.float64)
     return k, z
+
+
+_WHOLE_BLOCK = frozenset(m for m in Mode if m.whole_block)
 
 
 def policy_gates(policy, num_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from .adaptive import AdaptivePolicy
+from .modes import Mode
 
-MODES = ("K", "F", "S", "R", "N")
+MODES = tuple(m.value for m in Mode)  # the letters a schedule holds
 FORECASTS = ("step", "logsnr")
-UNCOND = ("K", "R")  # the unconditional CFG half computes (K) or reuses its guidance difference (R)
-MODE_NAMES = {"K": "keyframe", "F": "feature reuse", "S": "skip block", "R": "residual reuse",
-              "N": "no call"}
-_REUSE = {"fr": "F", "block": "S", "residual": "R", "none": "N"}
+UNCOND = (Mode.KEYFRAME.value, Mode.RESIDUAL.value)  # the unconditional CFG half computes (K) or
+# reuses its guidance difference (R)
+REUSE_NAMES = ("fr", "block", "residual", "none")  # the reuse names of `uniform`/`from_steps` (Mode.from_reuse)
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,7 @@ class KeyframePolicy:
         for i, row in enumerate(self.schedule):
             if not isinstance(row, str) or len(row) not in {1, width} or set(row) - set(MODES):
                 raise ValueError(f"step {i}: {row!r} is not {width} or 1 of the modes "
-                                 f"K (keyframe), F (feature reuse), S (skip block), R (residual "
-                                 f"reuse), N (no call)")
+                                 f"{Mode.legend(parenthesised=True)}")
             if "N" in row and set(row) != {"N"}:
                 raise ValueError(f"step {i}: {row!r} mixes N with other modes; N (no network "
                                  f"call) holds for a whole step, every block")
@@ -107,8 +106,8 @@ class KeyframePolicy:
         """Keyframes at the given steps; between them every block reuses ("fr", "block",
         "residual") or no call is made ("none")."""
         num_steps = _count(num_steps, "num_steps")
-        if not isinstance(reuse, str) or reuse not in _REUSE:
-            raise ValueError(f"reuse must be one of {', '.join(_REUSE)}, got {_kind(reuse)}")
+        if not isinstance(reuse, str) or reuse not in REUSE_NAMES:
+            raise ValueError(f"reuse must be one of {', '.join(REUSE_NAMES)}, got {_kind(reuse)}")
         if isinstance(keyframes, (str, bytes, dict)) or not isinstance(keyframes, Iterable):
             raise ValueError(f"keyframes must be step numbers, got {_kind(keyframes)}")
         keys = list(keyframes)
@@ -121,7 +120,8 @@ class KeyframePolicy:
             raise ValueError(f"keyframe steps {bad[:8]} are outside 0..{num_steps - 1}")
         if 0 not in keys:
             raise ValueError("step 0 must be a keyframe")
-        return cls(tuple("K" if i in keys else _REUSE[reuse] for i in range(num_steps)))
+        between = Mode.from_reuse(reuse).value
+        return cls(tuple(Mode.KEYFRAME.value if i in keys else between for i in range(num_steps)))
 
     @classmethod
     def deep_skip(cls, depths: dict[str, int], num_steps: int, interval: int,
@@ -226,8 +226,8 @@ class KeyframePolicy:
             self.check_blocks(blocks)
         width = max(4, *(len(n) for n in names), 7 if self.uncond else 0)  # "# step", "@uncond"
         header = " ".join(f"{s:<{group}d}" for s in range(0, self.num_steps, group)).rstrip()
-        lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: K keyframe, F feature reuse, "
-                 f"S skip block, R residual reuse, N no call (whole step); {self.num_steps} steps, step 0 all K"]
+        lines = [f"# {'step':<{width - 2}}  {header}", f"# modes: {Mode.legend()} (whole step); "
+                 f"{self.num_steps} steps, step 0 all K"]
         if self.forecast:
             lines.append(f"@forecast {self.forecast}")
         if self.uncond:
@@ -269,7 +269,7 @@ class KeyframePolicy:
             bad = sorted(set(modes) - set(MODES))
             if bad:
                 raise ValueError(f"line {number} ({name}): unknown mode(s) {', '.join(bad)}; use "
-                                 + ", ".join(f"{m} ({n})" for m, n in MODE_NAMES.items()))
+                                 + Mode.legend(parenthesised=True))
             if name in columns:
                 raise ValueError(f"line {number}: block {name!r} appears twice")
             columns[name] = modes
@@ -347,48 +347,28 @@ class KeyframePolicy:
     @classmethod
     def parse(cls, spec: str, num_steps: int,
               depths: dict[str, int] | None = None) -> "KeyframePolicy | AdaptivePolicy":
-        """CLI form: "uniform:K", "uniform:K:block|residual|none", "deep:K[:LEVELS[:F]]" (needs the model's
-        block depths), "adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]]" (an AdaptivePolicy), or a
-        JSON file; a keyframe policy may end in options (`split_options`): "+forecast[:step|logsnr]",
-        "+cfg:K[:START]"."""
-        if not isinstance(spec, str):
-            raise ValueError(f"a policy spec must be a string, got {_kind(spec)}")
-        num_steps = _count(num_steps, "num_steps")
-        spec, finish = split_options(spec)
-        if finish is not None:
-            policy = cls.parse(spec, num_steps, depths)
-            if not isinstance(policy, KeyframePolicy):
-                raise ValueError("+forecast and +cfg apply to keyframe policies, not adaptive ones")
-            return finish(policy)
-        if spec.startswith("adaptive:"):
-            return _parse_adaptive(spec, num_steps)
-        if spec.startswith("deep:"):
-            parts = spec.split(":")
-            if depths is None:
-                raise ValueError("a deep:K policy needs the model's blocks")
-            try:
-                interval, keep = int(parts[1]), int(parts[2]) if len(parts) > 2 else 1
-            except (IndexError, ValueError):
-                raise ValueError(f"bad policy {spec!r}; expected deep:K[:LEVELS[:F]]") from None
-            return cls.deep_skip(depths, num_steps, interval, keep, parts[3] if len(parts) > 3 else "K")
-        if spec.startswith("uniform:"):
-            parts = spec.split(":")
-            try:
-                interval = int(parts[1])
-            except (IndexError, ValueError):
-                raise ValueError(f"bad policy {spec!r}; expected uniform:K or a JSON file") from None
-            return cls.uniform(num_steps, interval, parts[2] if len(parts) > 2 else "fr")
-        if not spec.lstrip().startswith(("{", "[")) and not os.path.exists(spec):
-            raise ValueError(f"bad policy {spec!r}; expected uniform:K[:block|residual|none], "
-                             f"deep:K[:LEVELS[:F]], adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]], "
-                             f"policy JSON text or the path of a policy JSON file")
-        return cls.from_json(spec)
+        """A policy spec ("uniform:2", "deep:3", "adaptive:0.1", a JSON file, options such as
+        "+forecast"): a thin alias of `frdiff.specs.parse_policy(spec, num_steps,
+        SpecContext(blocks=depths))`, whose table of prefixes says what each takes (`deep:`
+        needs the model's block `depths`)."""
+        if _spec_parser is None:  # frdiff/__init__.py imports frdiff.specs, which sets it
+            raise RuntimeError("frdiff.specs is not imported; import frdiff first")
+        return _spec_parser(spec, num_steps, depths)
 
     def summary(self) -> str:
         return " ".join(self.schedule) if self.blocks is None else "\n".join(self.schedule)
 
 
 _JSON_KEYS = ("schedule", "blocks", "forecast", "uncond", "meta")
+# `KeyframePolicy.parse`'s parser: frdiff.specs sits above this module (its prefixes build these
+# policies), so it cannot be imported from here without a cycle; it installs itself on import
+_spec_parser: Callable[[str, int, dict | None], "KeyframePolicy | AdaptivePolicy"] | None = None
+
+
+def use_spec_parser(parser: Callable[[str, int, dict | None], "KeyframePolicy | AdaptivePolicy"]) -> None:
+    """Make `parser(spec, num_steps, depths)` the one `KeyframePolicy.parse` delegates to."""
+    global _spec_parser
+    _spec_parser = parser
 
 
 def _strings(value, name: str, what: str, item: str, item_what: str) -> tuple[str, ...]:
@@ -400,40 +380,6 @@ def _strings(value, name: str, what: str, item: str, item_what: str) -> tuple[st
         if not isinstance(v, str):
             raise ValueError(f"{item} {i}: expected a {item_what}, got {_kind(v)}")
     return items
-
-
-def split_options(spec: str) -> tuple[str, "Callable[[KeyframePolicy], KeyframePolicy] | None"]:
-    """A spec's options split off, with the function that applies them to the parsed policy:
-    `+forecast[:step|logsnr]` (reuse extrapolates, `with_forecast`) and `+cfg:K[:START]` (the
-    unconditional CFG half computes every K steps from START, `with_uncond_every`), in any
-    order: ("uniform:2", f) for "uniform:2+cfg:2+forecast"; (spec, None) without options (and
-    for JSON text)."""
-    if spec.lstrip().startswith(("{", "[")):
-        return spec, None
-    base, options = spec, []
-    while True:  # options from the end ("+name..."); a '+' elsewhere stays in the spec (a path)
-        head, plus, tail = base.rpartition("+")
-        if not plus or tail.partition(":")[0] not in ("forecast", "cfg"):
-            break
-        base, options = head, [tail] + options
-    if not options:
-        return spec, None
-    forecast = cfg = None
-    for option in options:
-        name, _, value = option.partition(":")
-        parts = value.split(":")
-        if name == "forecast" and (value or "step") in FORECASTS:
-            forecast = value or "step"
-        elif name == "cfg" and 1 <= len(parts) <= 2 and all(x.isdigit() for x in parts) and int(parts[0]) >= 1:
-            cfg = (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
-        else:
-            raise ValueError(f"bad policy option {'+' + option!r:.60}; expected +forecast, "
-                             f"+forecast:step, +forecast:logsnr or +cfg:K[:START] (K >= 1)")
-
-    def finish(policy: "KeyframePolicy") -> "KeyframePolicy":
-        policy = policy.with_forecast(forecast) if forecast else policy
-        return policy.with_uncond_every(*cfg) if cfg else policy
-    return base, finish
 
 
 def _grouped(letters: str, group: int) -> str:
@@ -476,17 +422,3 @@ def _read_policy_file(path: str) -> str:
             return f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise ValueError(f"cannot read policy file {path!r}: {e}") from None
-
-
-def _parse_adaptive(spec: str, num_steps: int) -> AdaptivePolicy:
-    """Parse "adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]]", e.g. "adaptive:0.1", "adaptive:0.2:skip:4"."""
-    parts = spec.split(":")
-    try:
-        if not 2 <= len(parts) <= 4:
-            raise ValueError
-        threshold = float(parts[1])
-        max_reuse = int(parts[3]) if len(parts) > 3 else None
-    except ValueError:
-        raise ValueError(f"bad policy {spec!r}; expected adaptive:THRESHOLD[:fr|skip|residual[:MAX_REUSE]], "
-                         f"e.g. adaptive:0.1") from None
-    return AdaptivePolicy(num_steps, threshold, parts[2] if len(parts) > 2 else "fr", max_reuse)

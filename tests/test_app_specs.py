@@ -67,3 +67,38 @@ def test_shipped_masks_magnitude_and_residual_specs():
 def test_what_is_not_a_spec_is_refused_with_the_reason(text, message):
     with pytest.raises(ValueError, match=message):
         inputs.policy_of("glyph-unet", 50, text, "DDIM")
+
+
+APP_BAD = {"uniform": "uniform:x", "deep": "deep:x", "inner-residual": "inner-residual:x",
+           "magnitude": "magnitude:x", "mask": "mask:warp", "tuned": "tuned"}
+
+
+def test_the_apps_registry_is_the_libraries_prefixes_and_its_own():
+    from frdiff.specs import LIBRARY
+
+    from app.specs import SPECS
+
+    assert SPECS.names == ("uniform", "deep", "inner-residual", "magnitude", "mask", "tuned")
+    assert SPECS["uniform"] is LIBRARY["uniform"] and SPECS["deep"] is LIBRARY["deep"]
+    assert SPECS["magnitude"].parse is LIBRARY["magnitude"].parse and not SPECS.files
+    for prefix in SPECS:  # every example makes a policy for the run's steps
+        assert spec_policy("glyph-dit", 50, prefix.example, "DDIM").num_steps == 50
+        with pytest.raises(ValueError) as error:
+            spec_policy("glyph-dit", 50, APP_BAD[prefix.name], "DDIM")
+        message = str(error.value)
+        assert repr(APP_BAD[prefix.name]) in message and prefix.grammar in message
+        assert f"e.g. {prefix.example}" in message
+    with pytest.raises(ValueError, match="apply to keyframe policies \\(uniform:, deep:\\), not magnitude:"):
+        spec_policy("glyph-dit", 50, "magnitude:0.2+forecast", "DDIM")
+    with pytest.raises(ValueError) as error:
+        spec_policy("glyph-dit", 50, "adaptive:0.1", "DDIM")  # the app runs keyframe policies only
+    assert all(p.grammar in str(error.value) for p in SPECS) and "JSON" not in str(error.value)
+
+
+def test_the_guide_lists_every_app_prefix():
+    import pathlib
+
+    from app.specs import SPECS
+
+    guide = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "guide.md").read_text()
+    assert [p.name for p in SPECS if p.row() not in guide] == []

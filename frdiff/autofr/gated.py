@@ -17,6 +17,7 @@ import torch
 
 from ..clock import StepClock, drive_clock
 from ..mixing import mixer_for
+from ..modes import Mode
 from ..noise import noise_schedule
 from ..patching import Patches
 from ..pytree import sample_of, with_sample
@@ -41,7 +42,7 @@ class GatedRun:
     def __init__(self, model, scheduler, blocks: list[PolicyBlock], multistep: str,
                  k: torch.Tensor, z: torch.Tensor, lam: list[float], whole: str | None = None):
         self.blocks, self.scheduler, self.k, self.z, self.lam = blocks, scheduler, k, z, lam
-        self.whole = whole or "S" * len(blocks)
+        self.whole = whole or Mode.SKIP * len(blocks)
         self.clock = StepClock()
         self.caches = CacheStore(detach=False)
         self.mixing_used = any(value < 1.0 for value in lam)
@@ -56,7 +57,7 @@ class GatedRun:
 
     def keep(self, owner, block: int, mode: str, fresh):
         k = self.k[self.clock.step, block]
-        if mode == "F":
+        if mode == Mode.FEATURE_REUSE:
             w = 1 - k
         else:  # S or R: the block's z gate, where that is what z means for it
             w = (1 - k) * self.z[self.clock.step, block] * (self.whole[block] == mode)

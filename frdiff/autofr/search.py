@@ -11,6 +11,7 @@ import torch
 
 from ..cost import CallCosts
 from ..mixing import ScoreMixing
+from ..modes import Mode
 from ..policy import KeyframePolicy
 
 
@@ -20,7 +21,8 @@ def lambdas(num_steps: int, mixing: ScoreMixing) -> list[float]:
 
 def as_no_call(policy: KeyframePolicy) -> KeyframePolicy:
     """Every step that is not a keyframe becomes N (no network call)."""
-    return KeyframePolicy(tuple(row if set(row) == {"K"} else "N" * len(row) for row in policy.schedule),
+    return KeyframePolicy(tuple(row if set(row) == {Mode.KEYFRAME} else Mode.NO_CALL * len(row)
+                                for row in policy.schedule),
                           policy.blocks)
 
 
@@ -51,8 +53,9 @@ def gates_policy(k: torch.Tensor, z: torch.Tensor, blocks: list[str] | None,
                  whole: str | None = None) -> KeyframePolicy:
     """Binary gates (N, B) to a policy: K where k, else `whole`'s letter (S, or R for residual
     reuse; default S) where z, else F."""
-    whole = whole or "S" * k.shape[1]
-    rows = ["".join("K" if k[s, j] else (whole[j] if z[s, j] else "F") for j in range(k.shape[1]))
+    whole = whole or Mode.SKIP * k.shape[1]
+    rows = ["".join(Mode.KEYFRAME if k[s, j] else (whole[j] if z[s, j] else Mode.FEATURE_REUSE)
+                    for j in range(k.shape[1]))
             for s in range(k.shape[0])]
     if blocks is None:
         rows = [row[0] for row in rows]
@@ -103,7 +106,8 @@ def project(probs_k: torch.Tensor, probs_z: torch.Tensor, costs: CallCosts, mixi
 
 def whole_letters(policy: KeyframePolicy, num_blocks: int) -> str:
     """Per block, what its whole-block reuse is in `policy`: "R" where it uses R, else "S"."""
-    return "".join("R" if "R" in policy.block_modes(b) else "S" for b in range(num_blocks))
+    return "".join(Mode.RESIDUAL if Mode.RESIDUAL in policy.block_modes(b) else Mode.SKIP
+                   for b in range(num_blocks))
 
 
 def spread(num_steps: int, count: int) -> list[int]:
@@ -119,22 +123,22 @@ def templates(depths: dict[str, int] | None, residual: list[bool] | None = None)
     reuse of the whole stack, or of all but the first and last blocks (computing or using FR):
     MagCache's form; no call at all (fewer steps)."""
     width = len(depths) if depths else 1
-    rows = {"fr": "F" * width}
+    rows = {"fr": Mode.FEATURE_REUSE * width}
     if depths and residual and all(residual):
-        rows["residual"] = "R" * width
+        rows["residual"] = Mode.RESIDUAL * width
         if width > 2:
-            for ends in ("K", "F"):
-                rows[f"residual inner/{ends}"] = ends + "R" * (width - 2) + ends
+            for ends in (Mode.KEYFRAME, Mode.FEATURE_REUSE):
+                rows[f"residual inner/{ends}"] = ends + Mode.RESIDUAL * (width - 2) + ends
     if depths:
         levels = list(depths.values())
         deepest = max(levels)
         middle = levels.index(deepest)  # blocks after it are on the way out (UNet up blocks)
         for keep in range(1, deepest + 1):
-            for shallow in ("K", "F"):
-                rows[f"skip>={keep}/{shallow}"] = "".join("S" if d >= keep else shallow for d in levels)
+            for shallow in (Mode.KEYFRAME, Mode.FEATURE_REUSE):
+                rows[f"skip>={keep}/{shallow}"] = "".join(Mode.SKIP if d >= keep else shallow for d in levels)
                 rows[f"skip>={keep}/out-{shallow}"] = "".join(
-                    shallow if d < keep and i > middle else "S" for i, d in enumerate(levels))
-    rows["no call"] = "N" * width  # reduced NFE: no call between keyframes (fewer steps)
+                    shallow if d < keep and i > middle else Mode.SKIP for i, d in enumerate(levels))
+    rows["no call"] = Mode.NO_CALL * width  # reduced NFE: no call between keyframes (fewer steps)
     return rows
 
 
@@ -148,7 +152,7 @@ def candidates(costs: CallCosts, n: int, mixing: ScoreMixing, target: float,
     for name, row in templates(depths, residual).items():
         for count in range(n, 0, -1):
             keys = set(spread(n, count))
-            policy = KeyframePolicy(tuple("K" * width if i in keys else row for i in range(n)), names)
+            policy = KeyframePolicy(tuple(Mode.KEYFRAME * width if i in keys else row for i in range(n)), names)
             if costs.speedup(policy, mixing) >= target:
                 found[f"{name} x{count}"] = policy
                 break
