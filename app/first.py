@@ -184,16 +184,9 @@ def prepare_elsewhere():
     def lower():
         os.nice(10)
 
-    code = "from app.first import _prepare_main; _prepare_main()"
+    # the app registers its views as it is built, then they are computed
+    code = "from app import first, ui; ui.build_demo(); first.prepare()"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `app` imports from
     return subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.DEVNULL,
                             preexec_fn=lower if hasattr(os, "nice") else None,
                             env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"))
-
-
-def _prepare_main() -> None:
-    """The body of `prepare_elsewhere`'s process: the app's views registered, then computed."""
-    from .ui import build_demo
-
-    build_demo()
-    prepare()

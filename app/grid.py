@@ -156,6 +156,7 @@ function commit(rows, uncond) {
   const v = current();
   undo.push({rows: v.rows, uncond: v.uncond}); if (undo.length > 50) undo.shift();
   props.value = Object.assign({}, v, {rows: rows, uncond: uncond === undefined ? v.uncond : uncond});
+  draw();  // at once: 'watch' sees the server's values, and the server may answer with the same one
   trigger('input');
 }
 

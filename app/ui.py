@@ -88,15 +88,18 @@ def build_demo(concurrency: int | None = None) -> gr.Blocks:
         for button, (tab, _, text) in zip(steps_of_guide, GUIDE):  # a step of the path: its tab and what to try
             button.click(lambda tab=tab, text=text: (gr.Tabs(selected=tab), text, tab), None,
                          [tabs, guide_text, current], **CHEAP)
-        _links(demo, c, tabs, current, copy, shared, link_notice, runs)
-        demo.load(check_policy, policy["check"], policy["status"], **CHEAP)
-        demo.load(lam_now, policy["check"], [lam_plot], **CHEAP)
+        loaded = _links(demo, c, tabs, current, copy, shared, link_notice, runs)
+        # the policy's status and lam(r) drawn after a link's values landed (drawn beside the
+        # restore instead, the defaults' status could land last and stay)
+        loaded.then(check_policy, policy["check"], policy["status"], **CHEAP)
+        loaded.then(lam_now, policy["check"], [lam_plot], **CHEAP)
     demo.queue(max_size=LIMITS.queue, default_concurrency_limit=concurrency)
     return demo
 
 
-def _links(demo, c: Controls, tabs, current, copy, shared, notice, runs: dict) -> None:
-    """A link's query parameters restore its view on load (and run its tab); Copy link writes one."""
+def _links(demo, c: Controls, tabs, current, copy, shared, notice, runs: dict):
+    """A link's query parameters restore its view on load (and run its tab); Copy link writes one.
+    Returns the restore's load event (what must see the link's values chains after it)."""
 
     def restore(request: gr.Request):
         view = links.parse(dict(request.query_params) if request is not None else {})
@@ -123,6 +126,7 @@ def _links(demo, c: Controls, tabs, current, copy, shared, notice, runs: dict) -
                **CHEAP).then(None, [shared], [shared], js="(q) => { const u = window.location.origin + "
                              "window.location.pathname + q; navigator.clipboard?.writeText(u).catch(() => {}); "
                              "return u; }")
+    return loaded
 
 
 def linked(view):
