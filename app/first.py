@@ -123,9 +123,11 @@ def remember(fn, *args):
         return value
 
 
-def register(name: str, handler, inputs: list, outputs: list, demo, on_load: bool = True) -> None:
+def register(name: str, handler, inputs: list, outputs: list, demo, on_load: bool = True, button=None) -> None:
     """Record what tab `name`'s button runs (a link to the tab runs it, see `views`) and, with
-    `on_load`, show its result for the components' values when the page loads."""
+    `on_load`, show its result for the components' values when the page loads. A press of
+    `button` cancels a first view still being computed: it would land over the visitor's own
+    result (the first views are queued for that, in a group of their own, with no limit)."""
     view = View(name, handler, list(inputs), list(outputs), on_load)
     demo.frdiff_views = [*getattr(demo, "frdiff_views", []), view]
     if not on_load:
@@ -133,7 +135,10 @@ def register(name: str, handler, inputs: list, outputs: list, demo, on_load: boo
     _VIEWS.append(view)
     if os.environ.get("FRDIFF_APP_FIRST_VIEWS", "1") == "0":  # FRDIFF_APP_FIRST_VIEWS=0: empty tabs on load
         return
-    demo.load(first_view(handler, len(outputs)), inputs, outputs, queue=False, api_visibility="private")
+    event = demo.load(first_view(handler, len(outputs)), inputs, outputs, api_visibility="private",
+                      concurrency_id="first-views", concurrency_limit=None, show_progress="minimal")
+    if button is not None:
+        button.click(None, None, None, cancels=[event], queue=False, api_visibility="private")
 
 
 def views(demo) -> list[View]:

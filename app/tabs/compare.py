@@ -90,7 +90,7 @@ def build(demo, c: Controls, runs: dict):
 
     outputs = [gallery, slider, left, right, diffs, table, notes, numbers, images, reference, exports]
     run.click(safe(generate), [*c.all, methods], outputs, api_name="generate", show_progress_on=[gallery], **runs)
-    first.register("compare", safe(generate), [*c.all, methods], outputs, demo)
+    first.register("compare", safe(generate), [*c.all, methods], outputs, demo, button=run)
 
     def live(model, glyphs, scheduler, steps, editor, mixing, slope, bias, seed, on, ref):
         if not on:

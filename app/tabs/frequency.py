@@ -36,7 +36,7 @@ def build(demo, c: Controls, runs):
 
     outputs = [scores, lam, final, summary, numbers, exports]
     run.click(safe(spectra), c.all, outputs, api_name="spectra", show_progress_on=[scores], **runs)
-    first.register("frequency", safe(spectra), c.all, outputs, demo)
+    first.register("frequency", safe(spectra), c.all, outputs, demo, button=run)
 
     def lam_now(model, steps, editor, mixing, slope, bias):
         try:

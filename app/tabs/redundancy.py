@@ -52,7 +52,7 @@ def build(demo, c: Controls, runs):
     outputs = [heatmap, summary, block, matrix, numbers, data, c.change, exports]
     measure.click(safe(similarity), [*c.all, block, palette], outputs, api_name="similarity",
                   show_progress_on=[heatmap], **runs)
-    first.register("redundancy", safe(similarity), [*c.all, block, palette], outputs, demo)
+    first.register("redundancy", safe(similarity), [*c.all, block, palette], outputs, demo, button=measure)
 
     def redraw(d, block, model, steps, editor, palette):
         if not d or block not in d.get("blocks", []):

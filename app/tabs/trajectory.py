@@ -51,7 +51,7 @@ def build(demo, c: Controls, runs):
 
     outputs = [data, step, full, fast, text, curve, exports, numbers]
     record.click(safe(record_trajectory), c.all, outputs, api_name="trajectory", show_progress_on=[full, fast], **runs)
-    first.register("trajectory", safe(record_trajectory), c.all, outputs, demo)
+    first.register("trajectory", safe(record_trajectory), c.all, outputs, demo, button=record)
 
     def scrub(d, s):
         if not d:
