@@ -29,6 +29,7 @@ from .links import KNOWN
 from .models import threads_here
 from .runs import Run
 
+
 @dataclass(frozen=True)
 class View:
     """What a tab's button runs: its handler, the components it reads and those it writes."""
