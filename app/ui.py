@@ -133,8 +133,8 @@ def linked(view):
     """A load callback: `view`'s handler where the page's link names its tab, else nothing."""
 
     def run_linked(request: gr.Request, *values):  # Gradio passes the request to a leading parameter
-        tab = links.parse(dict(request.query_params)).tab if request is not None else None
-        if tab != view.name or not any(k in request.query_params for k in links.KNOWN):
+        given = request is not None and any(k in request.query_params for k in links.KNOWN)
+        if not given or links.parse(dict(request.query_params)).tab != view.name:  # a plain page parses nothing
             return [gr.skip()] * len(view.outputs) if len(view.outputs) > 1 else gr.skip()
         return view.handler(*values)
 

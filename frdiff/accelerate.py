@@ -187,7 +187,7 @@ class Run:
             lam = 1.0 if keyframe else lam
             if branch == 0 and keyframe:
                 self.stats.add_keyframe(step)
-            self.ledger.record(Call(branch, keyframe, lam, "".join(self.modes), probe_only,
+            self.ledger.record(Call(branch, keyframe, lam, self.modes, probe_only,
                                     half=network is not original), self.caches)
             shadow = None
             if out is None and not keyframe and self.observer is not None:

@@ -65,7 +65,7 @@ class Call:
     branch: int  # the CFG branch (its index in the step's calls)
     keyframe: bool
     lam: float  # the weight of the call's own output (0: no call, the keyframe's prediction)
-    modes: str  # one letter per policy block
+    modes: tuple[str, ...]  # one letter per policy block
     probe_only: bool = False  # adaptive lam = 0: the network stopped after the probe block
     half: bool = False  # uncond R: the conditional half of the batch only
 
@@ -118,7 +118,7 @@ class Ledger:
             s.executed_macs += share * costs.total
             return
         s.fr_calls += 1
-        key = (call.modes, call.branch if call.branch in self.costs else 0)
+        key = ("".join(call.modes), call.branch if call.branch in self.costs else 0)  # joined for FR calls only
         if key not in self._macs:
             self._macs[key] = self.costs[key[1]].of_modes(key[0])
         s.executed_macs += share * self._macs[key]
