@@ -62,7 +62,7 @@ import sys
 
 import torch
 
-from frdiff import KeyframePolicy, ScoreMixing, accelerate, block_depths
+from frdiff import KeyframePolicy, Mode, ScoreMixing, accelerate, block_depths
 from frdiff.timing import interleaved_speedup, machine, peak_memory
 
 MODELS = ("sd15", "sdxl", "pixart", "dit", "flux-dev", "sd35", "wan13")
@@ -248,8 +248,10 @@ def methods(pipe, name: str, steps: int, kwargs: dict, tiny: bool = False) -> di
     depths = block_depths(pipe)
     blocks = find_blocks(pipe.unet if hasattr(pipe, "unet") else pipe.transformer)
     names = list(depths)
-    inner = "".join("K" if depths[n] == 0 else "F" for n in names)  # outer blocks compute, inner ones reuse
-    per_block = KeyframePolicy(tuple("K" * len(names) if s % 2 == 0 else inner for s in range(steps)), tuple(names))
+    # outer blocks compute, inner ones reuse
+    inner = "".join(Mode.KEYFRAME if depths[n] == 0 else Mode.FEATURE_REUSE for n in names)
+    per_block = KeyframePolicy(tuple(Mode.KEYFRAME * len(names) if s % 2 == 0 else inner for s in range(steps)),
+                               tuple(names))
 
     def frdiff_run(policy, mixing):
         return lambda: accelerate(pipe, policy, mixing)

@@ -20,7 +20,7 @@ import functools
 
 from analysis.common import write_result
 from analysis.policy_table import label
-from frdiff import KeyframePolicy, ScoreMixing, accelerate, block_depths, load_pipeline
+from frdiff import KeyframePolicy, Mode, ScoreMixing, accelerate, block_depths, load_pipeline
 from frdiff.glyphs import load_calibration, load_classifier
 from frdiff.glyphs.bench import collect_rows, context_row, fewer_steps_row, mark_front, sweep_table
 from frdiff.magnitude import magnitude_policy
@@ -63,8 +63,9 @@ def main() -> None:
                                                functools.partial(mag_cache, pipe, ratios, t,
                                                                  num_inference_steps=args.steps),
                                                baseline=b, **common))
-        for row, shape in (("R" * len(names), "R on every block"),
-                           ("K" + "R" * (len(names) - 2) + "K", "R inside, first and last block computing")):
+        inside = Mode.KEYFRAME + Mode.RESIDUAL * (len(names) - 2) + Mode.KEYFRAME
+        for row, shape in ((Mode.RESIDUAL * len(names), "R on every block"),
+                           (inside, "R inside, first and last block computing")):
             policy = magnitude_policy(calibration, t, row, names)
             for mix in args.mixing:
                 mixing = ScoreMixing() if mix == "on" else ScoreMixing.off()

@@ -24,7 +24,7 @@ import argparse
 
 import torch
 
-from frdiff import KeyframePolicy, ScoreMixing, accelerate, load_pipeline
+from frdiff import KeyframePolicy, Mode, ScoreMixing, accelerate, load_pipeline
 from frdiff.autofr.tuner import count_costs
 from frdiff.profile import profile
 from frdiff.schedulers import default_steps
@@ -82,7 +82,7 @@ def measure(name: str, repeats: int) -> dict:
             row["table_estimate"] = table.costs.speedup(*spec)
     per_block = []
     for i, block in enumerate(blocks):
-        k, f = table.seconds["K"][i], table.seconds["F"][i]
+        k, f = table.seconds[Mode.KEYFRAME][i], table.seconds[Mode.FEATURE_REUSE][i]
         per_block.append({"block": block.name, "K_ms": 1000 * k, "F_ms": 1000 * f,
                           "mac_share": macs.block[i] / macs.total,
                           "fr_skips_macs": macs.fr_saving[i] / macs.block[i] if macs.block[i] else 0.0,

@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import torch
 
-from frdiff import KeyframePolicy
+from frdiff import KeyframePolicy, Mode
 from frdiff.cost import CallCosts, MacCounter
 from frdiff.targets import find_blocks
 
@@ -63,7 +63,7 @@ def grid_value(model: str, steps, text: str, mixing: bool, slope: float, bias: f
     width = len(blocks)
     value["rows"] = ["".join(policy.mode(s, b) for b in range(width)) for s in range(steps)]
     value["lam"] = [1.0 if policy.is_keyframe(s) else policy.reuse_weight(s, mix) for s in range(steps)]
-    value["uncond"], value["forecast"] = policy.uncond or "K" * steps, policy.forecast
+    value["uncond"], value["forecast"] = policy.uncond or Mode.KEYFRAME * steps, policy.forecast
     return value
 
 

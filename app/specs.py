@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import replace
 
-from frdiff import KeyframePolicy
+from frdiff import KeyframePolicy, Mode
 from frdiff.glyphs import ASSETS_DIR, load_calibration
 from frdiff.specs import DEEP, MAGNITUDE, UNIFORM, Prefix, Registry, Request, SpecContext
 
@@ -84,8 +84,8 @@ def _inner_residual(request: Request) -> KeyframePolicy:
                              f"{c.model}'s are not")
     keys = set(KeyframePolicy.uniform(request.num_steps, request.interval(interval)).keyframes)
     names = request.blocks("inner-residual")
-    inner = "K" + "R" * (len(names) - 2) + "K"
-    return KeyframePolicy(tuple("K" * len(names) if i in keys else inner for i in range(request.num_steps)),
+    inner = Mode.KEYFRAME + Mode.RESIDUAL * (len(names) - 2) + Mode.KEYFRAME
+    return KeyframePolicy(tuple(Mode.KEYFRAME * len(names) if i in keys else inner for i in range(request.num_steps)),
                           names)
 
 
@@ -130,9 +130,9 @@ def _step_mask(names: list[str], residual: bool, steps: int, speed: str) -> Keyf
     mask = []
     for i, run in enumerate(compute):
         mask += [True] * run + [False] * (cache[i] if i < len(cache) else 0)
-    reuse = "K" + "R" * (len(names) - 1) if residual else "F" * len(names)
+    reuse = Mode.KEYFRAME + Mode.RESIDUAL * (len(names) - 1) if residual else Mode.FEATURE_REUSE * len(names)
     rows = [mask[min(len(mask) - 1, i * len(mask) // steps)] or i in (0, steps - 1) for i in range(steps)]
-    return KeyframePolicy(tuple("K" * len(names) if k else reuse for k in rows), tuple(names))
+    return KeyframePolicy(tuple(Mode.KEYFRAME * len(names) if k else reuse for k in rows), tuple(names))
 
 
 def spec_text(model: str, steps: int, spec: str, scheduler: str | None = None) -> str:

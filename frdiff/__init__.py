@@ -7,11 +7,12 @@ and `GlyphPipeline` come from it on first use, so `import frdiff` does not load 
 from .accelerate import RunStats, accelerate, block_depths, describe
 from .adaptive import AdaptivePolicy
 from .mixing import ScoreMixing
+from .modes import Mode
 from .policy import KeyframePolicy
 from .schedulers import set_scheduler
 from .specs import SpecContext, parse_policy  # also makes KeyframePolicy.parse delegate to it
 
-__all__ = ["AdaptivePolicy", "KeyframePolicy", "RunStats", "ScoreMixing", "accelerate",
+__all__ = ["AdaptivePolicy", "KeyframePolicy", "Mode", "RunStats", "ScoreMixing", "accelerate",
            "SpecContext", "block_depths", "describe", "load_pipeline", "parse_policy", "set_scheduler"]
 __version__ = "0.1.0"
 

@@ -41,11 +41,12 @@ from .cost import CallCosts
 from .guidance import GuidanceReuse
 from .ledger import Call, Ledger, RunStats
 from .mixing import MixEvent, ScoreMixing, in_space, mixer_for
+from .modes import Mode
 from .noise import noise_schedule
 from .patching import Patches
 from .plan import AdaptivePlan, plan_for
 from .policy import KeyframePolicy
-from .reuse import stand_in
+from .reuse import Unneeded, stand_in
 from .sampler import CacheStore, ForecastStore, check_modes, install_reuse
 from .pytree import build_output, sample_of, with_sample
 from .schedulers import is_data_prediction_solver
@@ -54,10 +55,6 @@ from .units import FRUnit
 from .targets import block_depths, describe  # noqa: F401 (public names of this module)
 
 __all__ = ["RunStats", "accelerate", "block_depths", "describe"]
-
-
-class _ProbeOnly(Exception):
-    """Raised by the probe hook to end a model call early (see `Run.probe_hook`)."""
 
 
 class Run:
@@ -104,7 +101,10 @@ class Run:
         self.space = self.mixer.space  # what score mixing blends: "eps" or "x0"
         self._observer: Callable[[MixEvent], None] | None = None
         plan = self.plan  # does any step blend or reuse eps_key? (else keyframes skip storing it)
-        self._mixing_used = any(not plan.known_keyframe(i) and plan.lam(i) < 1.0 for i in range(plan.num_steps))
+        lams = [plan.lam(i) for i in range(plan.num_steps) if not plan.known_keyframe(i)]
+        self._mixing_used = any(lam < 1.0 for lam in lams)
+        # adaptive steps at lam = 0 need the probe's output only: the blocks after it idle
+        self.unneeded = Unneeded() if self.adaptive and 0.0 in lams else None
 
     @property
     def adaptive(self) -> bool:
@@ -156,6 +156,8 @@ class Run:
     def clear(self) -> None:
         self.caches.clear()
         self.mixer.clear()
+        if self.unneeded is not None:
+            self.unneeded.clear()
         if self.guidance is not None:
             self.guidance.clear()
         self.plan.reset()
@@ -199,6 +201,8 @@ class Run:
         """The call's CFG branch and step; the step planned at its first call (every branch
         of a step follows that decision)."""
         self.caches.branch = branch = self.clock.next_call()
+        if self.unneeded is not None:
+            self.unneeded.branch = branch
         step = self.clock.step
         if self.forecast:
             self.caches.at = self._coordinate(step)
@@ -214,13 +218,24 @@ class Run:
         elif self.keyframe is False and not lam > 0.0:
             return None, False  # the keyframe's prediction is the output
         else:  # a call (keyframe None: the probe decides at its end; see probe_hook)
-            try:
-                out = network(*args, **kwargs)
-            except _ProbeOnly:
+            out, probe_only = self._run_network(network, args, kwargs)
+            if probe_only:
                 return None, True
         if self.guidance is not None and network is original:
             self.guidance.keep(out)
         return out, False
+
+    def _run_network(self, network, args, kwargs):
+        """(the call's output, did its probe find the output unneeded: then the blocks after
+        the probe returned zeros and the output is no one's)."""
+        unneeded = self.unneeded
+        try:
+            out = network(*args, **kwargs)
+        finally:
+            probe_only = unneeded is not None and unneeded.active
+            if probe_only:
+                unneeded.active = False
+        return out, probe_only
 
     def _shadow_fr(self, original, step: int, args, kwargs):
         """For observers: the FR output at a lam = 0 step, leaving caches and stats untouched."""
@@ -266,21 +281,19 @@ class Run:
             self.clear()
         self._last_step = step
         if self.fresh:
-            self.keyframe, self.modes = True, ("K",) * len(self.blocks)
+            self.keyframe, self.modes = True, (Mode.KEYFRAME,) * len(self.blocks)
         else:
             self.keyframe, self.modes = self.plan.step(step, len(self.blocks))
 
     def probe_hook(self, module, args, output) -> None:
         """After the probe block (adaptive): decide the step at its first call, keep p_key.
 
-        Where the step reuses at lam = 0 nothing after the probe is needed, and the call ends
-        here: a forward hook can end its model's call only by raising, so it raises _ProbeOnly,
-        caught in `_call` alone (running the rest on stand-ins would cost time, and counting it
-        would change what such a step is counted at)."""
+        Where the step reuses at lam = 0 only the probe was needed: the blocks after it return
+        zeros for the rest of the call (`Unneeded`), the model's own layers outside them finish
+        it, and `_call` discards its output."""
         if self.caches.branch != 0:
             return
         probe = sample_of(output)
-        self.ledger.note_probe()
         state = self.plan.state
         if self.keyframe is None:
             modes = self.plan.decide(probe, self.caches.get(state), len(self.blocks))
@@ -288,7 +301,7 @@ class Run:
             if modes is not None:
                 self.modes = modes
                 if self.plan.lam(self.clock.step) == 0.0:
-                    raise _ProbeOnly
+                    self.unneeded.active = True
                 return
         else:
             self.plan.keyframe()
@@ -398,5 +411,8 @@ def _install(runs: list[Run], patches: Patches) -> None:
             patches.hook(run.blocks[0].module.register_forward_hook(run.probe_hook), run.blocks[0].module)
         columns = [policy.block_modes(i) for i in range(len(run.blocks))]
         counts = install_reuse(run.blocks, run, patches, columns)
+        if run.unneeded is not None:  # outermost: an unneeded block runs none of its reuse
+            for index, block in enumerate(run.blocks[1:], start=1):
+                patches.forward(block.module, lambda f, i=index, u=run.unneeded: u.forward(i, f))
         for kind, n in counts.items():
             first.stats.modules_reused[kind] = first.stats.modules_reused.get(kind, 0) + n

@@ -18,8 +18,10 @@ in its first model call, and holds for every CFG branch of the step.
 
 Score mixing (see accelerate.py): at an adaptive reuse step the output is
 lam * reuse output + (1 - lam) * keyframe prediction, as for fixed keyframes. Where lam = 0
-the network stops right after the probe (nothing after it is needed), so such a step costs
-the layers up to and including the probe block.
+only the probe's output is needed: the blocks after it return zeros instead of running
+(`reuse.Unneeded`), the model's own layers outside them finish the call and its output is
+discarded, so such a step costs everything but the blocks after the probe (the embeddings,
+the probe block and the output layers).
 """
 
 from __future__ import annotations

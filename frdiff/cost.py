@@ -131,8 +131,7 @@ class CallCosts:
     """The one cost model of frdiff, for the runtime's accounting and the tuner's budget.
 
     MACs of one full model call (`total`), of each policy block (`block`), what feature
-    reuse saves in each block (`fr_saving`: its FR units' expensive parts) and, for adaptive
-    policies, the network up to the end of the probe block (`probe`). A call's cost under
+    reuse saves in each block (`fr_saving`: its FR units' expensive parts). A call's cost under
     keyframe gates k and skip gates z (one per block; 1/0 at run time, soft while tuning):
 
         fixed + sum_b [ k_b block_b + (1 - k_b) (1 - z_b) (block_b - fr_saving_b) ]
@@ -140,13 +139,13 @@ class CallCosts:
     (a keyframe block computes, a skipped one, S or R, costs nothing (R's one addition is not
     counted), an FR block its cheap part; a measured table (frdiff.profile) adds
     (1 - k_b) z_b skip_b, and `step` to every step);
-    a step where score mixing has lam = 0 and that is not a keyframe makes no call: 0.
+    a step where score mixing has lam = 0 and that is not a keyframe makes no call: 0 (an
+    adaptive policy's still runs its probe: `probe_only`).
     """
 
     total: float
     block: list[float]
     fr_saving: list[float]
-    probe: float = 0.0
     # measured tables only (frdiff.profile: seconds, not MACs): what a block in S or R mode
     # still costs (its cache lookup; counted: nothing), and each step's work outside the
     # model (the scheduler's step, the pipeline's loop), which a step that makes no call pays too
@@ -158,11 +157,17 @@ class CallCosts:
         """One step of full compute: the call and the step's work around it."""
         return self.total + self.step
 
+    @property
+    def probe_only(self) -> float:
+        """An adaptive call at lam = 0: everything but the blocks after the probe (the first
+        policy block), which return zeros (reuse.Unneeded)."""
+        return self.total - sum(self.block[1:])
+
     @classmethod
-    def count(cls, counter: MacCounter, blocks, probe: float = 0.0) -> "CallCosts":
+    def count(cls, counter: MacCounter, blocks) -> "CallCosts":
         """From a MacCounter that saw one full call of the model these policy blocks are in."""
         saving = [sum(counter.total(u.kind.expensive_part(u.module)) for u in b.units) for b in blocks]
-        return cls(counter.total(), [counter.total(b.module) for b in blocks], saving, probe)
+        return cls(counter.total(), [counter.total(b.module) for b in blocks], saving)
 
     def call(self, k: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """MACs of a call that makes it, for gates k, z of shape (..., blocks)."""

@@ -29,7 +29,7 @@ class RunStats:
     executed_macs: int = 0
     peak_cache_bytes: int = 0
     cache_misses: int = 0  # reuse asked for but no cache (computed instead)
-    probe_calls: int = 0  # adaptive lam = 0 steps: the network stopped after the probe block
+    probe_calls: int = 0  # adaptive lam = 0 steps: no block after the probe ran
     keyframe_steps: list = field(default_factory=list)  # the last kept_runs runs' keyframe steps
     sampling_runs: int = 0  # set_timesteps calls, all of them
     keyframes_total: int = 0  # keyframe steps over all runs
@@ -66,7 +66,7 @@ class Call:
     keyframe: bool
     lam: float  # the weight of the call's own output (0: no call, the keyframe's prediction)
     modes: tuple[str, ...]  # one letter per policy block
-    probe_only: bool = False  # adaptive lam = 0: the network stopped after the probe block
+    probe_only: bool = False  # adaptive lam = 0: the blocks after the probe returned zeros
     half: bool = False  # uncond R: the conditional half of the batch only
 
 
@@ -77,7 +77,6 @@ class Ledger:
         self.model, self.blocks, self.stats = model, blocks, stats
         self.costs: dict[int, CallCosts] = {}  # per branch, counted at its first full call
         self.counter: MacCounter | None = None  # while a call is being counted
-        self.probe_at = 0  # adaptive: MACs up to the end of the probe block (first call)
         self._macs: dict[tuple[str, int], int] = {}  # (modes, branch) -> MACs of such a call
 
     def needs_count(self, branch: int) -> bool:
@@ -89,15 +88,10 @@ class Ledger:
             eager = regions.eager_calls() if regions else contextlib.nullcontext()
             with eager, MacCounter(self.model) as self.counter:  # hooks run eagerly
                 out = original(*args, **kwargs)
-            self.costs[branch] = CallCosts.count(self.counter, self.blocks, self.probe_at)
+            self.costs[branch] = CallCosts.count(self.counter, self.blocks)
         finally:
             self.counter = None
         return out
-
-    def note_probe(self) -> None:
-        """The probe block just ended in the call being counted: the network's cost up to here."""
-        if self.counter is not None:
-            self.probe_at = self.counter.total()
 
     def record(self, call: Call, caches) -> None:
         """Add one call to the stats (`caches`: its peak size and misses so far)."""
@@ -110,7 +104,7 @@ class Ledger:
             s.network_calls_skipped += 1
             if call.probe_only:
                 s.probe_calls += 1
-                s.executed_macs += costs.probe
+                s.executed_macs += costs.probe_only
             return
         s.network_calls += 1
         s.half_batch_calls += call.half

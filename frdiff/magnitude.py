@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from .clock import StepClock, drive_clock
+from .modes import Mode
 from .patching import Patches
 from .policy import KeyframePolicy
 from .pytree import sample_of
@@ -150,7 +151,7 @@ def reuse_steps(calibration: Calibration, threshold: float, max_reuse: int = 3,
     return reuse
 
 
-def magnitude_policy(calibration: Calibration, threshold: float, row: str = "R",
+def magnitude_policy(calibration: Calibration, threshold: float, row: str = Mode.RESIDUAL,
                      blocks: tuple[str, ...] | None = None, max_reuse: int = 3,
                      retain: float = 0.2) -> KeyframePolicy:
     """A KeyframePolicy: keyframes where the calibrated error says compute, `row` elsewhere
@@ -158,11 +159,11 @@ def magnitude_policy(calibration: Calibration, threshold: float, row: str = "R",
     if blocks is not None and len(row) not in (1, len(blocks)):
         raise ValueError(f"row {row!r} has {len(row)} modes for {len(blocks)} blocks")
     width = len(blocks) if blocks else 1
-    rows = tuple(row if r else "K" * width for r in reuse_steps(calibration, threshold, max_reuse, retain))
+    rows = tuple(row if r else Mode.KEYFRAME * width for r in reuse_steps(calibration, threshold, max_reuse, retain))
     return KeyframePolicy(rows, tuple(blocks) if blocks else None)
 
 
-def policy_for_speedup(calibration: Calibration, speedup, target: float, row: str = "R",
+def policy_for_speedup(calibration: Calibration, speedup, target: float, row: str = Mode.RESIDUAL,
                        blocks: tuple[str, ...] | None = None, max_reuse: int = 3,
                        retain: float = 0.2) -> tuple[float, KeyframePolicy] | None:
     """The smallest threshold (on a geometric grid) whose policy's `speedup(policy)` reaches

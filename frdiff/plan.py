@@ -14,6 +14,7 @@ import torch
 
 from .adaptive import AdaptivePolicy, AdaptiveState, relative_change
 from .mixing import ScoreMixing
+from .modes import Mode
 from .policy import KeyframePolicy
 
 
@@ -72,7 +73,7 @@ class AdaptivePlan:
     def step(self, step: int, blocks: int) -> tuple[bool | None, tuple[str, ...]]:
         """A forced keyframe, or undecided (None) until the probe has run; every block computes
         until then."""
-        return (True if self.state.forced(step) else None), ("K",) * blocks
+        return (True if self.state.forced(step) else None), (Mode.KEYFRAME,) * blocks
 
     def decide(self, probe: torch.Tensor, probe_key: torch.Tensor | None, blocks: int) -> tuple[str, ...] | None:
         """After the probe of an undecided step: the reuse modes of its blocks, or None where
@@ -80,7 +81,7 @@ class AdaptivePlan:
         change = math.inf if probe_key is None else relative_change(probe, probe_key)
         if self.state.decide(change):
             return None
-        return ("K",) + (self.policy.reuse_mode,) * (blocks - 1)
+        return (Mode.KEYFRAME,) + (self.policy.reuse_mode,) * (blocks - 1)
 
     def keyframe(self) -> None:
         """A forced keyframe's probe ran: the change since it starts from zero."""

@@ -58,7 +58,7 @@ class KeyframePolicy:
                 raise ValueError(f"uncond must be None or a string of K (the unconditional CFG half "
                                  f"computes) and R (it reuses its guidance difference), one per "
                                  f"step; got {_kind(self.uncond)}")
-            if set(self.uncond) <= {"K"}:
+            if set(self.uncond) <= {Mode.KEYFRAME}:
                 object.__setattr__(self, "uncond", None)  # computes at every step: the default
         rows = _strings(self.schedule, "schedule", "mode strings, one per step, e.g. ('K', 'F')",
                         "step", "string of modes K, F, S, R, N")
@@ -73,15 +73,15 @@ class KeyframePolicy:
             if not isinstance(row, str) or len(row) not in {1, width} or set(row) - set(MODES):
                 raise ValueError(f"step {i}: {row!r} is not {width} or 1 of the modes "
                                  f"{Mode.legend(parenthesised=True)}")
-            if "N" in row and set(row) != {"N"}:
+            if Mode.NO_CALL in row and set(row) != {Mode.NO_CALL}:
                 raise ValueError(f"step {i}: {row!r} mixes N with other modes; N (no network "
                                  f"call) holds for a whole step, every block")
-        if set(self.schedule[0]) != {"K"}:
+        if set(self.schedule[0]) != {Mode.KEYFRAME}:
             raise ValueError("step 0 must be a keyframe for every block (its caches are empty)")
         if self.uncond is not None and len(self.uncond) != len(self.schedule):
             raise ValueError(f"uncond has {len(self.uncond)} letters for {len(self.schedule)} steps; "
                              f"give one K or R per step")
-        if self.uncond is not None and self.uncond[0] != "K":
+        if self.uncond is not None and self.uncond[0] != Mode.KEYFRAME:
             raise ValueError("uncond: step 0 must compute the unconditional half (K): nothing is "
                              "cached yet")
         if self.blocks is not None and len(set(self.blocks)) != len(self.blocks):
@@ -125,18 +125,18 @@ class KeyframePolicy:
 
     @classmethod
     def deep_skip(cls, depths: dict[str, int], num_steps: int, interval: int,
-                  keep_levels: int = 1, shallow: str = "K") -> "KeyframePolicy":
+                  keep_levels: int = 1, shallow: str = Mode.KEYFRAME) -> "KeyframePolicy":
         """Whole-block reuse from the deepest level outward (DeepCache's granularity): between
         keyframes, blocks at depth >= keep_levels are skipped (S); the shallower ones compute
         (shallow="K") or use FR (shallow="F"). `depths` maps block names to depth (0 = outermost)."""
-        if not isinstance(shallow, str) or shallow not in ("K", "F"):
+        if not isinstance(shallow, str) or shallow not in (Mode.KEYFRAME, Mode.FEATURE_REUSE):
             raise ValueError(f"shallow must be 'K' or 'F', got {_kind(shallow)}")
         keep_levels = _count(keep_levels, "keep_levels", low=0)
         if not isinstance(depths, dict) or not all(isinstance(d, int) for d in depths.values()):
             raise ValueError(f"depths must map block names to depths, got {_kind(depths)}")
         keys = set(cls.uniform(num_steps, interval).keyframes)
-        reuse = "".join("S" if d >= keep_levels else shallow for d in depths.values())
-        return cls(tuple("K" * len(depths) if i in keys else reuse for i in range(num_steps)),
+        reuse = "".join(Mode.SKIP if d >= keep_levels else shallow for d in depths.values())
+        return cls(tuple(Mode.KEYFRAME * len(depths) if i in keys else reuse for i in range(num_steps)),
                    tuple(depths))
 
     @classmethod
@@ -167,11 +167,11 @@ class KeyframePolicy:
         return row[0] if len(row) == 1 else row[block_index]
 
     def is_keyframe(self, step: int) -> bool:
-        return set(self.schedule[step]) == {"K"}
+        return set(self.schedule[step]) == {Mode.KEYFRAME}
 
     def no_call(self, step: int) -> bool:
         """Does this step skip the network altogether (mode N)?"""
-        return self.schedule[step][0] == "N"
+        return self.schedule[step][0] == Mode.NO_CALL
 
     @property
     def has_no_call(self) -> bool:
@@ -181,7 +181,7 @@ class KeyframePolicy:
     def uncond_reused(self, step: int) -> bool:
         """Does the unconditional CFG half reuse its guidance difference at this step (uncond R)?
         Not at N steps, which make no call."""
-        return self.uncond is not None and self.uncond[step] == "R" and not self.no_call(step)
+        return self.uncond is not None and self.uncond[step] == Mode.RESIDUAL and not self.no_call(step)
 
     def reuse_weight(self, step: int, mixing) -> float:
         """lam at a non-keyframe step: 0 where the step is N (no call), else the mixing's."""
@@ -294,7 +294,7 @@ class KeyframePolicy:
         """The unconditional CFG half computes at steps before `start` and every `interval`
         steps from it, and reuses its guidance difference in between (uncond R)."""
         interval, start = _count(interval, "interval"), _count(start, "start", low=0)
-        return self.with_uncond("".join("K" if s < start or (s - start) % interval == 0 else "R"
+        return self.with_uncond("".join(Mode.KEYFRAME if s < start or (s - start) % interval == 0 else Mode.RESIDUAL
                                         for s in range(self.num_steps)))
 
     # -- JSON --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .cost import CallCosts
+from .modes import Mode
 from .patching import Patches
 from .policy import KeyframePolicy
 from .targets import denoiser_of, find_blocks
@@ -51,7 +52,7 @@ class CostTable:
 
     @property
     def costs(self) -> CallCosts:
-        k, f, s = (self.seconds[m] for m in "KFS")
+        k, f, s = (self.seconds[m] for m in (Mode.KEYFRAME, Mode.FEATURE_REUSE, Mode.SKIP))
         return CallCosts(total=self.call, block=list(k), fr_saving=[a - b for a, b in zip(k, f)],
                          skip=list(s), step=self.step)
 
@@ -113,12 +114,12 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
     model = _model(pipe)
     blocks = find_blocks(model)
     kwargs = dict(call_kwargs or {})
-    policies = {"K": KeyframePolicy.uniform(num_steps, 1),  # the run each mode is timed in
-                "F": KeyframePolicy.uniform(num_steps, 2),
-                "S": KeyframePolicy.uniform(num_steps, 2, reuse="block")}
+    policies = {Mode.KEYFRAME: KeyframePolicy.uniform(num_steps, 1),  # the run each mode is timed in
+                Mode.FEATURE_REUSE: KeyframePolicy.uniform(num_steps, 2),
+                Mode.SKIP: KeyframePolicy.uniform(num_steps, 2, reuse="block")}
     block_times = {mode: [[] for _ in blocks] for mode in policies}
     call_times, step_times = [], []  # per K run: its calls' seconds; its step's work outside them
-    state = {"run": None, "start": {}, "call": None, "timing": False, "mode": "K"}
+    state = {"run": None, "start": {}, "call": None, "timing": False, "mode": Mode.KEYFRAME}
 
     def pre(index):
         def hook(module, args):
@@ -133,7 +134,7 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
             if not state["timing"] or run is None or run.clock.step == 0:
                 return
             _sync()
-            mode = run.modes[index] if run.modes else "K"
+            mode = run.modes[index] if run.modes else Mode.KEYFRAME
             if mode == state["mode"]:  # each mode from its own run (K: the all-keyframe one)
                 block_times[mode][index].append(time.perf_counter() - state["start"][index])
         return hook
@@ -145,7 +146,8 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
 
     def call_post(module, args, output):
         run = state["run"]
-        if state["timing"] and run is not None and run.clock.step > 0 and run.keyframe and state["mode"] == "K":
+        timed = state["timing"] and state["mode"] == Mode.KEYFRAME
+        if timed and run is not None and run.clock.step > 0 and run.keyframe:
             _sync()
             call_times[-1].append(time.perf_counter() - state["call"])
 
@@ -168,15 +170,15 @@ def profile(pipe, num_steps: int, call_kwargs: dict | None = None, repeats: int 
                 _sync()
                 wall = time.perf_counter() - start
             state["run"] = None
-            if r > 0 and mode == "K":  # the same run's calls subtracted: a slow moment counts in both
+            if r > 0 and mode == Mode.KEYFRAME:  # the same run's calls subtracted: a slow moment counts in both
                 step_times.append(wall / num_steps - statistics.fmean(call_times[-1]))
     medians = {mode: [statistics.median(t) if t else 0.0 for t in times] for mode, times in block_times.items()}
     # a call: the median over the K runs of each run's mean call (what a run's time is made of)
     call = statistics.median(statistics.fmean(t) for t in call_times if t)
-    call = max(call, sum(medians["K"]))  # timer noise: a call holds its blocks
+    call = max(call, sum(medians[Mode.KEYFRAME]))  # timer noise: a call holds its blocks
     for i, block in enumerate(blocks):  # a block with no FR unit computes in full at F
         if not block.units:
-            medians["F"][i] = medians["K"][i]
+            medians[Mode.FEATURE_REUSE][i] = medians[Mode.KEYFRAME][i]
     conditions = _conditions(model)
     return CostTable(model=conditions["model"], blocks=[b.name for b in blocks],
                      device=conditions["device"], dtype=conditions["dtype"],

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 
+from .modes import Mode
 from .pytree import map_tensors, sample_of
 from .tails import residual_scale, resnet_tail, wrap_sample
 
@@ -57,7 +58,7 @@ def resnet_forward(unit: FRUnit, state: ReuseState, original, capture: Capture):
     module = unit.module
 
     def forward(input_tensor, temb=None, *args, **kwargs):
-        h = state.reuse(unit, unit.block, "F")
+        h = state.reuse(unit, unit.block, Mode.FEATURE_REUSE)
         if h is not None:
             return resnet_tail(module, h, input_tensor, temb)
         capture.running = True  # conv1's hook keeps its output
@@ -72,7 +73,7 @@ def resnet_forward(unit: FRUnit, state: ReuseState, original, capture: Capture):
 def conv1_capture_hook(unit: FRUnit, state: ReuseState, capture: Capture):
     def hook(conv, inputs, output):
         if capture.running:
-            return state.keep(unit, unit.block, "F", output)
+            return state.keep(unit, unit.block, Mode.FEATURE_REUSE, output)
     return hook
 
 
@@ -82,12 +83,12 @@ def residual_forward(unit: FRUnit, state: ReuseState, original):
 
     def forward(*args, **kwargs):
         x = _first_arg(args, kwargs, "hidden_states")
-        branch = state.reuse(unit, unit.block, "F")
+        branch = state.reuse(unit, unit.block, Mode.FEATURE_REUSE)
         if branch is not None:
             return wrap_sample(module, x / scale + branch, kwargs)
         out = original(*args, **kwargs)
         fresh = sample_of(out) - x / scale
-        kept = state.keep(unit, unit.block, "F", fresh)
+        kept = state.keep(unit, unit.block, Mode.FEATURE_REUSE, fresh)
         return out if kept is fresh else wrap_sample(module, x / scale + kept, kwargs)
 
     return forward
@@ -107,7 +108,7 @@ def _cached_output_forward(owner, block_index: int, reuse_mode: str, state: Reus
 
 def output_forward(unit: FRUnit, state: ReuseState, original):
     """adaLN DiT self-attention: reuse its output before the gate; gate and MLP stay fresh."""
-    return _cached_output_forward(unit, unit.block, "F", state, original)
+    return _cached_output_forward(unit, unit.block, Mode.FEATURE_REUSE, state, original)
 
 
 def stand_in(value):
@@ -116,9 +117,56 @@ def stand_in(value):
     return map_tensors(lambda t: t.new_zeros(()).expand(t.shape), value)
 
 
+class Unneeded:
+    """The policy blocks after an adaptive probe, at a call whose output nobody uses.
+
+    At an adaptive reuse step with lam = 0 (score mixing's early steps) the keyframe's
+    prediction is the step's output and only the probe block's output is needed (it decides the
+    step). The probe hook then sets `active`, and until the call ends every block after the
+    probe returns zeros shaped like its own output at the branch's last call instead of running:
+    the model's forward goes on to its end on those zeros (its output is discarded), so no
+    exception has to cut the call short through the hooks, offloading or compiled regions
+    around the model. `branch` is the CFG branch of the call running (set by the state). The
+    zeros are real tensors (the model may write to them), one per shape, kept for the run."""
+
+    def __init__(self):
+        self.active = False
+        self.branch = 0
+        self._like: dict[tuple[int, int], object] = {}  # (block, branch) -> a stand-in of its output
+        self._zeros: dict[tuple, tuple[torch.Tensor, int]] = {}  # (shape, dtype, device) -> zeros, their version
+
+    def forward(self, index: int, original):
+        """The replaced forward of the policy block `index` (after the probe)."""
+
+        def forward(*args, **kwargs):
+            like = self._like.get((index, self.branch)) if self.active else None
+            if like is not None:
+                return map_tensors(self._zeros_like, like)
+            out = original(*args, **kwargs)
+            self._like[(index, self.branch)] = stand_in(out)
+            return out
+
+        return forward
+
+    def _zeros_like(self, t: torch.Tensor) -> torch.Tensor:
+        key = (t.shape, t.dtype, t.device)
+        zeros, version = self._zeros.get(key, (None, -1))
+        if zeros is None:
+            zeros = torch.zeros(t.shape, dtype=t.dtype, device=t.device)
+        elif zeros._version != version:  # the model wrote to them: zero them again
+            zeros.zero_()
+        self._zeros[key] = (zeros, zeros._version)
+        return zeros
+
+    def clear(self) -> None:
+        self.active = False
+        self._like.clear()
+        self._zeros.clear()
+
+
 def block_forward(block: PolicyBlock, index: int, state: ReuseState, original):
     """Whole-block reuse: at S return the block's output from the last step it ran."""
-    return _cached_output_forward(block, index, "S", state, original)
+    return _cached_output_forward(block, index, Mode.SKIP, state, original)
 
 
 def _add(x, r):
@@ -163,7 +211,7 @@ def residual_block_forward(block: PolicyBlock, index: int, state: ReuseState, or
     streams: list[tuple[str, ...]] = []  # the output's stream names, learnt at its first call
 
     def forward(*args, **kwargs):
-        residual = state.reuse(owner, index, "R") if streams else None
+        residual = state.reuse(owner, index, Mode.RESIDUAL) if streams else None
         if residual is not None:
             inputs = _stream_inputs(signature, args, kwargs, streams[0])
             return _pack_streams(streams[1], tuple(_add(x, r) for x, r in zip(inputs, residual)))
@@ -178,7 +226,7 @@ def residual_block_forward(block: PolicyBlock, index: int, state: ReuseState, or
                                    f"apply to it")
         streams[:] = [names, out if isinstance(out, torch.Tensor) else tuple(outs)]
         fresh = tuple(_minus(y, x) for x, y in zip(inputs, outs))
-        kept = state.keep(owner, index, "R", fresh)
+        kept = state.keep(owner, index, Mode.RESIDUAL, fresh)
         if kept is fresh:
             return out
         return _pack_streams(out, tuple(_add(x, r) for x, r in zip(inputs, kept)))

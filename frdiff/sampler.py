@@ -28,6 +28,7 @@ import contextlib
 
 import torch
 
+from .modes import Mode
 from .patching import Patches
 from .pytree import cast_like, map_tensors, nbytes, zip_tensors
 from .reuse import ReuseState, block_forward, residual_block_forward
@@ -173,7 +174,7 @@ def check_residual(block: PolicyBlock) -> None:
 def check_modes(policy, blocks: list[PolicyBlock]) -> None:
     """Refuse a policy that uses mode R on a block that is not residual (before any work)."""
     for index, block in enumerate(blocks):
-        if "R" in policy.block_modes(index):
+        if Mode.RESIDUAL in policy.block_modes(index):
             check_residual(block)
 
 
@@ -184,15 +185,16 @@ def install_reuse(blocks: list[PolicyBlock], state: ReuseState, patches: Patches
     returns how many of each kind (unit kinds by name, and blocks) were installed."""
     counts: dict[str, int] = {}
     for index, block in enumerate(blocks):
-        column = columns[index] if columns is not None else {"S", "F"} | ({"R"} if block.residual else set())
-        if "R" in column:  # inside S's wrapper: an S step returns before reaching it
+        column = columns[index] if columns is not None else (
+            {Mode.SKIP, Mode.FEATURE_REUSE} | ({Mode.RESIDUAL} if block.residual else set()))
+        if Mode.RESIDUAL in column:  # inside S's wrapper: an S step returns before reaching it
             check_residual(block)
             patches.forward(block.module, lambda f, b=block, i=index: residual_block_forward(b, i, state, f))
             counts["residual_blocks"] = counts.get("residual_blocks", 0) + 1
-        if "S" in column:
+        if Mode.SKIP in column:
             patches.forward(block.module, lambda f, b=block, i=index: block_forward(b, i, state, f))
             counts["skip_blocks"] = counts.get("skip_blocks", 0) + 1
-        if "F" not in column:
+        if Mode.FEATURE_REUSE not in column:
             continue
         for unit in block.units:
             unit.kind.install(unit, state, patches)
