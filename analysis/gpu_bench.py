@@ -31,18 +31,18 @@ Rows per model: full compute; frdiff with an all-keyframe policy (the hook overh
 decisions of a static policy make no host sync); uniform FR every 2 steps without and with score
 mixing; whole-block reuse (DeepCache's granularity, `deep:2`); residual reuse (`uniform:2:residual`)
 on the transformer blocks; a per-block policy (the inner blocks reused, the outer ones computed);
-and the peers that apply, from their own packages. UNets: DeepCache. DiT / PixArt: diffusers'
-MagCache (calibrated first) and FirstBlockCache through `frdiff.peers`. Flow transformers, as a
-user would apply them: diffusers' FirstBlockCache, MagCache (calibrated first on the same call:
-its ratios read at the last step from the conditional context) and TaylorSeer through
-`transformer.enable_cache(...)` (hooks applied directly on SD3, whose transformer has no
-`CacheMixin`; TaylorSeer predicts the units frdiff's FR caches, attention and MLP outputs and a
-single-stream block's proj_out, and skips what only feeds proj_out: its default identifiers
-match no Wan module, attn1 / attn2 / ffn); and cache-dit's DBCache through its own
-adapter for the pipeline class (`cache_dit.enable_cache(pipe, ...)`, F8B0, threshold 0.08,
-warmup 8). FirstBlockCache does not apply to SD3.5: its last joint block returns no text stream
-(`context_pre_only`) and diffusers' tail hook subtracts from it. Settings: FirstBlockCache 0.08,
-MagCache 0.12 / 3 skips / 20% retention, TaylorSeer interval 3, order 1, 3 warm-up steps (the
+and the peers that apply, from their own packages, every one through `frdiff.peers`' registry
+(`peer_methods`, the one the app and the glyph benchmarks read). UNets: DeepCache. DiT / PixArt:
+diffusers' MagCache (calibrated first) and FirstBlockCache. Flow transformers (`FLOW_PEERS`):
+diffusers' FirstBlockCache, MagCache (calibrated first on the same call; the ratios of the
+pipeline's conditional context where it names contexts) and TaylorSeer (predicting the units
+frdiff's FR caches, attention and MLP outputs and a single-stream block's proj_out, skipping what
+only feeds proj_out: its default identifiers match no Wan module, attn1 / attn2 / ffn); and
+cache-dit's DBCache through cache-dit's own adapter for the pipeline class
+(`cache_dit.enable_cache(pipe, ...)`, F8B0, threshold 0.08, warmup 8). FirstBlockCache does not
+apply to SD3.5: its last joint block returns no text stream (`context_pre_only`) and diffusers'
+tail hook subtracts from it (the registry says so). Settings: FirstBlockCache 0.08, MagCache
+0.12 / 3 skips / 20% retention, TaylorSeer interval 3, order 1, 3 warm-up steps (the
 `frdiff.peers` defaults). Speed: interleaved pairs in this process, the median of the per-pair
 ratios (`frdiff.timing`); beside it the counted (MAC) speedup, peak CUDA memory and frdiff's peak
 cache bytes. `--steps` replaces every model's own step count; `--quick`: 10 steps, 1 pair.
@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import os
 import sys
 
 import torch
@@ -67,6 +66,7 @@ from frdiff.timing import interleaved_speedup, machine, peak_memory
 
 MODELS = ("sd15", "sdxl", "pixart", "dit", "flux-dev", "sd35", "wan13")
 FLOW_MODELS = ("flux-dev", "sd35", "wan13")
+FLOW_PEERS = ("firstblockcache", "magcache", "taylorseer", "dbcache")  # frdiff.peers.REGISTRY names
 STEPS = {"flux-dev": 28, "sd35": 40, "wan13": 50}  # the others: 50
 WAN_FRAMES = 33
 
@@ -267,150 +267,20 @@ def methods(pipe, name: str, steps: int, kwargs: dict, tiny: bool = False) -> di
                                                                ScoreMixing.off())
     else:
         rows["frdiff residual reuse, interval 2"] = None, "not every block is a residual map (a UNet)"
-    if name in FLOW_MODELS:
-        return rows | flow_peers(pipe, steps, kwargs, tiny)
-    applicable = peers.peer_methods(pipe)
-    for peer_name, method in applicable.items():
+    if name in FLOW_MODELS:  # every diffusers hook peer and cache-dit apply; name those measured
+        asked = peers.peer_methods(pipe, peers=FLOW_PEERS, options={
+            "taylorseer": {"identifiers": "units"},  # its default patterns match no Wan module
+            "dbcache": {"front": 1 if tiny else 8, "warmup": 1 if tiny else 8}})
+    else:  # the ones frdiff.peers offers for the class: DeepCache on UNets; MagCache, FirstBlockCache
+        asked = peers.peer_methods(pipe)
+    for peer_name, method in asked.items():
         if not method.available:
             rows[peer_name] = None, method.reason
-        elif peer_name == "MagCache":
+        elif peer_name == "MagCache":  # calibrated here, before any timing, on the benchmark's call
             ratios = peers.calibrate_mag_cache(pipe, steps, output_type="latent", **kwargs)
             rows[peer_name] = lambda ratios=ratios: peers.mag_cache(pipe, ratios)
         else:
             rows[peer_name] = lambda method=method: method(steps)
-    return rows
-
-
-# -- peers on the flow transformers, as a user applies them ------------------------------------
-def _stack(model) -> list[torch.nn.Module]:
-    """The transformer's blocks in call order (the lists diffusers' cache hooks walk)."""
-    from frdiff.targets import find_blocks
-
-    return [b.module for b in find_blocks(model)]
-
-
-@contextlib.contextmanager
-def stock_cache(model, config):
-    """A diffusers cache config on `model` inside the `with` block: `enable_cache` /
-    `disable_cache` where the model has them (a `CacheMixin`: its pipeline names each call's
-    cache context and resets the state after each call); else the same hooks applied directly,
-    in one context for the whole call (SD3: batched CFG, one call a step), removed on exit."""
-    if hasattr(model, "enable_cache"):
-        model.enable_cache(config)
-        try:
-            yield
-        finally:
-            model.disable_cache()
-        return
-    import diffusers.hooks as hooks
-    from diffusers.hooks.first_block_cache import _FBC_BLOCK_HOOK, _FBC_LEADER_BLOCK_HOOK
-    from diffusers.hooks.hooks import CacheContext, HookRegistry, _set_cache_context
-    from diffusers.hooks.mag_cache import _MAG_CACHE_BLOCK_HOOK, _MAG_CACHE_LEADER_BLOCK_HOOK
-    from diffusers.hooks.taylorseer_cache import _TAYLORSEER_CACHE_HOOK
-
-    apply, names = {
-        hooks.FirstBlockCacheConfig: (hooks.apply_first_block_cache, (_FBC_LEADER_BLOCK_HOOK, _FBC_BLOCK_HOOK)),
-        hooks.MagCacheConfig: (hooks.apply_mag_cache, (_MAG_CACHE_LEADER_BLOCK_HOOK, _MAG_CACHE_BLOCK_HOOK)),
-        hooks.TaylorSeerCacheConfig: (hooks.apply_taylorseer_cache, (_TAYLORSEER_CACHE_HOOK,)),
-    }[type(config)]
-    registry = HookRegistry.check_if_exists_or_initialize(model)
-    try:
-        apply(model, config)
-        registry.invalidate_child_registries_cache()
-        _set_cache_context(model, CacheContext("cond"))
-        yield
-    finally:
-        _set_cache_context(model, None)
-        for hook in names:
-            registry.remove_hook(hook, recurse=True)
-        registry.invalidate_child_registries_cache()
-
-
-def calibrate_mag_cache(pipe, steps: int, kwargs: dict) -> list[float]:
-    """MagCache's per-step magnitude ratios from one full-compute call of `pipe` (calibration
-    mode skips nothing), read at the last step from the conditional context's state: the
-    config is told one step more, so its end-of-run reset never fires before they are read, and
-    the pipeline's own reset after the call never sees them."""
-    from diffusers.hooks import MagCacheConfig
-    from diffusers.hooks.hooks import CacheContext
-    from diffusers.hooks.mag_cache import _MAG_CACHE_LEADER_BLOCK_HOOK
-
-    model, ratios = pipe.transformer, []
-
-    def read(_pipe, index, _t, _tensors):
-        if index == steps - 1:
-            manager = _stack(model)[0]._diffusers_hook.get_hook(_MAG_CACHE_LEADER_BLOCK_HOOK).state_manager
-            manager.set_context(CacheContext("cond"))
-            ratios.extend(float(r) for r in manager.get_state().calibration_ratios)
-        return {}
-
-    with stock_cache(model, MagCacheConfig(calibrate=True, num_inference_steps=steps + 1)):
-        pipe(num_inference_steps=steps, output_type="latent", callback_on_step_end=read, **kwargs)
-    if len(ratios) != steps:
-        raise RuntimeError(f"MagCache calibration recorded {len(ratios)} ratios for {steps} steps")
-    return ratios
-
-
-def _fr_units(model) -> tuple[list[str], list[str]]:
-    """Regexes naming frdiff's FR units: those it caches (attention and MLP outputs; a single-stream
-    block's fused proj_out) and the feeders it skips at F (what only feeds proj_out)."""
-    from frdiff.targets import find_blocks
-
-    units = [u for b in find_blocks(model) for u in b.units]
-    names = lambda kinds: [u.name.replace(".", r"\.") for u in units if u.kind.name in kinds]  # noqa: E731
-    return names(("output", "residual", "resnet")), names(("feeder",))
-
-
-@contextlib.contextmanager
-def dbcache(pipe, front: int, warmup: int):
-    """cache-dit's DBCache through its own adapter for the pipeline class; on exit its patches go."""
-    os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "error")  # read once, at import
-    import cache_dit
-
-    cache_dit.enable_cache(pipe, cache_config=cache_dit.DBCacheConfig(
-        Fn_compute_blocks=front, Bn_compute_blocks=0, residual_diff_threshold=0.08, max_warmup_steps=warmup))
-    try:
-        yield
-    finally:
-        cache_dit.disable_cache(pipe)
-
-
-def flow_peers(pipe, steps: int, kwargs: dict, tiny: bool = False) -> dict:
-    """FirstBlockCache, MagCache, TaylorSeer and DBCache rows for a flow transformer."""
-    from diffusers.hooks import FirstBlockCacheConfig, MagCacheConfig, TaylorSeerCacheConfig
-
-    from frdiff.peers import FirstBlockCacheSettings, MagCacheSettings, TaylorSeerSettings
-
-    model, rows = pipe.transformer, {}
-    last = _stack(model)[-1]
-    if getattr(last, "context_pre_only", False):
-        rows["FirstBlockCache"] = None, (
-            f"diffusers' FirstBlockCache tail hook subtracts the text stream of the last block, which this "
-            f"{type(last).__name__} does not return (context_pre_only): TypeError: unsupported operand type(s) "
-            f"for -: 'NoneType' and 'Tensor'")
-    else:
-        rows["FirstBlockCache"] = lambda: stock_cache(model, FirstBlockCacheConfig(
-            threshold=FirstBlockCacheSettings.threshold))
-    ratios = calibrate_mag_cache(pipe, steps, kwargs)
-    mag = MagCacheSettings(tuple(ratios))
-    rows["MagCache"] = lambda: stock_cache(model, MagCacheConfig(
-        mag_ratios=list(mag.mag_ratios), num_inference_steps=steps, threshold=mag.threshold,
-        max_skip_steps=mag.max_skip_steps, retention_ratio=mag.retention_ratio))
-    taylor, (cached, feeders) = TaylorSeerSettings(), _fr_units(model)
-    rows["TaylorSeer"] = lambda: stock_cache(model, TaylorSeerCacheConfig(
-        cache_interval=taylor.cache_interval, max_order=taylor.max_order,
-        disable_cache_before_step=taylor.disable_cache_before_step, taylor_factors_dtype=torch.float32,
-        cache_identifiers=cached, skip_predict_identifiers=feeders or None))
-    try:
-        os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "error")
-        from cache_dit import BlockAdapterRegister
-    except Exception as err:  # noqa: BLE001 - a broken install is a reported row
-        rows["cache-dit DBCache"] = None, f"cache-dit is unavailable: {type(err).__name__}: {err}"
-    else:
-        if BlockAdapterRegister.is_supported(pipe):
-            rows["cache-dit DBCache"] = lambda: dbcache(pipe, front=1 if tiny else 8, warmup=1 if tiny else 8)
-        else:
-            rows["cache-dit DBCache"] = None, f"cache-dit has no adapter for {type(pipe).__name__}"
     return rows
 
 

@@ -11,6 +11,7 @@ from frdiff.cost import MacCounter
 from frdiff.glyphs import GlyphPipeline
 from frdiff.glyphs.models import build_scheduler
 from frdiff.peers import diffusers_hooks
+from frdiff.targets import denoiser_of
 
 N = 6
 CALL = {"class_labels": ["A", "7"], "num_inference_steps": N, "output_type": "pt"}
@@ -39,7 +40,7 @@ def run(pipe) -> torch.Tensor:
 def _attrs(pipe) -> dict:
     """What the peers replace: modules' own forward / hook registry, the scheduler's methods."""
     names = ("forward", "_diffusers_hook", "set_timesteps", "step")
-    return {(id(o), n): id(vars(o)[n]) for o in [*pipe.denoiser.modules(), pipe.scheduler]
+    return {(id(o), n): id(vars(o)[n]) for o in [*denoiser_of(pipe).modules(), pipe.scheduler]
             for n in names if n in vars(o)}
 
 
@@ -242,6 +243,69 @@ def test_the_sweep_and_peer_methods_read_the_one_registry(unet_pipe, dit_pipe):
         assert peer_rows.PEERS[name].peer is peer and peer_rows.PEERS[name].applies(dit_pipe, "ddim") == \
             peer.unfit(dit_pipe)
     assert {n for n, p in peer_rows.PEERS.items() if p.peer is None} == {"fewer-steps", "dpmsolver"}
-    offered = [p for p in peers.REGISTRY.values() if p.default is not None]
+    offered = [p for p in peers.REGISTRY.values() if p.default is not None and p.offered]
     on_both = {**peers.peer_methods(unet_pipe), **peers.peer_methods(dit_pipe)}
     assert [m.package for m in on_both.values()] == [p.package for p in offered]
+
+
+# -- the flow pipelines (FLUX, SD3, Wan) through the same registry -------------------------------
+def _flow(name):
+    from flow_pipelines import BUILDERS
+
+    pipe, kwargs = BUILDERS[name]()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, kwargs
+
+
+FLOW = ("firstblockcache", "magcache", "taylorseer", "dbcache")
+
+
+def test_mag_cache_calibrates_per_cfg_branch_after_a_plain_call():
+    """Wan calls its transformer twice a step in contexts "cond" / "uncond". A plain call made
+    first leaves diffusers' registry walk cached without the peer's hooks; had they not been
+    re-walked, both branches would share one state (8 calls for 4 steps: 3 ratios, not 4)."""
+    pipe, kwargs = _flow("wan")
+    pipe(num_inference_steps=4, **kwargs)
+    ratios = peers.calibrate_mag_cache(pipe, 4, **kwargs)
+    assert len(ratios) == 4 and ratios[0] == 1.0
+    with peers.mag_cache(pipe, ratios, threshold=10.0) as settings:
+        pipe(num_inference_steps=4, **kwargs)
+    assert settings.steps == 4
+
+
+def test_named_peers_come_back_with_why_they_do_not_apply():
+    sd3, _ = _flow("sd3")
+    methods = peers.peer_methods(sd3, peers=FLOW)
+    assert set(methods) == {"FirstBlockCache", "MagCache", "TaylorSeer", "cache-dit DBCache"}
+    fbc = methods["FirstBlockCache"]
+    assert not fbc.available and "context_pre_only" in fbc.reason
+    assert "FirstBlockCache" not in peers.peer_methods(sd3)  # unasked, what does not apply is left out
+    with pytest.raises(ValueError, match="context_pre_only"), peers.first_block_cache(sd3):
+        pass
+    with pytest.raises(ValueError, match="unknown peer.*'fbc'.*knows"):
+        peers.peer_methods(sd3, peers=("fbc",))
+    with pytest.raises(ValueError, match="unknown peer.*'dbcach'"):
+        peers.peer_methods(sd3, options={"dbcach": {}})
+
+
+def test_taylorseer_on_frdiffs_units_and_dbcache_through_cache_dits_adapter():
+    pytest.importorskip("cache_dit")
+    pipe, kwargs = _flow("flux")
+    methods = peers.peer_methods(pipe, peers=FLOW, options={"taylorseer": {"identifiers": "units"},
+                                                            "dbcache": {"front": 1, "warmup": 1,
+                                                                        "threshold": 10.0}})
+    assert all(m.available for m in methods.values()), {n: m.reason for n, m in methods.items()}
+    assert "predicting the units" in methods["TaylorSeer"].setting
+    assert "threshold 10.0, F1B0, warmup 1" in methods["cache-dit DBCache"].setting
+
+    def sample():
+        return pipe(num_inference_steps=6, generator=torch.Generator().manual_seed(0), **kwargs).images
+
+    base, attrs = sample(), _attrs(pipe)
+    for name in ("TaylorSeer", "cache-dit DBCache"):
+        with methods[name](6):
+            out = sample()
+        assert not torch.equal(out, base), name  # it skipped something
+        assert _attrs(pipe) == attrs and torch.equal(sample(), base), name  # and put everything back
+    with pytest.raises(ValueError, match="'blocks' or 'units'"), peers.taylorseer_cache(pipe, identifiers="unit"):
+        pass

@@ -1,5 +1,7 @@
-"""cache-dit's DBCache (PyPI `cache-dit`, unmodified) on DiT and FLUX pipelines, wired as
-cache-dit's own adapters for those families wire it."""
+"""cache-dit's DBCache (PyPI `cache-dit`, unmodified): through cache-dit's own adapter where it
+has one for the pipeline class (FluxPipeline, StableDiffusion3Pipeline, WanPipeline, QwenImage...:
+what a user calls), else (our glyph pipelines) wired on DiT and FLUX denoisers as cache-dit's
+adapters for those families wire them."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..targets import denoiser_of
-from ._common import _denoiser_name, _load, _number, _snapshot
+from ._common import PeerUnavailable, _denoiser_name, _load, _number, _snapshot
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,25 @@ def _cache_dit_wiring(pipe) -> tuple[torch.nn.Module, list[torch.nn.ModuleList],
 _CACHE_DIT_FAMILIES = ("DiTTransformer2DModel", "FluxTransformer2DModel")
 
 
+def _has_adapter(pipe) -> bool:
+    """Has cache-dit an adapter of its own for this pipeline's class (False where it is not installed)?"""
+    try:
+        (register,) = _load("cache_dit", "cache-dit", "BlockAdapterRegister")
+    except PeerUnavailable:
+        return False
+    return bool(register.is_supported(pipe))
+
+
 def dbcache_unfit(pipe) -> str:
-    """'' when `dbcache` can wire this pipeline's denoiser (cache-dit need not be installed),
+    """'' when `dbcache` can run on this pipeline: cache-dit has an adapter for its class, or its
+    denoiser is a DiT or FLUX transformer (wired here; cache-dit need not be installed to say so),
     else why not."""
     name = _denoiser_name(pipe)
-    if name in _CACHE_DIT_FAMILIES:
+    if name in _CACHE_DIT_FAMILIES or _has_adapter(pipe):
         return ""
-    return (f"cache-dit's DBCache is wired here for DiT and FLUX transformers (cache-dit's DiT and "
-            f"Flux adapters); this pipeline's denoiser is a {name}")
+    return (f"cache-dit's DBCache runs through cache-dit's adapter for the pipeline class, or is wired "
+            f"here for DiT and FLUX transformers; cache-dit has no adapter for {type(pipe).__name__} (or "
+            f"is not installed) and this pipeline's denoiser is a {name}")
 
 
 @contextlib.contextmanager
@@ -81,8 +94,11 @@ def dbcache(pipe, threshold: float = DBCacheSettings.threshold, front: int = DBC
     """cache-dit's DBCache (PyPI `cache-dit`, unmodified) on a DiT or FLUX pipeline inside the
     `with` block.
 
-    Driven as cache-dit's own adapters do (`_cache_dit_wiring`), one batched-CFG call per step
-    (`has_separate_cfg=False`); the front/back block counts span all block lists in call order.
+    Where cache-dit has an adapter for the pipeline's class it is that adapter
+    (`cache_dit.enable_cache(pipe, ...)`, as a user calls it: it knows the class's block lists and
+    CFG calls); else it is driven as cache-dit's own adapters for DiT and FLUX do
+    (`_cache_dit_wiring`), one batched-CFG call per step (`has_separate_cfg=False`). The
+    front/back block counts span all block lists in call order.
     cache-dit patches the pipeline *class*'s `__call__` (a fresh cache context per call, so
     nothing leaks between calls) and, while enabled, every other instance of that class goes
     through its wrapper: one DBCache pipeline per class at a time (refused otherwise), not for a
@@ -91,7 +107,14 @@ def dbcache(pipe, threshold: float = DBCacheSettings.threshold, front: int = DBC
     the block lists last among the submodules: on exit the pipeline's, transformer's and block
     lists' attributes and submodules are put back exactly as they were."""
     settings = DBCacheSettings(threshold, front, back, warmup, taylorseer_order)
-    model, lists, wiring = _cache_dit_wiring(pipe)
+    if reason := dbcache_unfit(pipe):
+        raise ValueError(reason)
+    own = _has_adapter(pipe)
+    if own:
+        model = denoiser_of(pipe)
+        lists, wiring = [m for m in model.children() if isinstance(m, torch.nn.ModuleList)], None
+    else:
+        model, lists, wiring = _cache_dit_wiring(pipe)
     count = sum(len(blocks) for blocks in lists)
     if front + back > count:
         raise ValueError(f"DBCache front + back blocks ({front} + {back}) exceed this "
@@ -104,12 +127,17 @@ def dbcache(pipe, threshold: float = DBCacheSettings.threshold, front: int = DBC
     restore = _snapshot([pipe, model, *lists], cls, ("__call__", "_original_call", "_is_cached"))
     adapter = None
     try:
-        adapter = adapter_cls(pipe=pipe, transformer=model, has_separate_cfg=False,
-                              check_forward_pattern=True, **wiring)
         calibrator = taylor_cls(taylorseer_order=taylorseer_order) if taylorseer_order else None
-        enable(adapter, cache_config=config_cls(
-            Fn_compute_blocks=front, Bn_compute_blocks=back, residual_diff_threshold=threshold,
-            max_warmup_steps=warmup, enable_separate_cfg=False), calibrator_config=calibrator)
+        config = dict(Fn_compute_blocks=front, Bn_compute_blocks=back, residual_diff_threshold=threshold,
+                      max_warmup_steps=warmup)
+        if own:  # the class's adapter says how its CFG calls run
+            adapter = pipe
+            enable(pipe, cache_config=config_cls(**config), calibrator_config=calibrator)
+        else:
+            adapter = adapter_cls(pipe=pipe, transformer=model, has_separate_cfg=False,
+                                  check_forward_pattern=True, **wiring)
+            enable(adapter, cache_config=config_cls(**config, enable_separate_cfg=False),
+                   calibrator_config=calibrator)
         yield settings
     finally:
         try:

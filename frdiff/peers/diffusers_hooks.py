@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ..clock import drive_clock
-from ..targets import denoiser_of
+from ..targets import denoiser_of, find_blocks
 from ._common import PeerUnavailable, _load, _number, _saved
 
 CACHE_CONTEXT = "frdiff-peers"  # batched CFG: one denoiser call per step, so one context
@@ -157,6 +157,7 @@ def _cache_hooks(pipe, method: str, apply: Callable[[torch.nn.Module, _StepTimes
         stack.callback(lambda: [m.reset() for m in managers])  # frees the cached residuals
         stack.callback(_remove_hooks, registry_cls, model, hook_names)
         apply(model, timestep)
+        _walk_afresh(registry_cls, model)  # else a pipeline's cache_context() misses the new hooks
         hooked = [(module, hook) for module in model.modules()
                   for name, hook in _hooks_of(module).items() if name in hook_names]
         if not hooked:
@@ -196,12 +197,20 @@ def _hooks_of(module: torch.nn.Module) -> dict:
     return registry.hooks if registry is not None else {}
 
 
+def _walk_afresh(registry_cls, model: torch.nn.Module) -> None:
+    """diffusers >= 0.42 caches the registries below a model's (the walk `cache_context` makes):
+    a registry made by an earlier call (a CacheMixin pipeline names its contexts even without
+    hooks) would keep walking the old, hookless list."""
+    root = registry_cls.check_if_exists_or_initialize(model)
+    if hasattr(root, "invalidate_child_registries_cache"):
+        root.invalidate_child_registries_cache()
+
+
 def _remove_hooks(registry_cls, model: torch.nn.Module, hook_names: Sequence[str]) -> None:
     root = registry_cls.check_if_exists_or_initialize(model)
     for name in hook_names:
         root.remove_hook(name, recurse=True)
-    if hasattr(root, "invalidate_child_registries_cache"):  # diffusers >= 0.42 caches the walk
-        root.invalidate_child_registries_cache()
+    _walk_afresh(registry_cls, model)
 
 
 @contextlib.contextmanager
@@ -222,6 +231,8 @@ def first_block_cache(pipe, threshold: float = FirstBlockCacheSettings.threshold
     model = denoiser_of(pipe)
     if len(_transformer_blocks(model, "FirstBlockCache")) < 2:
         raise ValueError("FirstBlockCache needs a transformer with at least 2 blocks")
+    if reason := _text_stream_missing(model):
+        raise ValueError(reason)
     with _cache_hooks(pipe, "FirstBlockCache", lambda m, _: apply(m, config_cls(threshold=threshold)),
                       (leader, follower)):
         yield settings
@@ -262,8 +273,8 @@ def _ratios_kept_at_reset(manager) -> list[float]:
     kept: list[float] = []
     reset = manager.reset
 
-    def reset_keeping(*args, **kwargs):
-        for state in manager._state_cache.values():
+    def reset_keeping(*args, **kwargs):  # a pipeline's conditional context over the others
+        for _, state in sorted(manager._state_cache.items(), key=lambda item: item[0] == "cond"):
             if state.calibration_ratios:
                 kept[:] = state.calibration_ratios
         return reset(*args, **kwargs)
@@ -313,25 +324,46 @@ class TaylorSeerSettings:
 TAYLORSEER_BLOCKS = r"transformer_blocks\.\d+"  # our blocks; its default patterns match no DiT module
 
 
+def _fr_units(model: torch.nn.Module) -> tuple[list[str], list[str]]:
+    """Patterns naming frdiff's FR units of `model`: those it caches (attention and MLP outputs,
+    a single-stream block's fused proj_out) and the feeders it skips at F (what only feeds
+    proj_out)."""
+    units = [u for b in find_blocks(model) for u in b.units]
+
+    def names(feeders: bool) -> list[str]:
+        return [u.name.replace(".", r"\.") for u in units if u.kind.shape_only == feeders]
+
+    return names(False), names(True)
+
+
 @contextlib.contextmanager
 def taylorseer_cache(pipe, cache_interval: int = TaylorSeerSettings.cache_interval,
                      max_order: int = TaylorSeerSettings.max_order,
-                     disable_cache_before_step: int = TaylorSeerSettings.disable_cache_before_step
-                     ) -> Iterator[TaylorSeerSettings]:
+                     disable_cache_before_step: int = TaylorSeerSettings.disable_cache_before_step,
+                     identifiers: str = "blocks") -> Iterator[TaylorSeerSettings]:
     """diffusers' TaylorSeer cache (unmodified) on a DiT-family transformer inside the `with` block.
 
     The first `disable_cache_before_step` steps and then every `cache_interval`-th compute every
     block and update its Taylor factors (divided differences up to `max_order`); the steps
     between predict each block's output from them and run no block. Its default identifiers
     match `attn` modules, of which DiT and PixArt have none (theirs are `attn1` / `attn2`): a
-    silent no-op; so the cache identifiers are set to the transformer blocks (TAYLORSEER_BLOCKS).
-    The factors are kept in the model's float32 (diffusers' default is bfloat16)."""
+    silent no-op; so `identifiers="blocks"` (the default) predicts the `transformer_blocks`
+    (TAYLORSEER_BLOCKS), and `identifiers="units"` the modules frdiff's FR caches (attention and
+    MLP outputs, a single-stream block's proj_out; what only feeds proj_out is skipped, not
+    predicted): the granularity of its paper, and the one that matches every block list of a
+    flow transformer (FLUX's single blocks, Wan's `blocks`). The factors are kept in float32
+    (diffusers' default is bfloat16)."""
     settings = TaylorSeerSettings(cache_interval, max_order, disable_cache_before_step)
+    if identifiers not in ("blocks", "units"):
+        raise ValueError(f"TaylorSeer identifiers must be 'blocks' or 'units', got {identifiers!r:.60}")
     config_cls, apply, hook = _load("diffusers.hooks.taylorseer_cache", _HOOKS, "TaylorSeerCacheConfig",
                                     "apply_taylorseer_cache", "_TAYLORSEER_CACHE_HOOK")
+    cached, feeders = ([TAYLORSEER_BLOCKS], []) if identifiers == "blocks" else _fr_units(denoiser_of(pipe))
+    if not cached:
+        raise ValueError(f"TaylorSeer: frdiff has no FR unit in this {type(denoiser_of(pipe)).__name__} to predict")
     config = config_cls(cache_interval=cache_interval, max_order=max_order,
-                        disable_cache_before_step=disable_cache_before_step,
-                        taylor_factors_dtype=torch.float32, cache_identifiers=[TAYLORSEER_BLOCKS])
+                        disable_cache_before_step=disable_cache_before_step, taylor_factors_dtype=torch.float32,
+                        cache_identifiers=cached, skip_predict_identifiers=feeders or None)
     with _cache_hooks(pipe, "TaylorSeer", lambda m, _: apply(m, config), (hook,)):
         yield settings
 
@@ -498,6 +530,25 @@ def blocks_unfit(pipe, at_least: int = 1) -> str:
             f"this one's denoiser is a {type(model).__name__}")
 
 
+def _text_stream_missing(model: torch.nn.Module) -> str:
+    """'' unless the last block diffusers' hooks walk returns no text stream (SD3.5's last joint
+    block, `context_pre_only`), which FirstBlockCache's tail hook subtracts from."""
+    try:
+        last = _transformer_blocks(model, "FirstBlockCache")[-1]
+    except (ValueError, PeerUnavailable):
+        return ""
+    if not getattr(last, "context_pre_only", False):
+        return ""
+    return (f"diffusers' FirstBlockCache tail hook subtracts the text stream of the last block, which this "
+            f"{type(last).__name__} does not return (context_pre_only): TypeError: unsupported operand type(s) "
+            f"for -: 'NoneType' and 'Tensor'")
+
+
+def first_block_cache_unfit(pipe) -> str:
+    """'' when FirstBlockCache applies: at least 2 blocks to walk, the last returning every stream."""
+    return blocks_unfit(pipe, at_least=2) or _text_stream_missing(denoiser_of(pipe))
+
+
 def attention_unfit(pipe) -> str:
     """'' when PyramidAttentionBroadcast finds attention modules to hook, else why not."""
     try:  # the attention classes PAB hooks (FLUX's FluxAttention is an AttentionModuleMixin)
@@ -516,8 +567,9 @@ def _frozen(value: Any) -> Any:
     """A hashable stand-in for a call argument: generators by state, tensors by content."""
     if isinstance(value, torch.Generator):
         return "generator", value.get_state().numpy().tobytes()
-    if torch.is_tensor(value):
-        return "tensor", tuple(value.shape), value.detach().cpu().numpy().tobytes()
+    if torch.is_tensor(value):  # as bytes: numpy has no bfloat16
+        data = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+        return "tensor", tuple(value.shape), str(value.dtype), data.numpy().tobytes()
     if isinstance(value, (list, tuple)):
         return tuple(_frozen(v) for v in value)
     if isinstance(value, dict):
