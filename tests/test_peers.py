@@ -309,3 +309,14 @@ def test_taylorseer_on_frdiffs_units_and_dbcache_through_cache_dits_adapter():
         assert _attrs(pipe) == attrs and torch.equal(sample(), base), name  # and put everything back
     with pytest.raises(ValueError, match="'blocks' or 'units'"), peers.taylorseer_cache(pipe, identifiers="unit"):
         pass
+
+
+def test_sea_cache_is_refused_where_diffusers_would_run_it_fail_open(dit_pipe):
+    """SeaCache reads a flow sigma in [0, 1] each step; on DDIM diffusers warns and computes
+    everything, a row that would pass for a cache that skipped nothing."""
+    reason = peers.sea_cache_unfit(dit_pipe)
+    assert "fail-open" in reason and "DDIMScheduler" in reason
+    with pytest.raises(ValueError, match="fail-open"), peers.sea_cache(dit_pipe):
+        pass
+    flux, _ = _flow("flux")
+    assert peers.sea_cache_unfit(flux) == ""

@@ -28,7 +28,7 @@ from .diffusers_hooks import (CACHE_CONTEXT, TAYLORSEER_BLOCKS, FasterCacheSetti
                               MagCacheSettings, PABSettings, SeaCacheSettings, TaylorSeerSettings, attention_unfit,
                               blocks_unfit, calibrate_mag_cache, faster_cache, faster_cache_unfit, first_block_cache,
                               first_block_cache_unfit, mag_cache, pyramid_attention_broadcast, sea_cache,
-                              taylorseer_cache)
+                              sea_cache_unfit, taylorseer_cache)
 from .registry import REGISTRY, Peer, PeerMethod, peer_methods
 
 __all__ = ["CACHE_CONTEXT", "REGISTRY", "TAYLORSEER_BLOCKS", "DBCacheSettings", "DeepCacheSettings",
@@ -37,4 +37,4 @@ __all__ = ["CACHE_CONTEXT", "REGISTRY", "TAYLORSEER_BLOCKS", "DBCacheSettings", 
            "blocks_unfit", "calibrate_mag_cache", "counted_macs", "counted_speedup", "dbcache", "dbcache_unfit",
            "deepcache", "deepcache_unfit", "faster_cache", "faster_cache_unfit", "first_block_cache",
            "first_block_cache_unfit", "mag_cache",
-           "peer_methods", "pyramid_attention_broadcast", "sea_cache", "taylorseer_cache"]
+           "peer_methods", "pyramid_attention_broadcast", "sea_cache", "sea_cache_unfit", "taylorseer_cache"]

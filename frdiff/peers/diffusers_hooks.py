@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ..clock import drive_clock
+from ..noise import is_flow
 from ..targets import denoiser_of, find_blocks
 from ._common import PeerUnavailable, _load, _number, _saved
 
@@ -394,6 +395,8 @@ def sea_cache(pipe, threshold: float = SeaCacheSettings.threshold,
     args, kwargs)`: the visual latents of the call as (C, T, H, W) tensors, one per sample (its
     documented generic path)."""
     settings = SeaCacheSettings(threshold, residual_order, max_consecutive_cached)
+    if reason := sea_cache_unfit(pipe):
+        raise ValueError(reason)
     names = _load("diffusers.hooks.sea_cache", _HOOKS, "SeaCacheConfig", "apply_sea_cache",
                   "_SEA_CACHE_ROOT_HOOK", "_SEA_CACHE_LEADER_BLOCK_HOOK", "_SEA_CACHE_BLOCK_HOOK",
                   "_SEA_CACHE_POST_NORM_HOOK")
@@ -547,6 +550,19 @@ def _text_stream_missing(model: torch.nn.Module) -> str:
 def first_block_cache_unfit(pipe) -> str:
     """'' when FirstBlockCache applies: at least 2 blocks to walk, the last returning every stream."""
     return blocks_unfit(pipe, at_least=2) or _text_stream_missing(denoiser_of(pipe))
+
+
+def sea_cache_unfit(pipe) -> str:
+    """'' where SeaCache can run: blocks its hooks walk and a flow-matching sampler (it reads each
+    step's sigma, in [0, 1]); elsewhere diffusers runs it "fail-open", full compute with a
+    warning, which would pass for a cache that skipped nothing."""
+    if reason := blocks_unfit(pipe):
+        return reason
+    scheduler = getattr(pipe, "scheduler", None)
+    if scheduler is not None and is_flow(scheduler):
+        return ""
+    return (f"SeaCache reads each step's flow-matching sigma in [0, 1]; {type(scheduler).__name__} samples "
+            f"no flow (diffusers would run SeaCache fail-open: full compute)")
 
 
 def attention_unfit(pipe) -> str:

@@ -22,7 +22,7 @@ from .deep_cache import deepcache, deepcache_unfit
 from .diffusers_hooks import (FirstBlockCacheSettings, MagCacheSettings, TaylorSeerSettings, _mag_cache_factory,
                               attention_unfit, blocks_unfit, faster_cache, faster_cache_unfit, first_block_cache,
                               first_block_cache_unfit, mag_cache, pyramid_attention_broadcast, sea_cache,
-                              taylorseer_cache)
+                              sea_cache_unfit, taylorseer_cache)
 
 Default = Callable[..., tuple[str, str, Callable[..., ContextManager]]]
 
@@ -89,7 +89,7 @@ REGISTRY: dict[str, Peer] = {p.name: p for p in (
          _taylorseer_default, offered=False),
     Peer("pab", "diffusers", "diffusers.hooks.pyramid_attention_broadcast", pyramid_attention_broadcast,
          attention_unfit),
-    Peer("seacache", "diffusers", "diffusers.hooks.sea_cache", sea_cache, blocks_unfit),
+    Peer("seacache", "diffusers", "diffusers.hooks.sea_cache", sea_cache, sea_cache_unfit),
     Peer("fastercache", "diffusers", "diffusers.hooks.faster_cache", faster_cache, faster_cache_unfit),
     Peer("dbcache", "cache-dit", "cache_dit", dbcache, dbcache_unfit, _dbcache_default, offered=False),
     Peer("dbcache-taylorseer", "cache-dit", "cache_dit", functools.partial(dbcache, taylorseer_order=1),
