@@ -20,8 +20,13 @@ Python and compiles only what it never looks inside, with the user's own compile
   eager call gives the same result), so a broken backend costs speed, never images.
 
 Leaving the context puts every module back exactly as the user compiled it. Compiled
-callables are made once per (compile context, forward function) and kept for later contexts,
-so a second `accelerate()` with the same settings finds dynamo's graphs already built.
+callables are made once per (compile context, forward function, the module's class and
+parameter shapes) and kept for later contexts, so a second `accelerate()` with the same
+settings finds dynamo's graphs already built. Each of those gets a code object of its own:
+dynamo keeps graphs, and counts recompiles against its limit of 8, per code object, and every
+region calls one of a few functions (`Module._call_impl`, `Conv2d.forward`); a UNet's regions
+come in dozens of channel counts (parameter shapes are static to dynamo), which on one code
+object ran past the limit and left the rest eager.
 `Regions.report()` gives the dynamo counters (graphs compiled, graph breaks, recompiles)
 since the context opened.
 """
@@ -37,7 +42,7 @@ import torch
 
 from .patching import Patches
 
-_KEPT: dict = {}  # (id(context), function) -> (context, compiled function)
+_KEPT: dict = {}  # (id(context), function, shapes) -> (context, compiled function)
 
 
 def is_wrapper(model) -> bool:
@@ -192,13 +197,15 @@ def _compile_below(module, prefix: str, reached, above, patches: Patches, region
     for child_name, child in module.named_children():
         name = f"{prefix}{child_name}"
         if id(child) not in reached:  # nothing of frdiff inside: one region
-            if child.__dict__.get("_compiled_call_impl") is None and _has_parameters_or_ops(child):
+            if child.__dict__.get("_compiled_call_impl") is None and _worth_a_region(child):
                 fn = _kept(regions.ctx, child._call_impl)
                 patches.attribute(child, "_compiled_call_impl",
                                   regions.switch(name, fn, child._call_impl))
                 regions.regions += 1
             continue
         if id(child) not in above:  # touched, nothing touched inside (an FR unit, an S block): its body
+            if not _worth_a_region(child):  # a lone layer (a resnet's hooked conv1): eager
+                continue
             original = patches.originals.get(id(child))
             if original is not None:
                 fn = _kept(regions.ctx, original.fn)
@@ -212,20 +219,44 @@ def _compile_below(module, prefix: str, reached, above, patches: Patches, region
         _compile_below(child, name + ".", reached, above, patches, regions)
 
 
-def _has_parameters_or_ops(module: torch.nn.Module) -> bool:
-    """Worth a region: anything but an empty container or a parameter-free activation."""
-    return any(True for _ in module.parameters()) or bool(list(module.children()))
+def _worth_a_region(module: torch.nn.Module) -> bool:
+    """A region holds several layers (an attention, an MLP, a norm with its modulation, a
+    block). A lone layer (one convolution, one norm, an activation) runs the kernel it runs
+    eagerly, with nothing to fuse, behind dynamo's guards and a wrapper: compiled alone it is
+    slower (a UNet's resnets split into such layers around their cached convolution)."""
+    return any(True for _ in module.children())
 
 
 def _kept(ctx, method: Callable) -> Callable:
-    """`ctx(method)`, compiled once per (context, function) and kept: the function, not the
-    bound method, so the kept callable holds no module (the module is passed as `self`)."""
+    """`ctx(method)`, compiled once per (context, function, module shapes) and kept: the
+    function, not the bound method, so the kept callable holds no module (the module is
+    passed as `self`); modules of one class and parameter shapes share it."""
     func, owner = getattr(method, "__func__", None), getattr(method, "__self__", None)
     if func is None or owner is None:  # not a bound method: compiled as it is, not kept
         return ctx(method)
-    key = (id(ctx), func)
+    key = (id(ctx), func, _shapes(owner))
     held = _KEPT.get(key)
     if held is None or held[0] is not ctx:
-        held = _KEPT[key] = (ctx, ctx(func))
+        held = _KEPT[key] = (ctx, ctx(_entry(func)))
     compiled = held[1]
     return lambda *args, **kwargs: compiled(owner, *args, **kwargs)
+
+
+def _shapes(module: torch.nn.Module) -> tuple:
+    """What dynamo specializes a module's graph on, beyond its inputs: its class and the shapes
+    and dtypes of its parameters and buffers."""
+    tensors = [*module.named_parameters(), *module.named_buffers()]
+    return (type(module), tuple((name, tuple(t.shape), t.dtype) for name, t in tensors))
+
+
+def _entry(func: Callable) -> Callable:
+    """A function that calls `func`, with a code object of its own: dynamo compiles from it
+    (inlining `func`) and keeps its graphs and recompile count there. (Compiled directly, a
+    torch function such as `Module._call_impl` would be entered through one wrapper frame that
+    dynamo makes for every function it may not start tracing in, all regions' graphs on it.)"""
+    def region(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    region.__code__ = region.__code__.replace()  # nested functions share their code object
+    region.__name__ = region.__qualname__ = f"frdiff_region_{getattr(func, '__name__', 'call')}"
+    return region

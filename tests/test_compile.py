@@ -162,3 +162,21 @@ def test_uncompiled_model_has_no_regions(tiny_pipe):
     with frdiff.accelerate(tiny_pipe, frdiff.KeyframePolicy.uniform(STEPS, 2)) as run:
         tiny_pipe(["A"], num_inference_steps=STEPS, output_type="pt")
     assert run.regions is None
+
+
+def test_unet_regions_stay_under_dynamos_recompile_limit():
+    """A UNet's regions come in many channel counts (parameter shapes are static to dynamo). All
+    entered through one code object they ran past dynamo's recompile limit (8) and every region
+    after that ran eagerly; each class and shape now compiles from a code object of its own."""
+    from torch._dynamo.utils import counters
+
+    from frdiff.glyphs import load_pipeline
+
+    pipe = load_pipeline("glyph-unet")
+    pipe.set_progress_bar_config(disable=True)
+    _compile(pipe.unet, "regional", "eager")
+    with frdiff.accelerate(pipe, frdiff.KeyframePolicy.uniform(4, 2)) as run:
+        pipe(["A", "7"], num_inference_steps=4, generator=torch.Generator().manual_seed(0), output_type="pt")
+        report = run.regions.report()
+    limits = [reason for reason in counters["unimplemented"] if "recompile limit" in reason.lower()]
+    assert not limits and report["graphs"] > 0 and not report["failed"], report
