@@ -12,8 +12,10 @@ Python and compiles only what it never looks inside, with the user's own compile
   (backend, mode, options: whatever the user passed to `torch.compile`) compiles frdiff's
   regions: each maximal submodule that holds nothing frdiff touches, and the original
   forward of each touched module that holds nothing touched (an FR unit's attention, an
-  S block's body). The glue between them (the block's norms and gates at a reuse step, the
-  cached-value lookups) runs eagerly; it is the cheap part.
+  S block's body), where it holds more than one layer: a lone convolution or norm gains
+  nothing compiled alone and pays dynamo's guards, so it runs eagerly. The glue between them
+  (the block's norms and gates at a reuse step, the cached-value lookups) runs eagerly; it is
+  the cheap part.
 - Compiled modules frdiff does not reach stay as the user compiled them.
 - The first call of each CFG branch, where frdiff counts MACs with module hooks, runs every
   region eagerly; so does any region whose compiled call fails (with one warning; the
