@@ -5,7 +5,9 @@ first cell got; a click on a step header toggles the whole step between keyframe
 (N); a click on a block label paints its row (every step but 0) with the brush. The top row,
 "uncond", is classifier-free guidance's unconditional half: a click toggles a step between
 computing it (K) and reusing its guidance difference (R, the call runs on half the batch).
-Undo keeps the last 50 edits. Cells where score mixing has lam = 0 are drawn as no-call. The counted
+Undo keeps the last 50 edits. At a step where score mixing has lam = 0 the network is not called
+whatever the modes: its cells keep their modes' colours, faded and hatched, so an edit there
+still shows (and applies where lam > 0: mixing off, or another schedule). The counted
 speedup is computed in the browser, at every edit, from the per-block costs the server sends
 once per model (the formula of `frdiff.cost.CallCosts`); hovering a cell shows that block's
 temporal change at that step once the Temporal redundancy tab has measured it.
@@ -108,6 +110,8 @@ CSS = """
 .frgrid td.R { background: #8ecae6; }
 .frgrid td.S { background: #bbbbbb; }
 .frgrid td.N, .frgrid td.nocall { background: #ffffff; box-shadow: inset 0 0 0 1px #ccc; }
+.frgrid td.lam0 { opacity: 0.35; box-shadow: inset 0 0 0 1px #888;
+  background-image: repeating-linear-gradient(45deg, transparent 0 2px, rgba(255,255,255,.7) 2px 4px); }
 .frgrid td.U { background: #9d4edd; }
 .frgrid tr.uncond th, .frgrid tr.uncond td { border-bottom: 3px solid #fff !important; }
 .frgrid td.locked { cursor: not-allowed; }
@@ -196,13 +200,18 @@ function draw() {
       html += `<tr><th data-block="${b}" title="${v.blocks[b]}: click to paint the row with the brush">${name}</th>`;
       rows.forEach((row, s) => {
         const m = row[b];
-        const nocall = !isKey(row) && (isNone(row) || v.lam[s] === 0);
+        // a lam = 0 step makes no call whatever its modes: they are drawn faded, hatched, so an
+        // edit there still shows (it applies once the step makes a call: mixing off or changed)
+        const lam0 = !isKey(row) && !isNone(row) && v.lam[s] === 0;
+        const nocall = !isKey(row) && isNone(row);
         const change = v.change && v.change[s - 1] ? v.change[s - 1][b] : null;
-        const what = nocall ? 'no call (lam = 0: keyframe prediction reused)' : NAMES[m];
+        const what = nocall ? 'no call (N: keyframe prediction reused)' : lam0 ?
+          `${NAMES[m]}, but no call at this step (lam = 0: score mixing reuses the keyframe ` +
+          'prediction; the mode applies where lam > 0)' : NAMES[m];
         const tip = `step ${s}, ${v.blocks[b]}: ${what}` +
           (s > 0 && !isKey(row) ? `, lam ${v.lam[s].toFixed(2)}` : '') +
           (change !== null && change !== undefined ? `; temporal change ${(100 * change).toFixed(1)}%` : '');
-        const cls = (nocall ? 'nocall' : m) + (s === 0 ? ' locked' : '');
+        const cls = (nocall ? 'nocall' : m) + (lam0 ? ' lam0' : '') + (s === 0 ? ' locked' : '');
         const focus = s === cursor.s && b === cursor.b ? '0' : '-1';  // one tab stop: arrows move it
         html += `<td class="${cls}" data-s="${s}" data-b="${b}" title="${tip}" tabindex="${focus}" ` +
           `role="gridcell" aria-label="${tip}"></td>`;

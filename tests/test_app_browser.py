@@ -310,3 +310,17 @@ def test_the_policy_grid_is_edited_from_the_keyboard(app_url, playwright):
     expect(page.locator("#policy-editor textarea")).to_have_value(re.compile(r"down_blocks\.0\s+KFKK"),
                                                                   timeout=30_000)
     browser.close()
+
+
+def test_a_cell_at_a_lam_zero_step_shows_its_mode_and_its_edits(app_url, playwright):
+    """With score mixing, lam = 0 at the early steps: they make no call, whatever their modes.
+    The cells keep their modes, drawn faded (class lam0), so an edit there visibly changes one."""
+    browser, page = _new_page(playwright, app_url + "?tab=learn")  # a link: no first views redraw it
+    cell = page.locator('#policy-paint td[data-s="3"][data-b="0"]')
+    expect(cell).to_have_class(re.compile(r"^F lam0$"), timeout=30_000)
+    assert "no call at this step (lam = 0" in cell.get_attribute("title")
+    page.wait_for_timeout(3_000)  # the link's values and their redraws land
+    cell.click()  # F -> S
+    expect(cell).to_have_class(re.compile(r"^S lam0$"), timeout=30_000)
+    expect(page.locator('#policy-paint td[data-s="2"][data-b="0"]')).to_have_class("K")  # a keyframe: a call
+    browser.close()
