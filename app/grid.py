@@ -156,12 +156,37 @@ function cycle(v, b, mode) {
 
 let cursor = {s: 1, b: 0};  // the cell the keyboard edits
 let refocus = false;  // give the cursor cell the focus after the next draw
+// the last edit, until the server's redraw of it lands. The page's cheap events run in
+// parallel: a redraw the server started before the edit (from the text as it was: a
+// measurement's hover data, a first view) can land after it and would undo it on screen.
+let pending = null;  // {before: {rows, uncond}, after: {rows, uncond}, at}
+const PENDING_MS = 5000;
+function policyOf(v) { return {rows: v.rows || [], uncond: v.uncond || ''}; }
+function samePolicy(a, b) { return JSON.stringify(a.rows) === JSON.stringify(b.rows) && a.uncond === b.uncond; }
+function edit(next) {
+  const v = current();
+  pending = {before: policyOf(v), after: policyOf(next), at: Date.now()};
+  props.value = next;
+  draw();  // at once: 'watch' sees the server's values, and the server may answer with the same one
+  trigger('input');
+}
 function commit(rows, uncond) {
   const v = current();
   undo.push({rows: v.rows, uncond: v.uncond}); if (undo.length > 50) undo.shift();
-  props.value = Object.assign({}, v, {rows: rows, uncond: uncond === undefined ? v.uncond : uncond});
-  draw();  // at once: 'watch' sees the server's values, and the server may answer with the same one
-  trigger('input');
+  edit(Object.assign({}, v, {rows: rows, uncond: uncond === undefined ? v.uncond : uncond}));
+}
+function fromServer() {
+  const v = current();
+  if (pending && Date.now() - pending.at < PENDING_MS) {
+    if (samePolicy(policyOf(v), pending.before) && !samePolicy(pending.before, pending.after)) {
+      // a redraw of the text from before the edit: keep the edit, take the rest (lam, costs, hover)
+      props.value = Object.assign({}, v, {rows: pending.after.rows, uncond: pending.after.uncond});
+      draw();
+      return;
+    }
+  }
+  pending = null;  // the edit's own redraw, or a new policy from elsewhere (typed, a preset, a link)
+  draw();
 }
 
 function draw() {
@@ -261,7 +286,7 @@ element.addEventListener('mousedown', (e) => {
   const v = current();
   if (t.dataset.brush) { brush = t.dataset.brush; draw(); return; }
   if (t.dataset.undo) {
-    if (undo.length) { props.value = Object.assign({}, v, undo.pop()); trigger('input'); }
+    if (undo.length) edit(Object.assign({}, v, undo.pop()));
     return;
   }
   if (t.dataset.u !== undefined) {
@@ -315,6 +340,6 @@ document.addEventListener('mouseup', () => {
   drag = null;
   commit(rows);
 });
-watch('value', draw);
+watch('value', fromServer);
 draw();
 """

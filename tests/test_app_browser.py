@@ -324,3 +324,37 @@ def test_a_cell_at_a_lam_zero_step_shows_its_mode_and_its_edits(app_url, playwri
     expect(cell).to_have_class(re.compile(r"^S lam0$"), timeout=30_000)
     expect(page.locator('#policy-paint td[data-s="2"][data-b="0"]')).to_have_class("K")  # a keyframe: a call
     browser.close()
+
+
+def test_a_stale_redraw_does_not_undo_a_grid_edit(app_url, playwright):
+    """The page's cheap events run in parallel, so their answers can land out of order. Here the
+    edit's round trip (grid -> text -> grid) is held back while a redraw computed from the text
+    as it was before the edit (score mixing switched on) lands first: the grid keeps the edit,
+    with the redraw's lam."""
+    browser, page = _new_page(playwright, app_url + "?tab=learn&mixing=off")
+    cell = page.locator('#policy-paint td[data-s="3"][data-b="0"]')
+    expect(cell).to_have_class("F", timeout=30_000)
+    page.wait_for_timeout(3_000)  # the link's values and their redraws land
+    held, holding = [], [True]
+
+    def hold(route):  # the grid's value on its way to the text (only that event sends it)
+        if holding[0] and '"short"' in (route.request.post_data or ""):
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/*", hold)
+    cell.click()  # F -> S, drawn at once
+    expect(cell).to_have_class("S")
+    page.locator("#mixing input").check()  # a redraw from the old text: rows F, lam 0 early on
+    expect(cell).to_have_class("S lam0", timeout=30_000)  # its lam, the edit's mode
+    page.wait_for_timeout(1_000)
+    expect(cell).to_have_class("S lam0")
+    assert len(held) == 1
+    holding[0] = False
+    held[0].continue_()
+    page.get_by_text("edit the policy cell by cell").click()
+    expect(page.locator("#policy-editor textarea")).to_have_value(re.compile(r"down_blocks\.0\s+KFKS"),
+                                                                  timeout=30_000)
+    expect(cell).to_have_class("S lam0")
+    browser.close()
