@@ -301,12 +301,13 @@ def test_taylorseer_on_frdiffs_units_and_dbcache_through_cache_dits_adapter():
     def sample():
         return pipe(num_inference_steps=6, generator=torch.Generator().manual_seed(0), **kwargs).images
 
-    base, attrs = sample(), _attrs(pipe)
+    base, attrs, layout = sample(), _attrs(pipe), _layout(pipe)
     for name in ("TaylorSeer", "cache-dit DBCache"):
         with methods[name](6):
             out = sample()
         assert not torch.equal(out, base), name  # it skipped something
-        assert _attrs(pipe) == attrs and torch.equal(sample(), base), name  # and put everything back
+        assert _attrs(pipe) == attrs and _layout(pipe) == layout, name  # and put everything back
+        assert torch.equal(sample(), base), name
     with pytest.raises(ValueError, match="'blocks' or 'units'"), peers.taylorseer_cache(pipe, identifiers="unit"):
         pass
 

@@ -91,8 +91,8 @@ def dbcache_unfit(pipe) -> str:
 def dbcache(pipe, threshold: float = DBCacheSettings.threshold, front: int = DBCacheSettings.front,
             back: int = DBCacheSettings.back, warmup: int = DBCacheSettings.warmup,
             taylorseer_order: int = DBCacheSettings.taylorseer_order) -> Iterator[DBCacheSettings]:
-    """cache-dit's DBCache (PyPI `cache-dit`, unmodified) on a DiT or FLUX pipeline inside the
-    `with` block.
+    """cache-dit's DBCache (PyPI `cache-dit`, unmodified) inside the `with` block, on a pipeline
+    cache-dit has an adapter for or one whose denoiser is a DiT or FLUX transformer.
 
     Where cache-dit has an adapter for the pipeline's class it is that adapter
     (`cache_dit.enable_cache(pipe, ...)`, as a user calls it: it knows the class's block lists and
