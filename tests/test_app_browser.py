@@ -290,8 +290,8 @@ def test_every_tab_opens_on_a_result_before_any_click(app_url, playwright):
 
 def test_the_policy_grid_is_edited_from_the_keyboard(app_url, playwright):
     """One tab stop in the grid; arrows move it, a mode's letter sets the cell, and the text follows."""
-    # opened by a link (mixing off: with mixing, lam = 0 early on and those cells make no call;
-    # a link's page gets no first views, whose redundancy result redraws the grid: see the note)
+    # opened by a link (mixing off: every reuse step makes a call; a link's page gets no first
+    # views, so nothing else redraws the grid while keys are pressed)
     browser, page = _new_page(playwright, app_url + "?tab=learn&mixing=off")
     expect(page.locator('#policy-paint td[data-s="3"][data-b="0"]')).to_have_class("F", timeout=30_000)
     page.wait_for_timeout(3_000)  # the link's values and their redraws land (the page never goes network-idle)
