@@ -1,6 +1,7 @@
 """How fast the app answers: time to first page after `python app.py`, /generate and /live times.
 
-    python -m analysis.app_bench [--repeats 3] [--port 7861] [--methods fewer-steps,peer] [--learn] [--json]
+    python -m analysis.app_bench [--repeats 3] [--port 7861] [--methods fewer-steps,peer] [--learn]
+                                 [--cache cold|warm] [--json]
 
 Starts `python app.py` in a subprocess (a real server, as a user would), polls the page until
 it answers, then drives /generate with gradio_client on the defaults a visitor gets: glyph-unet,
@@ -12,6 +13,11 @@ does at every edit, FRDiff only, full compute reused. With --learn, then one /le
 tab's "Learn a policy") at the same settings and a 2x target, with the app's default tuner
 limits, timed from the call to the loaded policy. Prints the machine with the figures.
 Nothing else heavy should run meanwhile.
+
+`--cache cold` (the default) starts the server on an empty first-view cache (a fresh
+FRDIFF_APP_CACHE), so the first views' own process computes them while the calls run: a Space's
+first start. `--cache warm` fills that cache first (untimed, as a previous start would have) and
+then times the start: every restart after the first.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -49,6 +56,8 @@ def main() -> None:
     ap.add_argument("--methods", default=None, help="comma-separated optional methods "
                     "(default: the app's default set)")
     ap.add_argument("--learn", action="store_true", help="also time one /learn at a 2x target")
+    ap.add_argument("--cache", choices=("cold", "warm"), default="cold",
+                    help="start on an empty first-view cache (cold) or on one filled first (warm)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from gradio_client import Client
@@ -56,7 +65,12 @@ def main() -> None:
     from app.methods import DEFAULT_METHODS
     from app.presets import preset_text
 
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(args.port), GRADIO_ANALYTICS_ENABLED="False")
+    cache = tempfile.mkdtemp(prefix="frdiff-app-cache-")
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(args.port), GRADIO_ANALYTICS_ENABLED="False",
+               FRDIFF_APP_CACHE=cache)
+    if args.cache == "warm":  # what a previous start left on disk (untimed)
+        subprocess.run([sys.executable, "-c", "from app import first, ui; ui.build_demo(); first.prepare()"],
+                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{args.port}/"
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py"], env=env, stdout=subprocess.DEVNULL,
@@ -95,13 +109,14 @@ def main() -> None:
     result = {"first_page_s": first_page, "generate_first_s": times[0],
               "generate_median_s": statistics.median(times[1:]), "generate_s": times,
               "methods": methods, "live_first_s": live[0], "live_median_s": statistics.median(live[1:]),
-              "live_s": live, "settings": "glyph-unet, DDIM 50, 4 glyphs", "machine": machine()}
+              "live_s": live, "settings": "glyph-unet, DDIM 50, 4 glyphs", "cache": args.cache,
+              "machine": machine()}
     if learned is not None:
         result["learn"] = learned
     if args.json:
         print(json.dumps(result))
         return
-    print(f"machine: {result['machine']}")
+    print(f"machine: {result['machine']}; {args.cache} first-view cache")
     print(f"first page after `python app.py`: {first_page:.1f} s (target 10 s)")
     print(f"/generate, {result['settings']}, methods {', '.join(methods)}:")
     print(f"  first call {times[0]:.2f} s, then median {result['generate_median_s']:.2f} s "
