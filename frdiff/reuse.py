@@ -123,10 +123,10 @@ class Unneeded:
     At an adaptive reuse step with lam = 0 (score mixing's early steps) the keyframe's
     prediction is the step's output and only the probe block's output is needed (it decides the
     step). The probe hook then sets `active`, and until the call ends every block after the
-    probe returns zeros shaped like its own output at the branch's last call instead of running:
-    the model's forward goes on to its end on those zeros (its output is discarded), so no
-    exception has to cut the call short through the hooks, offloading or compiled regions
-    around the model. `branch` is the CFG branch of the call running (set by the state). The
+    probe returns zeros shaped like its output at the branch's first call of the run instead
+    of running: the model's forward goes on to its end on those zeros (its output is
+    discarded), so no exception has to cut the call short through the hooks, offloading or
+    compiled regions around the model. `branch` is the CFG branch of the call running (set by the state). The
     zeros are real tensors (the model may write to them), one per shape, kept for the run."""
 
     def __init__(self):
@@ -143,7 +143,8 @@ class Unneeded:
             if like is not None:
                 return map_tensors(self._zeros_like, like)
             out = original(*args, **kwargs)
-            self._like[(index, self.branch)] = stand_in(out)
+            if (index, self.branch) not in self._like:  # shapes hold for a run (cleared at its start)
+                self._like[(index, self.branch)] = stand_in(out)
             return out
 
         return forward
