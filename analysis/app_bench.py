@@ -69,8 +69,10 @@ def main() -> None:
     env = dict(os.environ, GRADIO_SERVER_PORT=str(args.port), GRADIO_ANALYTICS_ENABLED="False",
                FRDIFF_APP_CACHE=cache)
     if args.cache == "warm":  # what a previous start left on disk (untimed)
-        subprocess.run([sys.executable, "-c", "from app import first, ui; ui.build_demo(); first.prepare()"],
-                       env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from app import first
+
+        if first.prepare_elsewhere(env).wait() != 0:
+            raise SystemExit("computing the first views failed")
     url = f"http://127.0.0.1:{args.port}/"
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py"], env=env, stdout=subprocess.DEVNULL,

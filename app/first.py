@@ -25,7 +25,7 @@ import torch
 import frdiff
 from frdiff.glyphs import ASSETS_DIR, EMBEDDED_MODELS
 
-from .links import KNOWN
+from .links import from_link
 from .models import threads_here
 from .runs import Run
 
@@ -41,6 +41,10 @@ class View:
     on_load: bool  # shown for the defaults when the page loads
 
 
+# the events a page load starts (first views, a link's run): a group of their own with no limit, so
+# a plain page's no-op events never wait in, or fill, the queue of the visitors' model runs (a
+# run that computes still borrows one of the pool's pipelines, exclusively)
+ON_LOAD = dict(concurrency_id="page-load", concurrency_limit=None)
 FIRST = contextvars.ContextVar("frdiff_app_first_view", default=False)
 NOTE = ("*An example for the default settings, computed when this server started (its times are from then): "
         "press the button to run it now, or change the settings.*")
@@ -48,7 +52,6 @@ log = logging.getLogger("frdiff.app")
 _MEMORY: dict[str, object] = {}
 _LOCK = threading.Lock()
 _KEY_LOCKS: dict[str, threading.Lock] = {}
-_VIEWS: list[View] = []  # every view registered (prepare() computes those shown on load)
 torch.serialization.add_safe_globals([Run])
 
 
@@ -128,16 +131,15 @@ def register(name: str, handler, inputs: list, outputs: list, demo, on_load: boo
     """Record what tab `name`'s button runs (a link to the tab runs it, see `views`) and, with
     `on_load`, show its result for the components' values when the page loads. A press of
     `button` cancels a first view still being computed: it would land over the visitor's own
-    result (the first views are queued for that, in a group of their own, with no limit)."""
+    result (the first views are queued for that, in the group `ON_LOAD`)."""
     view = View(name, handler, list(inputs), list(outputs), on_load)
     demo.frdiff_views = [*getattr(demo, "frdiff_views", []), view]
     if not on_load:
         return
-    _VIEWS.append(view)
     if os.environ.get("FRDIFF_APP_FIRST_VIEWS", "1") == "0":  # FRDIFF_APP_FIRST_VIEWS=0: empty tabs on load
         return
     event = demo.load(first_view(handler, len(outputs)), inputs, outputs, api_visibility="private",
-                      concurrency_id="first-views", concurrency_limit=None, show_progress="minimal")
+                      show_progress="minimal", **ON_LOAD)
     if button is not None:
         button.click(None, None, None, cancels=[event], queue=False, api_visibility="private")
 
@@ -150,8 +152,8 @@ def views(demo) -> list[View]:
 def first_view(handler, outputs: int):
     """A load callback: `handler` on the page's values with FIRST set, skipped for a link's page."""
     def on_load(request: gr.Request, *values):  # Gradio passes the request to a leading parameter
-        if request is not None and any(k in request.query_params for k in KNOWN):
-            return [_skip()] * outputs if outputs > 1 else _skip()
+        if from_link(request):
+            return skipped(outputs)
         token = FIRST.set(True)
         try:
             return handler(*values)
@@ -162,14 +164,15 @@ def first_view(handler, outputs: int):
     return on_load
 
 
-def _skip():
-    return gr.skip()
+def skipped(outputs: int):
+    """What a load callback with `outputs` outputs returns to change none of them."""
+    return [gr.skip()] * outputs if outputs > 1 else gr.skip()
 
 
-def prepare() -> None:
-    """Compute every registered first view now, into the cache (memory and disk)."""
+def prepare(demo) -> None:
+    """Compute the first views of `demo` (those shown on load) now, into the cache (memory and disk)."""
     threads_here()
-    for view in list(_VIEWS):
+    for view in (v for v in views(demo) if v.on_load):
         token = FIRST.set(True)
         try:
             view.handler(*[c.value for c in view.inputs])
@@ -179,11 +182,12 @@ def prepare() -> None:
             FIRST.reset(token)
 
 
-def prepare_elsewhere():
+def prepare_elsewhere(env: dict | None = None):
     """Compute the first views in a process of their own, at nice 10, writing the disk cache
-    the server reads (`remember` looks there before computing). Not a thread of the server:
-    its Python work would hold the server's GIL, and a visitor's run would wait for it
-    (/generate took 4.1 s instead of 2.5 s while a warm-up thread computed them)."""
+    the server reads (`remember` looks there before computing); its Popen (`env`: the
+    process's environment, default this one's). Not a thread of the server: its Python work
+    would hold the server's GIL, and a visitor's run would wait for it (/generate took 4.1 s
+    instead of 2.5 s while a warm-up thread computed them)."""
     import subprocess
     import sys
 
@@ -191,8 +195,8 @@ def prepare_elsewhere():
         os.nice(10)
 
     # the app registers its views as it is built, then they are computed
-    code = "from app import first, ui; ui.build_demo(); first.prepare()"
+    code = "from app import first, ui; first.prepare(ui.build_demo())"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where `app` imports from
     return subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.DEVNULL,
                             preexec_fn=lower if hasattr(os, "nice") else None,
-                            env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"))
+                            env=dict(env if env is not None else os.environ, GRADIO_ANALYTICS_ENABLED="False"))

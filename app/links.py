@@ -20,6 +20,11 @@ from .specs import is_spec, spec_in, spec_text
 TABS = ("compare", "ab", "redundancy", "frequency", "learn", "trajectory", "hub")  # in the page's order
 RUNS = ("compare", "ab", "redundancy", "frequency", "trajectory")  # a link to these runs them
 KNOWN = ("tab", "model", "sampler", "steps", "glyphs", "seed", "mixing", "slope", "bias", "policy")
+
+
+def from_link(request) -> bool:
+    """Was this page opened by a link (does its URL name any of the view's parameters)?"""
+    return request is not None and any(k in request.query_params for k in KNOWN)
 DEFAULT_POLICY = "uniform:2"
 MAX_VALUE = 4 * inputs.LIMITS.text  # a longer parameter is refused before it is parsed
 

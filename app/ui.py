@@ -1,8 +1,10 @@
 """Layout of the Space and the wiring of its events; the callbacks live in the tab modules.
 
-Every event that runs a model shares one concurrency group ("model", limit
-FRDIFF_APP_CONCURRENCY) and borrows its own pipeline from the pool; cheap events (drawing the
-policy, choosing the slider's pair, scrubbing a stored trajectory) skip the queue.
+Every button that runs a model shares one concurrency group ("model", limit
+FRDIFF_APP_CONCURRENCY); what a page load starts (first views, a link's run) has a group of its
+own (`first.ON_LOAD`); each borrows its own pipeline from the pool, which has as many as the
+limit. Cheap events (drawing the policy, choosing the slider's pair, scrubbing a stored
+trajectory) skip the queue.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def build_demo(concurrency: int | None = None) -> gr.Blocks:
         for button, (tab, _, text) in zip(steps_of_guide, GUIDE):  # a step of the path: its tab and what to try
             button.click(lambda tab=tab, text=text: (gr.Tabs(selected=tab), text, tab), None,
                          [tabs, guide_text, current], **CHEAP)
-        loaded = _links(demo, c, tabs, current, copy, shared, link_notice, runs)
+        loaded = _links(demo, c, tabs, current, copy, shared, link_notice)
         # the policy's status and lam(r) drawn after a link's values landed (drawn beside the
         # restore instead, the defaults' status could land last and stay)
         loaded.then(check_policy, policy["check"], policy["status"], **CHEAP)
@@ -97,7 +99,7 @@ def build_demo(concurrency: int | None = None) -> gr.Blocks:
     return demo
 
 
-def _links(demo, c: Controls, tabs, current, copy, shared, notice, runs: dict):
+def _links(demo, c: Controls, tabs, current, copy, shared, notice):
     """A link's query parameters restore its view on load (and run its tab); Copy link writes one.
     Returns the restore's load event (what must see the link's values chains after it)."""
 
@@ -116,7 +118,7 @@ def _links(demo, c: Controls, tabs, current, copy, shared, notice, runs: dict):
     # then the linked tab runs, as its button would, on the values the link set (a chained event
     # reads the page's values once the restore's have landed); the other tabs' runs skip
     for view in first.views(demo):
-        loaded.then(linked(view), view.inputs, view.outputs, **runs)
+        loaded.then(linked(view), view.inputs, view.outputs, api_visibility="private", **first.ON_LOAD)
 
     def make(tab, model_, scheduler_, steps_, glyphs_, seed_, mixing_, slope_, bias_, editor_):
         return links.query(tab, model_, scheduler_, steps_, glyphs_, seed_, mixing_, slope_, bias_, editor_)
@@ -133,9 +135,8 @@ def linked(view):
     """A load callback: `view`'s handler where the page's link names its tab, else nothing."""
 
     def run_linked(request: gr.Request, *values):  # Gradio passes the request to a leading parameter
-        given = request is not None and any(k in request.query_params for k in links.KNOWN)
-        if not given or links.parse(dict(request.query_params)).tab != view.name:  # a plain page parses nothing
-            return [gr.skip()] * len(view.outputs) if len(view.outputs) > 1 else gr.skip()
+        if not links.from_link(request) or links.parse(dict(request.query_params)).tab != view.name:
+            return first.skipped(len(view.outputs))  # a plain page parses nothing
         return view.handler(*values)
 
     run_linked.__name__ = f"linked_{view.name}"

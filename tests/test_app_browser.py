@@ -358,3 +358,20 @@ def test_a_stale_redraw_does_not_undo_a_grid_edit(app_url, playwright):
                                                                   timeout=30_000)
     expect(cell).to_have_class("S lam0")
     browser.close()
+
+
+def test_two_links_opened_together_each_run_their_own_settings(app_url, playwright):
+    """A link's run starts with its page's load (in its own group, beside the visitors' runs):
+    two pages opened together, on different models, seeds and step counts, each get their own."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    links = {"glyph-dit": "?tab=trajectory&model=glyph-dit&seed=5&steps=8",
+             "glyph-unet": "?tab=trajectory&model=glyph-unet&seed=3&steps=6"}
+    pages = {}
+    for model, query in links.items():  # the second opens while the first one's run goes on
+        pages[model] = browser.new_page(viewport={"width": 1280, "height": 1000})
+        pages[model].goto(app_url + query)
+    for model, steps in (("glyph-dit", 8), ("glyph-unet", 6)):
+        page = pages[model]
+        expect(page.locator("#trajectory-text")).to_contain_text(f"Step 0 of {steps}", timeout=90_000)
+        expect(page.locator("#model input")).to_have_value(model)
+    browser.close()
